@@ -1,0 +1,23 @@
+# Multi-stage build of the `sextant` executable.
+#   docker build -t sextant .
+#   docker run -p 8080:8080 -v sextant-data:/data sextant up --data /data --listen-api 0.0.0.0:8080
+FROM swift:6.1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      liburing-dev libjemalloc-dev libsqlite3-dev zlib1g-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Package.swift ./
+COPY Sources ./Sources
+COPY Tests ./Tests
+COPY proto ./proto
+RUN swift build -c release --product sextant --static-swift-stdlib \
+    && cp "$(swift build -c release --show-bin-path)/sextant" /sextant
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      liburing2 libjemalloc2 libsqlite3-0 zlib1g ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /sextant /usr/local/bin/sextant
+VOLUME /data
+ENTRYPOINT ["/usr/local/bin/sextant"]
+CMD ["up", "--data", "/data"]

@@ -1,0 +1,139 @@
+// Sextant's hot numeric kernels, in C so that each variant can carry its own
+// target attribute (AVX2/F16C/FMA, AVX-512) while the binary as a whole stays
+// runnable on any x86-64 CPU. Swift picks one variant per process at startup.
+#ifndef SEXTANT_KERNELS_H
+#define SEXTANT_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- CPU features --------------------------------------------------------
+
+enum {
+    SX_CPU_AVX2_FMA_F16C = 1u << 0,
+    SX_CPU_AVX512F = 1u << 1,
+    SX_CPU_SSE42 = 1u << 2,
+};
+
+/// Bitmask of SX_CPU_* flags supported by this CPU (and OS).
+uint32_t sx_cpu_features(void);
+
+// ---- Distance kernels ----------------------------------------------------
+// "f16" vectors are IEEE-754 binary16 bit patterns. Queries are always f32:
+// the query is converted once, stored vectors are converted in registers.
+
+typedef float (*sx_f16_kernel)(const float *query, const uint16_t *vector, size_t dimensions);
+typedef float (*sx_f32_kernel)(const float *a, const float *b, size_t dimensions);
+/// Distances from one query to `count` stored vectors addressed by slot number
+/// in a strided f16 buffer. `metric` 0 = 1 - dot, 1 = squared L2.
+typedef void (*sx_f16_batch_kernel)(const float *query, const uint16_t *base, size_t strideHalves,
+                                    const uint32_t *slots, size_t count, size_t dimensions,
+                                    uint32_t metric, float *out);
+
+float sx_dot_f16_scalar(const float *query, const uint16_t *vector, size_t dimensions);
+float sx_l2sq_f16_scalar(const float *query, const uint16_t *vector, size_t dimensions);
+float sx_dot_f32_scalar(const float *a, const float *b, size_t dimensions);
+float sx_l2sq_f32_scalar(const float *a, const float *b, size_t dimensions);
+void sx_batch_f16_scalar(const float *query, const uint16_t *base, size_t strideHalves,
+                         const uint32_t *slots, size_t count, size_t dimensions,
+                         uint32_t metric, float *out);
+
+float sx_dot_f16_avx2(const float *query, const uint16_t *vector, size_t dimensions);
+float sx_l2sq_f16_avx2(const float *query, const uint16_t *vector, size_t dimensions);
+float sx_dot_f32_avx2(const float *a, const float *b, size_t dimensions);
+float sx_l2sq_f32_avx2(const float *a, const float *b, size_t dimensions);
+void sx_batch_f16_avx2(const float *query, const uint16_t *base, size_t strideHalves,
+                       const uint32_t *slots, size_t count, size_t dimensions,
+                       uint32_t metric, float *out);
+
+float sx_dot_f16_avx512(const float *query, const uint16_t *vector, size_t dimensions);
+float sx_l2sq_f16_avx512(const float *query, const uint16_t *vector, size_t dimensions);
+float sx_dot_f32_avx512(const float *a, const float *b, size_t dimensions);
+float sx_l2sq_f32_avx512(const float *a, const float *b, size_t dimensions);
+void sx_batch_f16_avx512(const float *query, const uint16_t *base, size_t strideHalves,
+                         const uint32_t *slots, size_t count, size_t dimensions,
+                         uint32_t metric, float *out);
+
+// ---- Conversions -----------------------------------------------------------
+
+uint16_t sx_f32_to_f16_bits(float value);
+float sx_f16_bits_to_f32(uint16_t bits);
+void sx_f32_to_f16_array(const float *source, uint16_t *destination, size_t count);
+void sx_f16_to_f32_array(const uint16_t *source, float *destination, size_t count);
+
+// ---- CRC32C (Castagnoli) ----------------------------------------------------
+
+/// Continues `crc` (pass 0 to start) over `data`. Uses SSE4.2 when present.
+uint32_t sx_crc32c(uint32_t crc, const void *data, size_t length);
+uint32_t sx_crc32c_portable(uint32_t crc, const void *data, size_t length);
+
+// ---- Memory ordering on raw (mmap'd) memory --------------------------------
+
+static inline uint32_t sx_load_acquire_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void sx_store_release_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint64_t sx_load_acquire_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void sx_store_release_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint8_t sx_load_acquire_u8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void sx_store_release_u8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint8_t sx_fetch_or_u8(uint8_t *p, uint8_t v) { return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL); }
+static inline uint64_t sx_fetch_add_u64(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
+static inline uint32_t sx_fetch_add_u32(uint32_t *p, uint32_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
+static inline bool sx_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+static inline void sx_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+static inline void sx_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
+// ---- Neighbour lists as seqlocks --------------------------------------------
+// A list block is [version][count][ids × capacity] (uint32 each). An odd
+// version means a writer is inside. Readers copy the list and retry if the
+// version moved, so they never act on a half-written list, and never block a
+// writer. Writers compute the new list outside the lock and publish it with a
+// compare-and-swap on the version they read (optimistic concurrency), so the
+// lock is held only for the few stores of the copy.
+
+/// Copies a consistent list into `out`; returns its count and the version read.
+static inline uint32_t sx_list_read(const uint32_t *block, uint32_t capacity, uint32_t *out,
+                                    uint32_t *versionOut) {
+    for (;;) {
+        uint32_t v1 = __atomic_load_n(&block[0], __ATOMIC_ACQUIRE);
+        if (v1 & 1u) { sx_cpu_relax(); continue; }
+        uint32_t n = __atomic_load_n(&block[1], __ATOMIC_RELAXED);
+        if (n > capacity) n = capacity;
+        for (uint32_t i = 0; i < n; i++) out[i] = __atomic_load_n(&block[2 + i], __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        uint32_t v2 = __atomic_load_n(&block[0], __ATOMIC_RELAXED);
+        if (v1 == v2) { if (versionOut) *versionOut = v1; return n; }
+    }
+}
+
+/// Publishes `ids` if the list still has `expectedVersion`; false if a concurrent
+/// writer got there first (the caller re-reads and recomputes).
+static inline bool sx_list_publish(uint32_t *block, uint32_t expectedVersion, const uint32_t *ids,
+                                   uint32_t count) {
+    uint32_t expected = expectedVersion;
+    if (expected & 1u) return false;
+    if (!__atomic_compare_exchange_n(&block[0], &expected, expectedVersion + 1u, false,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < count; i++) __atomic_store_n(&block[2 + i], ids[i], __ATOMIC_RELAXED);
+    __atomic_store_n(&block[1], count, __ATOMIC_RELAXED);
+    __atomic_store_n(&block[0], expectedVersion + 2u, __ATOMIC_RELEASE);
+    return true;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import SextantBench
+import SextantIndex
+import SextantKernels
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self])
+}
+
+struct BenchANN: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ann",
+        abstract: "Build the index from fvecs and report recall@k and single-thread QPS per ef (JSON lines).")
+
+    @Option(help: "Base vectors (.fvecs).") var base: String
+    @Option(help: "Query vectors (.fvecs).") var queries: String
+    @Option(help: "Ground-truth neighbour ids (.ivecs), best first.") var groundtruth: String
+    @Option(help: "Neighbours per query.") var k = 10
+    @Option(help: "Comma-separated ef values.") var ef = "16,32,64,128,256"
+    @Option(help: "HNSW M.") var m = 16
+    @Option(name: .customLong("ef-construction"), help: "HNSW efConstruction.") var efConstruction = 200
+    @Option(help: "cosine, ip or l2.") var metric = "cosine"
+    @Option(help: "Threads used to build the index (queries are always single-threaded).") var threads = 1
+    @Option(help: "Timed passes over the queries per ef; the fastest is reported.") var passes = 3
+    @Flag(help: "Print only the JSON lines (no progress on stderr).") var json = false
+
+    func run() throws {
+        let efValues = ef.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !efValues.isEmpty, efValues.count == ef.split(separator: ",").count else {
+            throw ValidationError("--ef must be a comma-separated list of integers, got '\(ef)'")
+        }
+        guard let metric = Metric(rawValue: metric) else { throw ValidationError("--metric must be cosine, ip or l2") }
+        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be in 1...256") }
+        var configuration = ANNBenchmark.Configuration(basePath: base, queriesPath: queries, groundTruthPath: groundtruth)
+        configuration.k = k
+        configuration.efValues = efValues
+        configuration.parameters = HNSWParameters(m: m, efConstruction: efConstruction, ef: efValues[0])
+        configuration.metric = metric
+        configuration.buildThreads = threads
+        configuration.passes = passes
+        let quiet = json
+        let results = try ANNBenchmark(configuration: configuration).run { message in
+            if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        for result in results {
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        }
+    }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Sextant: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sextant",
+        abstract: "Sextant: a vector database and retrieval stack.",
+        subcommands: [Bench.self])
+}

@@ -1,0 +1,822 @@
+import CSextantKernels
+import SextantKernels
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hierarchical navigable small-world graph over float16 vectors (Malkov &
+/// Yashunin), kept in flat arrays indexed by a 32-bit slot id.
+///
+/// Layout (all in `MemoryRegion`s, so a checkpoint can be mapped back as is):
+///   vectors   slot × paddedDimensions × f16
+///   level0    slot × [version, count, 2M neighbour ids]           (UInt32)
+///   nodeInfo  slot × [level u8, flags u8, upperLevels u8, _, upperOffset u32]
+///   upper     block × [version, count, M neighbour ids], a node of level L
+///             owning L consecutive blocks from `upperOffset`
+///
+/// Concurrency: any number of searches run alongside inserts. Neighbour lists
+/// are seqlocks (see `sx_list_read`), so a reader never acts on a half-written
+/// list. An insert first finds its neighbours on every level and writes its own
+/// lists, then links back bottom-up, so a node reachable on level L already has
+/// complete lists below L. Inserts may run on several threads (distinct slots);
+/// `reclaimDeleted` must not overlap an insert (the storage indexer serialises
+/// them). Slots are reused only after a grace period of `gate`.
+public final class HNSWIndex: @unchecked Sendable {
+    public let layout: HNSWLayout
+    public let kernels: DistanceKernels
+    /// Readers enter this gate; reclamation waits on it before a slot is reused.
+    public let gate = ReclamationGate()
+
+    let regions: HNSWRegions
+    private let vectors: UnsafeMutablePointer<UInt16>
+    private let level0: UnsafeMutablePointer<UInt32>
+    private let nodeInfo: UnsafeMutablePointer<UInt8>
+    private let upper: UnsafeMutablePointer<UInt32>
+    /// [entry, slotHighWater, upperBlocksUsed, insertCounter, liveCount, deletedCount],
+    /// one cache line each. Entry packs (maxLevel + 1) << 32 | slot; 0 is empty.
+    private let control: UnsafeMutablePointer<UInt64>
+    private let entryLock = Mutex<Void>(())
+    private let contexts: SearchContextPool
+    private let levelMultiplier: Double
+    private let metricCode: UInt32
+    private let stride: Int
+    private let padded: Int
+
+    static let flagPresent: UInt8 = 1
+    static let flagDeleted: UInt8 = 2
+    private static let controlStride = 8
+    private enum Control: Int { case entry = 0, highWater, upperUsed, insertCounter, live, deleted }
+
+    /// Below this many live vectors, a scan is as cheap as a graph walk and exact.
+    public static let exactScanLiveLimit = 2_048
+    /// A filter expected to match at most this many slots is answered by scanning them.
+    public static let exactScanMatchLimit = 2_048
+    public static let maximumK = 4_096
+
+    public init(
+        layout: HNSWLayout, regions: HNSWRegions, state: HNSWState = HNSWState(),
+        kernels: DistanceKernels = .selected
+    ) throws(IndexError) {
+        guard regions.vectors.reservedBytes >= layout.vectorRegionBytes,
+            regions.level0.reservedBytes >= layout.level0RegionBytes,
+            regions.nodeInfo.reservedBytes >= layout.nodeInfoRegionBytes,
+            regions.upper.reservedBytes >= layout.upperRegionBytes
+        else { throw .invalidParameter("regions are smaller than the layout needs") }
+        guard Int(state.slotHighWater) <= layout.capacity, Int(state.upperBlocksUsed) <= layout.upperBlockCapacity else {
+            throw .corrupted("state exceeds capacity")
+        }
+        self.layout = layout
+        self.kernels = kernels
+        self.regions = regions
+        vectors = regions.vectors.base.assumingMemoryBound(to: UInt16.self)
+        level0 = regions.level0.base.assumingMemoryBound(to: UInt32.self)
+        nodeInfo = regions.nodeInfo.base.assumingMemoryBound(to: UInt8.self)
+        upper = regions.upper.base.assumingMemoryBound(to: UInt32.self)
+        control = .allocate(capacity: 6 * Self.controlStride)
+        control.initialize(repeating: 0, count: 6 * Self.controlStride)
+        contexts = SearchContextPool(paddedDimensions: layout.paddedDimensions, maxNeighbors: layout.maxNeighborsLevel0)
+        levelMultiplier = 1 / log(Double(layout.parameters.m))
+        metricCode = layout.metric.kernelCode
+        stride = layout.vectorStrideHalves
+        padded = layout.paddedDimensions
+        if state.maxLevel >= 0 {
+            guard state.entrySlot < state.slotHighWater else { throw .corrupted("entry slot beyond high water") }
+            store(.entry, (UInt64(state.maxLevel + 1) << 32) | UInt64(state.entrySlot))
+        }
+        store(.highWater, UInt64(state.slotHighWater))
+        store(.upperUsed, UInt64(state.upperBlocksUsed))
+        store(.insertCounter, state.insertCounter)
+        var live: UInt64 = 0
+        var deleted: UInt64 = 0
+        for slot in 0..<Int(state.slotHighWater) {
+            let flags = nodeInfo[slot * HNSWLayout.nodeInfoStrideBytes + 1]
+            if flags & Self.flagPresent != 0 {
+                if flags & Self.flagDeleted != 0 { deleted += 1 } else { live += 1 }
+            }
+        }
+        store(.live, live)
+        store(.deleted, deleted)
+    }
+
+    /// A purely in-memory index.
+    public convenience init(
+        dimensions: Int, metric: Metric, parameters: HNSWParameters = HNSWParameters(), capacity: Int,
+        kernels: DistanceKernels = .selected
+    ) throws(IndexError) {
+        let layout = try HNSWLayout(dimensions: dimensions, metric: metric, parameters: parameters, capacity: capacity)
+        try self.init(layout: layout, regions: try .anonymous(for: layout), kernels: kernels)
+    }
+
+    deinit { control.deallocate() }
+
+    // MARK: - Control words and per-node accessors
+
+    @inline(__always) private func load(_ word: Control) -> UInt64 {
+        sx_load_acquire_u64(control + word.rawValue * Self.controlStride)
+    }
+    @inline(__always) private func store(_ word: Control, _ value: UInt64) {
+        sx_store_release_u64(control + word.rawValue * Self.controlStride, value)
+    }
+    @inline(__always) private func add(_ word: Control, _ delta: Int) {
+        _ = sx_fetch_add_u64(control + word.rawValue * Self.controlStride, UInt64(bitPattern: Int64(delta)))
+    }
+
+    public var slotHighWater: Int { Int(load(.highWater)) }
+    public var liveCount: Int { Int(load(.live)) }
+    public var deletedCount: Int { Int(load(.deleted)) }
+
+    public var state: HNSWState {
+        let entry = load(.entry)
+        return HNSWState(
+            slotHighWater: UInt32(load(.highWater)), entrySlot: UInt32(truncatingIfNeeded: entry),
+            maxLevel: Int32(entry >> 32) - 1, upperBlocksUsed: UInt32(load(.upperUsed)),
+            insertCounter: load(.insertCounter))
+    }
+
+    /// Bytes of vectors, graph and node table actually used; the figure the
+    /// benchmark reports per vector.
+    public var usedBytes: (vectors: Int, graph: Int) {
+        let slots = slotHighWater
+        let graph =
+            slots * (layout.level0StrideWords * 4 + HNSWLayout.nodeInfoStrideBytes)
+            + Int(load(.upperUsed)) * layout.upperStrideWords * 4
+        return (slots * layout.vectorStrideBytes, graph)
+    }
+
+    @inline(__always) private func info(_ slot: UInt32) -> UnsafeMutablePointer<UInt8> {
+        nodeInfo + Int(slot) * HNSWLayout.nodeInfoStrideBytes
+    }
+    @inline(__always) private func flags(_ slot: UInt32) -> UInt8 { sx_load_acquire_u8(info(slot) + 1) }
+    @inline(__always) private func levelOf(_ slot: UInt32) -> Int { Int(info(slot)[0]) }
+    @inline(__always) private func upperOffset(_ slot: UInt32) -> Int {
+        Int(UnsafeMutableRawPointer(info(slot) + 4).assumingMemoryBound(to: UInt32.self).pointee)
+    }
+    @inline(__always) func vector(_ slot: UInt32) -> UnsafeMutablePointer<UInt16> { vectors + Int(slot) * stride }
+
+    @inline(__always) private func list(_ slot: UInt32, level: Int) -> UnsafeMutablePointer<UInt32> {
+        if level == 0 { return level0 + Int(slot) * layout.level0StrideWords }
+        return upper + (upperOffset(slot) + level - 1) * layout.upperStrideWords
+    }
+    @inline(__always) private func capacity(level: Int) -> Int {
+        level == 0 ? layout.maxNeighborsLevel0 : layout.maxNeighborsUpper
+    }
+
+    /// True if the slot holds a vector that has not been deleted.
+    public func isLive(_ slot: UInt32) -> Bool {
+        Int(slot) < slotHighWater && flags(slot) & (Self.flagPresent | Self.flagDeleted) == Self.flagPresent
+    }
+
+    /// The stored vector (as float32, normalised if the metric is cosine).
+    public func storedVector(_ slot: UInt32) -> [Float] {
+        let out = [Float](unsafeUninitializedCapacity: padded) { buffer, count in
+            if let base = buffer.baseAddress { HalfConversion.toFloat(vector(slot), base, count: padded) }
+            count = padded
+        }
+        return Array(out.prefix(layout.dimensions))
+    }
+
+    // MARK: - Insert
+
+    /// Inserts `vector` at `slot`, which must be free (never used, or reclaimed).
+    public func insert(slot: UInt32, vector input: UnsafeBufferPointer<Float>) throws(IndexError) {
+        guard input.count == layout.dimensions else {
+            throw .dimensionMismatch(expected: layout.dimensions, actual: input.count)
+        }
+        guard Int(slot) < layout.capacity else { throw .slotOutOfRange(slot) }
+        guard VectorMath.isFinite(input) else { throw .nonFiniteVector }
+        guard flags(slot) == 0 else { throw .slotInUse(slot) }
+        try contexts.withContext(slotCount: max(slotHighWater, Int(slot) + 1)) { (context) throws(IndexError) in
+            prepare(input, into: context.query)
+            HalfConversion.toHalf(context.query, vector(slot), count: padded)
+            let nodeLevel = randomLevel()
+            try allocateLevels(slot, nodeLevel)
+            raiseHighWater(to: slot &+ 1)
+            connect(slot, nodeLevel, context)
+        }
+        add(.live, 1)
+    }
+
+    /// Convenience for arrays.
+    public func insert(slot: UInt32, vector: [Float]) throws(IndexError) {
+        try vector.withUnsafeBufferPointer { (buffer) throws(IndexError) in try insert(slot: slot, vector: buffer) }
+    }
+
+    private func randomLevel() -> Int {
+        let counter = sx_fetch_add_u64(control + Control.insertCounter.rawValue * Self.controlStride, 1)
+        var x = counter &+ 0x9E37_79B9_7F4A_7C15  // splitmix64
+        x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+        x ^= x >> 31
+        let uniform = max(Double(x >> 11) * 0x1.0p-53, 1e-300)
+        return min(Int(-log(uniform) * levelMultiplier), HNSWParameters.maximumLevel)
+    }
+
+    private func allocateLevels(_ slot: UInt32, _ nodeLevel: Int) throws(IndexError) {
+        let node = info(slot)
+        if nodeLevel > Int(node[2]) {
+            let offset = Int(sx_fetch_add_u64(control + Control.upperUsed.rawValue * Self.controlStride, UInt64(nodeLevel)))
+            guard offset + nodeLevel <= layout.upperBlockCapacity else {
+                add(.upperUsed, -nodeLevel)
+                throw .capacityExceeded("upper-level block pool is full")
+            }
+            UnsafeMutableRawPointer(node + 4).assumingMemoryBound(to: UInt32.self).pointee = UInt32(offset)
+            node[2] = UInt8(nodeLevel)
+        }
+        node[0] = UInt8(nodeLevel)
+        for level in 0...nodeLevel {  // empty lists, versions kept monotonic across reuse
+            let block = list(slot, level: level)
+            let version = sx_load_acquire_u32(block)
+            precondition(sx_list_publish(block, version & ~1, nil, 0), "list of a free slot is locked")
+        }
+    }
+
+    private func raiseHighWater(to value: UInt32) {
+        let word = control + Control.highWater.rawValue * Self.controlStride
+        var current = sx_load_acquire_u64(word)
+        while UInt64(value) > current {
+            if sx_cas_u64(word, current, UInt64(value)) { return }
+            current = sx_load_acquire_u64(word)
+        }
+    }
+
+    private func connect(_ slot: UInt32, _ nodeLevel: Int, _ context: SearchContext) {
+        let entryWord = load(.entry)
+        if entryWord == 0 {
+            let becameEntry = entryLock.withLock { _ -> Bool in
+                guard load(.entry) == 0 else { return false }
+                markPresent(slot)
+                store(.entry, (UInt64(nodeLevel + 1) << 32) | UInt64(slot))
+                return true
+            }
+            if becameEntry { return }
+        }
+        let entry = load(.entry)
+        var current = UInt32(truncatingIfNeeded: entry)
+        let maxLevel = Int(entry >> 32) - 1
+        var currentDistance = distance(context.query, to: current)
+        var level = maxLevel
+        while level > nodeLevel {
+            greedy(context, &current, &currentDistance, level: level)
+            level -= 1
+        }
+        // Phase 1: choose neighbours on every level and write this node's own lists.
+        let top = min(nodeLevel, maxLevel)
+        var chosen = [[UInt32]](repeating: [], count: top + 1)
+        for level in Swift.stride(from: top, through: 0, by: -1) {
+            searchLayer(context, entry: current, entryDistance: currentDistance, ef: layout.parameters.efConstruction,
+                        level: level, filter: nil, forConstruction: true)
+            let candidates = context.results.drainAscending().filter { $0.slot != slot }
+            if let best = candidates.first {
+                current = best.slot
+                currentDistance = best.distance
+            }
+            chosen[level] = selectNeighbors(candidates, maxCount: layout.parameters.m, context)
+            let block = list(slot, level: level)
+            let ok = chosen[level].withUnsafeBufferPointer {
+                sx_list_publish(block, sx_load_acquire_u32(block), $0.baseAddress, UInt32($0.count))
+            }
+            precondition(ok, "a new node's list is written by its inserter alone")
+        }
+        markPresent(slot)
+        // Phase 2: link back, bottom-up, so upper levels never lead to an unlinked lower level.
+        for level in 0...top {
+            for neighbor in chosen[level] { addBacklink(from: neighbor, to: slot, level: level, context) }
+        }
+        if nodeLevel > maxLevel {
+            entryLock.withLock { _ in
+                if nodeLevel > Int(load(.entry) >> 32) - 1 {
+                    store(.entry, (UInt64(nodeLevel + 1) << 32) | UInt64(slot))
+                }
+            }
+        }
+    }
+
+    private func markPresent(_ slot: UInt32) {
+        sx_store_release_u8(info(slot) + 1, Self.flagPresent)
+    }
+
+    /// hnswlib's getNeighborsByHeuristic2: keep a candidate only if it is closer
+    /// to the base than to every neighbour already kept, which spreads links
+    /// across directions instead of clustering them.
+    private func selectNeighbors(_ sorted: [SearchHit], maxCount: Int, _ context: SearchContext) -> [UInt32] {
+        if sorted.count <= maxCount { return sorted.map(\.slot) }
+        var kept = [UInt32]()
+        kept.reserveCapacity(maxCount)
+        for candidate in sorted {
+            if kept.count >= maxCount { break }
+            HalfConversion.toFloat(vector(candidate.slot), context.scratch, count: padded)
+            let good = kept.withUnsafeBufferPointer { keptSlots -> Bool in
+                kernels.batchHalf(context.scratch, vectors, stride, keptSlots.baseAddress, keptSlots.count, padded,
+                                  metricCode, context.distances)
+                for index in 0..<keptSlots.count where context.distances[index] < candidate.distance { return false }
+                return true
+            }
+            if good { kept.append(candidate.slot) }
+        }
+        return kept
+    }
+
+    private func addBacklink(from neighbor: UInt32, to slot: UInt32, level: Int, _ context: SearchContext) {
+        let block = list(neighbor, level: level)
+        let limit = capacity(level: level)
+        for _ in 0..<1_000_000 {  // each retry means another writer made progress
+            var version: UInt32 = 0
+            let count = Int(sx_list_read(block, UInt32(limit), context.neighbors, &version))
+            for index in 0..<count where context.neighbors[index] == slot { return }
+            var updated: [UInt32]
+            if count < limit {
+                updated = Array(UnsafeBufferPointer(start: context.neighbors, count: count))
+                updated.append(slot)
+            } else {
+                context.neighbors[count] = slot
+                HalfConversion.toFloat(vector(neighbor), context.query, count: padded)
+                kernels.batchHalf(context.query, vectors, stride, context.neighbors, count + 1, padded, metricCode,
+                                  context.distances)
+                var candidates = (0...count).map { SearchHit(slot: context.neighbors[$0], distance: context.distances[$0]) }
+                candidates.sort { $0.distance < $1.distance }
+                updated = selectNeighbors(candidates, maxCount: limit, context)
+            }
+            let published = updated.withUnsafeBufferPointer {
+                sx_list_publish(block, version, $0.baseAddress, UInt32($0.count))
+            }
+            if published { return }
+        }
+        preconditionFailure("neighbour list of \(neighbor) never settled")
+    }
+
+    // MARK: - Search
+
+    @inline(__always)
+    private func distance(_ query: UnsafePointer<Float>, to slot: UInt32) -> Float {
+        var target = slot
+        var result: Float = 0
+        kernels.batchHalf(query, vectors, stride, &target, 1, padded, metricCode, &result)
+        return result
+    }
+
+    /// Copies the query into the context, normalised for cosine, zero-padded.
+    private func prepare(_ input: UnsafeBufferPointer<Float>, into query: UnsafeMutablePointer<Float>) {
+        let dimensions = layout.dimensions
+        for index in 0..<dimensions { query[index] = input[index] }
+        for index in dimensions..<padded { query[index] = 0 }
+        if layout.metric.normalizesVectors {
+            VectorMath.normalize(UnsafeMutableBufferPointer(start: query, count: dimensions))
+        }
+    }
+
+    private func greedy(_ context: SearchContext, _ current: inout UInt32, _ currentDistance: inout Float, level: Int) {
+        let limit = UInt32(capacity(level: level))
+        var changed = true
+        while changed {
+            changed = false
+            let count = Int(sx_list_read(list(current, level: level), limit, context.neighbors, nil))
+            if count == 0 { break }
+            kernels.batchHalf(context.query, vectors, stride, context.neighbors, count, padded, metricCode,
+                              context.distances)
+            for index in 0..<count where context.distances[index] < currentDistance {
+                currentDistance = context.distances[index]
+                current = context.neighbors[index]
+                changed = true
+            }
+        }
+    }
+
+    @inline(__always)
+    private func prefetchList(_ slot: UInt32, level: Int) {
+        let block = UnsafeRawPointer(list(slot, level: level))
+        var offset = 0
+        while offset < (level == 0 ? layout.level0StrideWords : layout.upperStrideWords) * 4 {
+            sx_prefetch(block + offset)
+            offset += 64
+        }
+    }
+
+    @inline(__always)
+    private func accepted(_ slot: UInt32, _ filter: SlotFilter?) -> Bool {
+        guard flags(slot) & (Self.flagPresent | Self.flagDeleted) == Self.flagPresent else { return false }
+        guard let filter else { return true }
+        return filter.matches(slot)
+    }
+
+    /// Best-first search on one level; leaves up to `ef` accepted nodes in
+    /// `context.results`. Nodes the filter rejects still route the search.
+    @discardableResult
+    private func searchLayer(
+        _ context: SearchContext, entry: UInt32, entryDistance: Float, ef: Int, level: Int, filter: SlotFilter?,
+        forConstruction: Bool
+    ) -> Int {
+        context.beginVisit(slotCount: slotHighWater)
+        _ = context.visit(entry)
+        context.candidates.push(entryDistance, entry)
+        let entryAccepted =
+            forConstruction ? flags(entry) & Self.flagDeleted == 0 : accepted(entry, filter)
+        if entryAccepted { context.results.push(entryDistance, entry) }
+        var lowerBound = entryAccepted ? entryDistance : Float.infinity
+        let limit = UInt32(capacity(level: level))
+        // Reached nodes are always present; without deletions or a filter every one
+        // is a result, and the node table (a likely cache miss) need not be read.
+        let acceptEverything = filter == nil && (forConstruction || deletedCount == 0)
+        var computed = 1
+        while !context.candidates.isEmpty {
+            let candidateDistance = context.candidates.topDistance
+            if candidateDistance > lowerBound && context.results.count >= ef { break }
+            let candidate = context.candidates.topSlot
+            context.candidates.pop()
+            // The next node to expand is probably the new top: start loading its list now.
+            if !context.candidates.isEmpty { prefetchList(context.candidates.topSlot, level: level) }
+            let count = Int(sx_list_read(list(candidate, level: level), limit, context.neighbors, nil))
+            var fresh = 0
+            for index in 0..<count {
+                let neighbor = context.neighbors[index]
+                if context.visit(neighbor) {
+                    context.unvisited[fresh] = neighbor
+                    fresh += 1
+                }
+            }
+            if fresh == 0 { continue }
+            kernels.batchHalf(context.query, vectors, stride, context.unvisited, fresh, padded, metricCode,
+                              context.distances)
+            computed += fresh
+            for index in 0..<fresh {
+                let neighborDistance = context.distances[index]
+                guard context.results.count < ef || neighborDistance < lowerBound else { continue }
+                let neighbor = context.unvisited[index]
+                context.candidates.push(neighborDistance, neighbor)
+                let ok =
+                    acceptEverything
+                    || (forConstruction ? flags(neighbor) & Self.flagDeleted == 0 : accepted(neighbor, filter))
+                if ok {
+                    context.results.push(neighborDistance, neighbor)
+                    if context.results.count > ef { context.results.pop() }
+                    lowerBound = context.results.topDistance
+                }
+            }
+        }
+        return computed
+    }
+
+    /// k nearest live slots to `query`. `ef` defaults to the index's parameter
+    /// and is raised to k. With a filter, the result holds min(k, matches)
+    /// slots: when the graph walk finds fewer, an exact scan answers instead.
+    public func search(
+        _ query: UnsafeBufferPointer<Float>, k: Int, ef: Int? = nil, filter: SlotFilter? = nil,
+        strategy: SearchStrategy = .auto
+    ) throws(IndexError) -> SearchOutcome {
+        guard query.count == layout.dimensions else {
+            throw .dimensionMismatch(expected: layout.dimensions, actual: query.count)
+        }
+        guard (1...Self.maximumK).contains(k) else { throw .invalidParameter("k must be in 1...\(Self.maximumK)") }
+        guard VectorMath.isFinite(query) else { throw .nonFiniteVector }
+        let effectiveEf = max(ef ?? layout.parameters.ef, k)
+        guard HNSWParameters.efRange.contains(effectiveEf) else {
+            throw .invalidParameter("ef must be in \(HNSWParameters.efRange)")
+        }
+        let token = gate.enter()
+        defer { gate.exit(token) }
+        return contexts.withContext(slotCount: slotHighWater) { context in
+            prepare(query, into: context.query)
+            if planExact(strategy: strategy, filter: filter, k: k) {
+                return exactScan(context, k: k, filter: filter)
+            }
+            let entry = load(.entry)
+            if entry == 0 { return SearchOutcome(hits: [], usedExactScan: false, distanceComputations: 0) }
+            var current = UInt32(truncatingIfNeeded: entry)
+            var currentDistance = distance(context.query, to: current)
+            var level = Int(entry >> 32) - 1
+            while level > 0 {
+                greedy(context, &current, &currentDistance, level: level)
+                level -= 1
+            }
+            let computed = searchLayer(
+                context, entry: current, entryDistance: currentDistance, ef: effectiveEf, level: 0, filter: filter,
+                forConstruction: false)
+            var hits = context.results.drainAscending()
+            if hits.count > k { hits.removeLast(hits.count - k) }
+            if strategy == .auto && hits.count < min(k, liveCount) {
+                var exact = exactScan(context, k: k, filter: filter)
+                exact.distanceComputations += computed
+                return exact
+            }
+            return SearchOutcome(hits: hits, usedExactScan: false, distanceComputations: computed)
+        }
+    }
+
+    public func search(_ query: [Float], k: Int, ef: Int? = nil, filter: SlotFilter? = nil,
+                       strategy: SearchStrategy = .auto) throws(IndexError) -> SearchOutcome {
+        try query.withUnsafeBufferPointer { (buffer) throws(IndexError) in
+            try search(buffer, k: k, ef: ef, filter: filter, strategy: strategy)
+        }
+    }
+
+    private func planExact(strategy: SearchStrategy, filter: SlotFilter?, k: Int) -> Bool {
+        switch strategy {
+        case .exact: return true
+        case .graph: return false
+        case .auto:
+            let live = liveCount
+            if live <= Self.exactScanLiveLimit { return true }
+            guard let filter else { return false }
+            let expected = filter.estimatedMatches ?? estimateMatches(filter, live: live)
+            return expected <= max(Self.exactScanMatchLimit, k)
+        }
+    }
+
+    /// Selectivity from a fixed sample of slots spread over the whole range.
+    private func estimateMatches(_ filter: SlotFilter, live: Int) -> Int {
+        let highWater = slotHighWater
+        let samples = min(512, highWater)
+        guard samples > 0 else { return 0 }
+        var seen = 0
+        var matched = 0
+        for index in 0..<samples {
+            let slot = UInt32(index * highWater / samples)
+            guard accepted(slot, nil) else { continue }
+            seen += 1
+            if filter.matches(slot) { matched += 1 }
+        }
+        guard seen > 0 else { return 0 }
+        return live * matched / seen
+    }
+
+    private func exactScan(_ context: SearchContext, k: Int, filter: SlotFilter?) -> SearchOutcome {
+        context.results.removeAll()
+        var pending = 0
+        var computed = 0
+        func flush() {
+            guard pending > 0 else { return }
+            kernels.batchHalf(context.query, vectors, stride, context.unvisited, pending, padded, metricCode,
+                              context.distances)
+            computed += pending
+            for index in 0..<pending {
+                let distance = context.distances[index]
+                if context.results.count < k {
+                    context.results.push(distance, context.unvisited[index])
+                } else if distance < context.results.topDistance {
+                    context.results.pop()
+                    context.results.push(distance, context.unvisited[index])
+                }
+            }
+            pending = 0
+        }
+        func consider(_ slot: UInt32) {
+            guard accepted(slot, filter) else { return }
+            context.unvisited[pending] = slot
+            pending += 1
+            if pending == context.batchCapacity { flush() }
+        }
+        let highWater = UInt32(slotHighWater)
+        if let candidates = filter?.candidates {
+            for slot in candidates where slot < highWater { consider(slot) }
+        } else {
+            var slot: UInt32 = 0
+            while slot < highWater {
+                consider(slot)
+                slot += 1
+            }
+        }
+        flush()
+        return SearchOutcome(hits: context.results.drainAscending(), usedExactScan: true, distanceComputations: computed)
+    }
+
+    // MARK: - Delete and reclaim
+
+    /// Tombstones a slot: it keeps routing searches but never appears in results.
+    /// Returns false if the slot held no live vector.
+    @discardableResult
+    public func markDeleted(_ slot: UInt32) -> Bool {
+        guard Int(slot) < slotHighWater else { return false }
+        let previous = sx_fetch_or_u8(info(slot) + 1, Self.flagDeleted)
+        guard previous & (Self.flagPresent | Self.flagDeleted) == Self.flagPresent else {
+            if previous & Self.flagPresent == 0 { sx_store_release_u8(info(slot) + 1, previous) }
+            return false
+        }
+        add(.live, -1)
+        add(.deleted, 1)
+        return true
+    }
+
+    /// Unlinks every tombstoned node (repairing the lists that pointed to it
+    /// from its own neighbours), waits out a grace period, and returns the
+    /// slots, now free for `insert`. Must not run concurrently with `insert`.
+    public func reclaimDeleted() -> [UInt32] {
+        let highWater = slotHighWater
+        var deletedMask = [Bool](repeating: false, count: highWater)
+        var deleted: [UInt32] = []
+        for slot in 0..<UInt32(highWater) where flags(slot) == Self.flagPresent | Self.flagDeleted {
+            deletedMask[Int(slot)] = true
+            deleted.append(slot)
+        }
+        guard !deleted.isEmpty else { return [] }
+        contexts.withContext(slotCount: highWater) { context in
+            for slot in 0..<UInt32(highWater) where flags(slot) == Self.flagPresent {
+                for level in 0...levelOf(slot) { repair(slot, level: level, deletedMask, context) }
+            }
+        }
+        replaceEntryIfDeleted(deletedMask)
+        gate.synchronize()
+        for slot in deleted {
+            sx_store_release_u8(info(slot) + 1, 0)
+            add(.deleted, -1)
+        }
+        return deleted
+    }
+
+    private func repair(_ slot: UInt32, level: Int, _ deleted: [Bool], _ context: SearchContext) {
+        let block = list(slot, level: level)
+        let limit = capacity(level: level)
+        var version: UInt32 = 0
+        let count = Int(sx_list_read(block, UInt32(limit), context.neighbors, &version))
+        let current = Array(UnsafeBufferPointer(start: context.neighbors, count: count))
+        guard current.contains(where: { deleted[Int($0)] }) else { return }
+        var pool = Set<UInt32>()
+        for neighbor in current {
+            if !deleted[Int(neighbor)] {
+                pool.insert(neighbor)
+                continue
+            }
+            guard level <= levelOf(neighbor) else { continue }
+            let inherited = Int(sx_list_read(list(neighbor, level: level), UInt32(limit), context.unvisited, nil))
+            for index in 0..<inherited {
+                let candidate = context.unvisited[index]
+                if candidate != slot && !deleted[Int(candidate)] { pool.insert(candidate) }
+            }
+        }
+        let candidateSlots = Array(pool)
+        HalfConversion.toFloat(vector(slot), context.query, count: padded)
+        var hits = [SearchHit]()
+        hits.reserveCapacity(candidateSlots.count)
+        candidateSlots.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            var start = 0
+            while start < buffer.count {
+                let chunk = min(context.batchCapacity, buffer.count - start)
+                kernels.batchHalf(context.query, vectors, stride, base + start, chunk, padded, metricCode,
+                                  context.distances)
+                for index in 0..<chunk { hits.append(SearchHit(slot: buffer[start + index], distance: context.distances[index])) }
+                start += chunk
+            }
+        }
+        hits.sort { $0.distance < $1.distance }
+        let kept = selectNeighbors(hits, maxCount: limit, context)
+        let ok = kept.withUnsafeBufferPointer { sx_list_publish(block, version, $0.baseAddress, UInt32($0.count)) }
+        precondition(ok, "repair runs with inserts paused")
+    }
+
+    private func replaceEntryIfDeleted(_ deleted: [Bool]) {
+        entryLock.withLock { _ in
+            let entry = load(.entry)
+            guard entry != 0, deleted[Int(UInt32(truncatingIfNeeded: entry))] else { return }
+            var best: UInt32? = nil
+            var bestLevel = -1
+            for slot in 0..<UInt32(deleted.count) where flags(slot) == Self.flagPresent && levelOf(slot) > bestLevel {
+                best = slot
+                bestLevel = levelOf(slot)
+            }
+            if let best {
+                store(.entry, (UInt64(bestLevel + 1) << 32) | UInt64(best))
+            } else {
+                store(.entry, 0)
+            }
+        }
+    }
+
+    // MARK: - Connectivity
+
+    /// Heuristic pruning of back-links can leave a node with no incoming link on
+    /// level 0 (hnswlib has the same hole); such a node is never found. This pass
+    /// finds them by a breadth-first walk from the entry point and links each one
+    /// from its nearest reachable node, evicting there only a link whose target
+    /// has other incoming links. Returns how many nodes it reconnected. Runs in
+    /// O(slots × 2M) plus one search per orphan; must not overlap `insert`.
+    @discardableResult
+    public func repairConnectivity() -> Int {
+        let entry = load(.entry)
+        guard entry != 0 else { return 0 }
+        let highWater = slotHighWater
+        let limit = layout.maxNeighborsLevel0
+        var inDegree = [UInt32](repeating: 0, count: highWater)
+        var reached = [Bool](repeating: false, count: highWater)
+        var buffer = [UInt32](repeating: 0, count: limit + 1)
+        for slot in 0..<UInt32(highWater) where flags(slot) & Self.flagPresent != 0 {
+            let count = readList(slot, level: 0, into: &buffer)
+            for neighbor in buffer.prefix(count) where Int(neighbor) < highWater { inDegree[Int(neighbor)] += 1 }
+        }
+        markReachable(from: UInt32(truncatingIfNeeded: entry), &reached, &buffer)
+        var repaired = 0
+        for orphan in 0..<UInt32(highWater) where flags(orphan) == Self.flagPresent && !reached[Int(orphan)] {
+            guard linkFromNearestReachable(orphan, &reached, &inDegree) else { continue }
+            markReachable(from: orphan, &reached, &buffer)
+            repaired += 1
+        }
+        return repaired
+    }
+
+    private func readList(_ slot: UInt32, level: Int, into buffer: inout [UInt32]) -> Int {
+        let limit = capacity(level: level)
+        return buffer.withUnsafeMutableBufferPointer {
+            Int(sx_list_read(list(slot, level: level), UInt32(limit), $0.baseAddress, nil))
+        }
+    }
+
+    private func markReachable(from start: UInt32, _ reached: inout [Bool], _ buffer: inout [UInt32]) {
+        guard !reached[Int(start)] else { return }
+        reached[Int(start)] = true
+        var stack = [start]
+        while let slot = stack.popLast() {
+            let count = readList(slot, level: 0, into: &buffer)
+            for neighbor in buffer.prefix(count) where Int(neighbor) < reached.count && !reached[Int(neighbor)] {
+                reached[Int(neighbor)] = true
+                stack.append(neighbor)
+            }
+        }
+    }
+
+    private func linkFromNearestReachable(
+        _ orphan: UInt32, _ reached: inout [Bool], _ inDegree: inout [UInt32]
+    ) -> Bool {
+        contexts.withContext(slotCount: reached.count) { context -> Bool in
+            HalfConversion.toFloat(vector(orphan), context.query, count: padded)
+            // Hosts must be reachable, so they come from an exact scan over the reached
+            // set: a graph walk could descend into the orphan's own component.
+            let hosts = reached.withUnsafeBufferPointer { isReached in
+                exactScan(context, k: layout.parameters.efConstruction, filter: SlotFilter { isReached[Int($0)] }).hits
+            }
+            let limit = layout.maxNeighborsLevel0
+            for host in hosts where host.slot != orphan && reached[Int(host.slot)] {
+                let block = list(host.slot, level: 0)
+                var version: UInt32 = 0
+                let count = Int(sx_list_read(block, UInt32(limit), context.neighbors, &version))
+                var links = Array(UnsafeBufferPointer(start: context.neighbors, count: count))
+                if links.contains(orphan) { return true }
+                if count < limit {
+                    links.append(orphan)
+                } else {
+                    // Evict the farthest link whose target stays reachable through another link.
+                    HalfConversion.toFloat(vector(host.slot), context.scratch, count: padded)
+                    kernels.batchHalf(context.scratch, vectors, stride, context.neighbors, count, padded, metricCode,
+                                      context.distances)
+                    let evictable = (0..<count).filter { inDegree[Int(links[$0])] > 1 }
+                    guard let victim = evictable.max(by: { context.distances[$0] < context.distances[$1] }) else { continue }
+                    inDegree[Int(links[victim])] -= 1
+                    links[victim] = orphan
+                }
+                let ok = links.withUnsafeBufferPointer { sx_list_publish(block, version, $0.baseAddress, UInt32($0.count)) }
+                guard ok else { continue }
+                inDegree[Int(orphan)] += 1
+                return true
+            }
+            return false
+        }
+    }
+
+    // MARK: - Invariants (tests and `sextant check`)
+
+    /// Checks the graph's structural invariants; returns one line per violation.
+    public func invariantViolations() -> [String] {
+        var problems: [String] = []
+        let highWater = slotHighWater
+        let entry = load(.entry)
+        var neighbors = [UInt32](repeating: 0, count: layout.maxNeighborsLevel0)
+        for slot in 0..<UInt32(highWater) where flags(slot) & Self.flagPresent != 0 {
+            for level in 0...levelOf(slot) {
+                let limit = capacity(level: level)
+                let block = list(slot, level: level)
+                if Int(block[1]) > limit { problems.append("slot \(slot) level \(level): \(block[1]) > \(limit) links") }
+                let count = neighbors.withUnsafeMutableBufferPointer {
+                    Int(sx_list_read(block, UInt32(limit), $0.baseAddress, nil))
+                }
+                for neighbor in neighbors.prefix(count) {
+                    if neighbor == slot { problems.append("slot \(slot) level \(level) links to itself") }
+                    if Int(neighbor) >= highWater || flags(neighbor) & Self.flagPresent == 0 {
+                        problems.append("slot \(slot) level \(level) links to absent slot \(neighbor)")
+                    } else if levelOf(neighbor) < level {
+                        problems.append("slot \(slot) level \(level) links to \(neighbor) of level \(levelOf(neighbor))")
+                    }
+                }
+            }
+        }
+        guard entry != 0 else {
+            if liveCount > 0 { problems.append("no entry point but \(liveCount) live nodes") }
+            return problems
+        }
+        // Every present node must be reachable from the entry point on level 0.
+        var seen = [Bool](repeating: false, count: highWater)
+        var queue = [UInt32(truncatingIfNeeded: entry)]
+        seen[Int(queue[0])] = true
+        while let slot = queue.popLast() {
+            let count = neighbors.withUnsafeMutableBufferPointer {
+                Int(sx_list_read(list(slot, level: 0), UInt32(layout.maxNeighborsLevel0), $0.baseAddress, nil))
+            }
+            for neighbor in neighbors.prefix(count) where Int(neighbor) < highWater && !seen[Int(neighbor)] {
+                seen[Int(neighbor)] = true
+                queue.append(neighbor)
+            }
+        }
+        var unreachable = 0
+        for slot in 0..<UInt32(highWater) where flags(slot) == Self.flagPresent && !seen[Int(slot)] { unreachable += 1 }
+        if unreachable > 0 { problems.append("\(unreachable) live nodes unreachable from the entry point") }
+        return problems
+    }
+}

@@ -1,0 +1,184 @@
+import SextantKernels
+
+public enum IndexError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalidParameter(String)
+    case dimensionMismatch(expected: Int, actual: Int)
+    case nonFiniteVector
+    case capacityExceeded(String)
+    case slotInUse(UInt32)
+    case slotOutOfRange(UInt32)
+    case outOfMemory(String)
+    case corrupted(String)
+
+    public var description: String {
+        switch self {
+        case .invalidParameter(let message): return "invalid parameter: \(message)"
+        case .dimensionMismatch(let expected, let actual):
+            return "vector has \(actual) dimensions, the index has \(expected)"
+        case .nonFiniteVector: return "vector contains NaN or infinity"
+        case .capacityExceeded(let message): return "capacity exceeded: \(message)"
+        case .slotInUse(let slot): return "slot \(slot) is already in use"
+        case .slotOutOfRange(let slot): return "slot \(slot) is outside the index"
+        case .outOfMemory(let message): return "out of memory: \(message)"
+        case .corrupted(let message): return "index state is corrupted: \(message)"
+        }
+    }
+}
+
+/// HNSW construction and search parameters. `m` and `efConstruction` are fixed
+/// when an index is created; `ef` is only the default for searches.
+public struct HNSWParameters: Sendable, Codable, Equatable, Hashable {
+    public var m: Int
+    public var efConstruction: Int
+    public var ef: Int
+
+    public static let mRange = 4...64
+    public static let efConstructionRange = 8...4096
+    public static let efRange = 1...4096
+    /// Levels above this are never assigned (2^-16 odds at M=16 per extra level).
+    public static let maximumLevel = 15
+
+    public init(m: Int = 16, efConstruction: Int = 200, ef: Int = 64) {
+        self.m = m
+        self.efConstruction = efConstruction
+        self.ef = ef
+    }
+
+    public func validate() throws(IndexError) {
+        guard Self.mRange.contains(m) else { throw .invalidParameter("m must be in \(Self.mRange), got \(m)") }
+        guard Self.efConstructionRange.contains(efConstruction) else {
+            throw .invalidParameter("efConstruction must be in \(Self.efConstructionRange), got \(efConstruction)")
+        }
+        guard Self.efRange.contains(ef) else { throw .invalidParameter("ef must be in \(Self.efRange), got \(ef)") }
+    }
+}
+
+/// Byte layout of an index's flat arrays. Everything is derived from four
+/// numbers, so a checkpoint only has to record those to be re-opened.
+public struct HNSWLayout: Sendable, Equatable {
+    public let dimensions: Int
+    public let metric: Metric
+    public let parameters: HNSWParameters
+    /// Most slots the index can ever hold; sets the address-space reservations.
+    public let capacity: Int
+
+    public static let maximumDimensions = 4096
+    public static let maximumCapacity = 1 << 26  // 67M slots; slot ids are UInt32
+
+    /// Stored vectors are zero-padded to a multiple of 16 halves (32 bytes): the
+    /// SIMD loop then never needs its scalar tail, and padding does not change
+    /// a dot product or an L2 distance.
+    public var paddedDimensions: Int { (dimensions + 15) / 16 * 16 }
+    public var vectorStrideBytes: Int { paddedDimensions * 2 }
+    public var vectorStrideHalves: Int { paddedDimensions }
+    public var maxNeighborsLevel0: Int { 2 * parameters.m }
+    public var maxNeighborsUpper: Int { parameters.m }
+    /// [version, count, ids...] in UInt32 words.
+    public var level0StrideWords: Int { 2 + maxNeighborsLevel0 }
+    public var upperStrideWords: Int { 2 + maxNeighborsUpper }
+    public static let nodeInfoStrideBytes = 8
+    /// Upper-level blocks: expected 1/(M-1) per node; reserve one per slot plus slack.
+    public var upperBlockCapacity: Int { capacity + 4096 }
+
+    public var vectorRegionBytes: Int { capacity * vectorStrideBytes }
+    public var level0RegionBytes: Int { capacity * level0StrideWords * 4 }
+    public var nodeInfoRegionBytes: Int { capacity * Self.nodeInfoStrideBytes }
+    public var upperRegionBytes: Int { upperBlockCapacity * upperStrideWords * 4 }
+
+    public init(dimensions: Int, metric: Metric, parameters: HNSWParameters, capacity: Int) throws(IndexError) {
+        guard (1...Self.maximumDimensions).contains(dimensions) else {
+            throw .invalidParameter("dimensions must be in 1...\(Self.maximumDimensions), got \(dimensions)")
+        }
+        guard (1...Self.maximumCapacity).contains(capacity) else {
+            throw .invalidParameter("capacity must be in 1...\(Self.maximumCapacity), got \(capacity)")
+        }
+        try parameters.validate()
+        self.dimensions = dimensions
+        self.metric = metric
+        self.parameters = parameters
+        self.capacity = capacity
+    }
+}
+
+/// The four regions an index lives in. Anonymous for a purely in-memory index;
+/// file-backed (copy-on-write over a checkpoint) when the storage layer opens one.
+public struct HNSWRegions: Sendable {
+    public let vectors: MemoryRegion
+    public let level0: MemoryRegion
+    public let nodeInfo: MemoryRegion
+    public let upper: MemoryRegion
+
+    public init(vectors: MemoryRegion, level0: MemoryRegion, nodeInfo: MemoryRegion, upper: MemoryRegion) {
+        self.vectors = vectors
+        self.level0 = level0
+        self.nodeInfo = nodeInfo
+        self.upper = upper
+    }
+
+    public static func anonymous(for layout: HNSWLayout) throws(IndexError) -> HNSWRegions {
+        HNSWRegions(
+            vectors: try .anonymous(reservedBytes: layout.vectorRegionBytes),
+            level0: try .anonymous(reservedBytes: layout.level0RegionBytes),
+            nodeInfo: try .anonymous(reservedBytes: layout.nodeInfoRegionBytes),
+            upper: try .anonymous(reservedBytes: layout.upperRegionBytes))
+    }
+}
+
+/// The scalar state that, with the regions, fully describes an index. Persisted
+/// in checkpoints; everything else is in the flat arrays.
+public struct HNSWState: Sendable, Equatable, Codable {
+    /// Slots at or above this were never used.
+    public var slotHighWater: UInt32 = 0
+    public var entrySlot: UInt32 = 0
+    /// -1 when the index is empty.
+    public var maxLevel: Int32 = -1
+    public var upperBlocksUsed: UInt32 = 0
+    public var insertCounter: UInt64 = 0
+
+    public init() {}
+    public init(slotHighWater: UInt32, entrySlot: UInt32, maxLevel: Int32, upperBlocksUsed: UInt32, insertCounter: UInt64) {
+        self.slotHighWater = slotHighWater
+        self.entrySlot = entrySlot
+        self.maxLevel = maxLevel
+        self.upperBlocksUsed = upperBlocksUsed
+        self.insertCounter = insertCounter
+    }
+}
+
+public struct SearchHit: Sendable, Equatable {
+    public var slot: UInt32
+    public var distance: Float
+
+    public init(slot: UInt32, distance: Float) {
+        self.slot = slot
+        self.distance = distance
+    }
+}
+
+/// A predicate on slot ids, evaluated during traversal. `estimatedMatches`
+/// (when the caller knows it, e.g. from a payload index) and `candidates` (an
+/// explicit list of every matching slot) let the planner pick an exact scan.
+public struct SlotFilter {
+    public let matches: (UInt32) -> Bool
+    public let estimatedMatches: Int?
+    public let candidates: [UInt32]?
+
+    public init(estimatedMatches: Int? = nil, candidates: [UInt32]? = nil, matches: @escaping (UInt32) -> Bool) {
+        self.matches = matches
+        self.estimatedMatches = estimatedMatches ?? candidates?.count
+        self.candidates = candidates
+    }
+}
+
+public enum SearchStrategy: String, Sendable {
+    /// The planner decides (graph, or exact scan when it is cheaper or the filter is selective).
+    case auto
+    case graph
+    case exact
+}
+
+public struct SearchOutcome: Sendable {
+    public var hits: [SearchHit]
+    public var usedExactScan: Bool
+    public var distanceComputations: Int
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// Locates the shared debian-minilm dataset: $SEXTANT_DATASET, else
+/// ../shared/data/debian-minilm next to the checkout, else /work/shared/....
+public enum TestDataset {
+    public static var debianMiniLM: String {
+        if let explicit = ProcessInfo.processInfo.environment["SEXTANT_DATASET"] { return explicit }
+        let candidates = [
+            packageRoot + "/../shared/data/debian-minilm",
+            "/work/shared/data/debian-minilm",
+        ]
+        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/base.fvecs") } ?? candidates[0]
+    }
+
+    public static func file(_ name: String) -> String { debianMiniLM + "/" + name }
+
+    /// The package root, found from this source file's location.
+    public static var packageRoot: String {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }
+}
+
+/// A deterministic generator for tests (splitmix64).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+public func randomVectors(count: Int, dimensions: Int, seed: UInt64) -> [[Float]] {
+    var generator = SeededGenerator(seed: seed)
+    return (0..<count).map { _ in (0..<dimensions).map { _ in Float.random(in: -1...1, using: &generator) } }
+}
