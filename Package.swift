@@ -25,14 +25,26 @@ let package = Package(
         .target(name: "SextantKernels", dependencies: ["CSextantKernels"], swiftSettings: strict),
         .target(name: "SextantIndex", dependencies: ["SextantKernels", "CSextantKernels"], swiftSettings: strict),
 
+        // Layer 1: payload (metadata and filters) and durable storage.
+        .target(name: "SextantPayload", swiftSettings: strict),
+        .target(
+            name: "CSextantIO", linkerSettings: [.linkedLibrary("uring")]),
+        .systemLibrary(name: "CJemalloc", providers: [.apt(["libjemalloc-dev"])]),
+        .target(
+            name: "SextantStorage",
+            dependencies: ["SextantIndex", "SextantPayload", "SextantKernels", "CSextantKernels", "CSextantIO"],
+            swiftSettings: strict),
+
         // Tools: dataset formats and benchmark harnesses.
-        .target(name: "SextantDatasets", swiftSettings: strict),
-        .target(name: "SextantBench", dependencies: ["SextantIndex", "SextantDatasets"], swiftSettings: strict),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "SextantDatasets", dependencies: ["CZlib"], swiftSettings: strict),
+        .target(
+            name: "SextantBench", dependencies: ["SextantIndex", "SextantDatasets", "SextantStorage"], swiftSettings: strict),
 
         .executableTarget(
             name: "SextantCLI",
             dependencies: [
-                "SextantBench", "SextantIndex",
+                "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -40,6 +52,11 @@ let package = Package(
         // Tests sit beside the module they test; shared helpers live in SextantTestSupport.
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels"], swiftSettings: strict),
+        .testTarget(name: "SextantPayloadTests", dependencies: ["SextantPayload"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantStorageTests",
+            dependencies: ["SextantStorage", "SextantDatasets", "SextantBench", "SextantTestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "SextantIndexTests", dependencies: ["SextantIndex", "SextantDatasets", "SextantTestSupport"],
             swiftSettings: strict),

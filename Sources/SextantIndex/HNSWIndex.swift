@@ -29,7 +29,7 @@ public final class HNSWIndex: @unchecked Sendable {
     /// Readers enter this gate; reclamation waits on it before a slot is reused.
     public let gate = ReclamationGate()
 
-    let regions: HNSWRegions
+    public let regions: HNSWRegions
     private let vectors: UnsafeMutablePointer<UInt16>
     private let level0: UnsafeMutablePointer<UInt32>
     private let nodeInfo: UnsafeMutablePointer<UInt8>
@@ -193,6 +193,49 @@ public final class HNSWIndex: @unchecked Sendable {
             let nodeLevel = randomLevel()
             try allocateLevels(slot, nodeLevel)
             raiseHighWater(to: slot &+ 1)
+            connect(slot, nodeLevel, context)
+        }
+        add(.live, 1)
+    }
+
+    /// The float16 form a vector is stored in (normalised first for cosine), for
+    /// callers that log the stored bytes and later write them with `writeVector`.
+    public func storedForm(_ input: UnsafeBufferPointer<Float>) throws(IndexError) -> [UInt16] {
+        guard input.count == layout.dimensions else {
+            throw .dimensionMismatch(expected: layout.dimensions, actual: input.count)
+        }
+        guard VectorMath.isFinite(input) else { throw .nonFiniteVector }
+        var prepared = [Float](repeating: 0, count: padded)
+        prepared.withUnsafeMutableBufferPointer { prepare(input, into: $0.baseAddress!) }
+        var halves = [UInt16](repeating: 0, count: layout.dimensions)
+        prepared.withUnsafeBufferPointer { source in
+            halves.withUnsafeMutableBufferPointer { HalfConversion.toHalf(source.baseAddress!, $0.baseAddress!, count: layout.dimensions) }
+        }
+        return halves
+    }
+
+    /// Writes a stored-form vector into a free slot without linking it: the slot can
+    /// be scored with `scan` at once and linked into the graph later with `link`.
+    public func writeVector(slot: UInt32, halves: UnsafeBufferPointer<UInt16>) throws(IndexError) {
+        guard halves.count == layout.dimensions else {
+            throw .dimensionMismatch(expected: layout.dimensions, actual: halves.count)
+        }
+        guard Int(slot) < layout.capacity else { throw .slotOutOfRange(slot) }
+        guard flags(slot) == 0 else { throw .slotInUse(slot) }
+        let destination = vector(slot)
+        for index in 0..<layout.dimensions { destination[index] = halves[index] }
+        for index in layout.dimensions..<padded { destination[index] = 0 }
+        raiseHighWater(to: slot &+ 1)
+    }
+
+    /// Links a slot whose vector `writeVector` stored into the graph.
+    public func link(slot: UInt32) throws(IndexError) {
+        guard Int(slot) < slotHighWater else { throw .slotOutOfRange(slot) }
+        guard flags(slot) == 0 else { throw .slotInUse(slot) }
+        try contexts.withContext(slotCount: slotHighWater) { (context) throws(IndexError) in
+            HalfConversion.toFloat(vector(slot), context.query, count: padded)
+            let nodeLevel = randomLevel()
+            try allocateLevels(slot, nodeLevel)
             connect(slot, nodeLevel, context)
         }
         add(.live, 1)
@@ -508,6 +551,58 @@ public final class HNSWIndex: @unchecked Sendable {
         try query.withUnsafeBufferPointer { (buffer) throws(IndexError) in
             try search(buffer, k: k, ef: ef, filter: filter, strategy: strategy)
         }
+    }
+
+    /// Exact distances from `query` to an explicit list of slots whose vectors were
+    /// written (linked or not), best `k` first. The graph's flags are not consulted:
+    /// the caller says which slots count (the storage layer's unindexed tail).
+    public func scan(_ query: UnsafeBufferPointer<Float>, slots: [UInt32], k: Int,
+                     accept: ((UInt32) -> Bool)? = nil) throws(IndexError) -> [SearchHit] {
+        guard query.count == layout.dimensions else {
+            throw .dimensionMismatch(expected: layout.dimensions, actual: query.count)
+        }
+        guard k >= 1 else { throw .invalidParameter("k must be at least 1") }
+        guard !slots.isEmpty else { return [] }
+        return contexts.withContext(slotCount: slotHighWater) { context in
+            prepare(query, into: context.query)
+            context.results.removeAll()
+            let highWater = UInt32(slotHighWater)
+            var start = 0
+            while start < slots.count {
+                var pending = 0
+                while start < slots.count && pending < context.batchCapacity {
+                    let slot = slots[start]
+                    start += 1
+                    guard slot < highWater, accept?(slot) ?? true else { continue }
+                    context.unvisited[pending] = slot
+                    pending += 1
+                }
+                guard pending > 0 else { continue }
+                kernels.batchHalf(context.query, vectors, stride, context.unvisited, pending, padded, metricCode,
+                                  context.distances)
+                for index in 0..<pending {
+                    let distance = context.distances[index]
+                    if context.results.count < k {
+                        context.results.push(distance, context.unvisited[index])
+                    } else if distance < context.results.topDistance {
+                        context.results.pop()
+                        context.results.push(distance, context.unvisited[index])
+                    }
+                }
+            }
+            return context.results.drainAscending()
+        }
+    }
+
+    /// The stored (f16) vector of a slot as float32, into `out` (dimensions long).
+    public func readVector(_ slot: UInt32, into out: UnsafeMutableBufferPointer<Float>) {
+        guard let base = out.baseAddress, out.count >= layout.dimensions else { return }
+        HalfConversion.toFloat(vector(slot), base, count: layout.dimensions)
+    }
+
+    /// True once `link` or `insert` has put the slot in the graph (deleted or not).
+    public func isLinked(_ slot: UInt32) -> Bool {
+        Int(slot) < slotHighWater && flags(slot) & Self.flagPresent != 0
     }
 
     private func planExact(strategy: SearchStrategy, filter: SlotFilter?, k: Int) -> Bool {

@@ -1,0 +1,44 @@
+// A narrow io_uring API for the write-ahead log: queue "write these bytes at
+// this offset, then fdatasync" as one linked pair, submit many at once, reap
+// completions in batches. liburing's structs and macros stay on the C side.
+#ifndef SEXTANT_IO_H
+#define SEXTANT_IO_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sx_ring sx_ring;
+
+/// Creates a ring with `entries` submission slots; NULL with *error = -errno
+/// when io_uring is unavailable (old kernel, seccomp, io_uring_disabled).
+sx_ring *sx_ring_create(unsigned entries, int *error);
+void sx_ring_destroy(sx_ring *ring);
+
+/// Queues write(fd, buffer, length, offset) linked to fdatasync(fd). The write's
+/// completion carries `tag`, the fdatasync's `tag | 1` (tags must be even).
+/// Returns 0, or -EBUSY when the submission queue is full.
+int sx_ring_queue_write_sync(sx_ring *ring, int fd, const void *buffer, unsigned length, uint64_t offset,
+                             uint64_t tag);
+/// Queues a read (used on an eventfd so that other threads can wake the reaper).
+int sx_ring_queue_read(sx_ring *ring, int fd, void *buffer, unsigned length, uint64_t tag);
+/// Submits everything queued; returns the number submitted or -errno.
+int sx_ring_submit(sx_ring *ring);
+/// Waits for at least one completion, then reaps up to `capacity` of them.
+/// Returns how many were reaped, or -errno.
+int sx_ring_reap(sx_ring *ring, uint64_t *tags, int32_t *results, unsigned capacity);
+
+/// An eventfd (close-on-exec) for waking the reaper; -errno on failure.
+int sx_eventfd(void);
+/// Names the calling thread (visible in top -H and in crash dumps).
+void sx_set_thread_name(const char *name);
+/// Lowers (positive) the calling thread's scheduling priority.
+int sx_set_thread_niceness(int niceness);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

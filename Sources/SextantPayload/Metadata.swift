@@ -1,0 +1,220 @@
+/// A metadata value: the four scalar types ChromaDB accepts.
+public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
+    case string(String)
+    case int(Int64)
+    case double(Double)
+    case bool(Bool)
+
+    public var description: String {
+        switch self {
+        case .string(let value): return "\"\(value)\""
+        case .int(let value): return "\(value)"
+        case .double(let value): return "\(value)"
+        case .bool(let value): return "\(value)"
+        }
+    }
+
+    var typeCode: UInt8 {
+        switch self {
+        case .string: return 1
+        case .int: return 2
+        case .double: return 3
+        case .bool: return 4
+        }
+    }
+
+    /// Numeric view for comparisons: ints and floats compare by value, as users expect.
+    var number: Double? {
+        switch self {
+        case .int(let value): return Double(value)
+        case .double(let value): return value
+        default: return nil
+        }
+    }
+}
+
+/// Record metadata. Keys are unique, order is not significant.
+public typealias Metadata = [String: MetadataValue]
+
+public enum PayloadError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalidMetadata(String)
+    case invalidFilter(String)
+    case corrupted(String)
+
+    public var description: String {
+        switch self {
+        case .invalidMetadata(let message): return "invalid metadata: \(message)"
+        case .invalidFilter(let message): return "invalid filter: \(message)"
+        case .corrupted(let message): return "corrupted payload: \(message)"
+        }
+    }
+}
+
+/// Bounds on metadata, enforced before anything is written.
+public enum MetadataLimits {
+    public static let maximumKeys = 256
+    public static let maximumKeyBytes = 256
+    public static let maximumStringBytes = 65_536
+    public static let maximumEncodedBytes = 262_144
+}
+
+/// Compact little-endian encoding used in the WAL and the record heap:
+///   u16 count, then per entry (keys sorted): u16 keyLength, key, u8 type, value
+///   value: string = u32 length + UTF-8; int = i64; double = f64 bits; bool = u8.
+public enum MetadataCodec {
+    public static func validate(_ metadata: Metadata) throws(PayloadError) {
+        guard metadata.count <= MetadataLimits.maximumKeys else {
+            throw .invalidMetadata("\(metadata.count) keys, at most \(MetadataLimits.maximumKeys) allowed")
+        }
+        var total = 2
+        for (key, value) in metadata {
+            let keyBytes = key.utf8.count
+            guard keyBytes > 0, keyBytes <= MetadataLimits.maximumKeyBytes else {
+                throw .invalidMetadata("key '\(key.prefix(40))' must be 1...\(MetadataLimits.maximumKeyBytes) bytes")
+            }
+            guard !key.hasPrefix("#") && !key.hasPrefix("$") else {
+                throw .invalidMetadata("key '\(key.prefix(40))' may not start with '#' or '$' (reserved)")
+            }
+            total += 3 + keyBytes
+            switch value {
+            case .string(let text):
+                guard text.utf8.count <= MetadataLimits.maximumStringBytes else {
+                    throw .invalidMetadata("value of '\(key.prefix(40))' exceeds \(MetadataLimits.maximumStringBytes) bytes")
+                }
+                total += 4 + text.utf8.count
+            case .double(let number):
+                guard number.isFinite else { throw .invalidMetadata("value of '\(key.prefix(40))' is not finite") }
+                total += 8
+            case .int: total += 8
+            case .bool: total += 1
+            }
+        }
+        guard total <= MetadataLimits.maximumEncodedBytes else {
+            throw .invalidMetadata("encoded size \(total) exceeds \(MetadataLimits.maximumEncodedBytes) bytes")
+        }
+    }
+
+    public static func encode(_ metadata: Metadata, into out: inout [UInt8]) {
+        appendInteger(UInt16(metadata.count), to: &out)
+        for key in metadata.keys.sorted() {
+            guard let value = metadata[key] else { continue }
+            appendInteger(UInt16(key.utf8.count), to: &out)
+            out.append(contentsOf: key.utf8)
+            out.append(value.typeCode)
+            switch value {
+            case .string(let text):
+                appendInteger(UInt32(text.utf8.count), to: &out)
+                out.append(contentsOf: text.utf8)
+            case .int(let number): appendInteger(UInt64(bitPattern: number), to: &out)
+            case .double(let number): appendInteger(number.bitPattern, to: &out)
+            case .bool(let flag): out.append(flag ? 1 : 0)
+            }
+        }
+    }
+
+    public static func encode(_ metadata: Metadata) -> [UInt8] {
+        var out: [UInt8] = []
+        encode(metadata, into: &out)
+        return out
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(PayloadError) -> Metadata {
+        var reader = ByteReader(bytes)
+        var result = Metadata()
+        let count = try reader.integer(UInt16.self)
+        result.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            let (key, value) = try reader.entry()
+            result[key] = value
+        }
+        return result
+    }
+
+    /// Finds one key's value without decoding the rest: the filter hot path.
+    public static func value(of key: String, in bytes: UnsafeRawBufferPointer) -> MetadataValue? {
+        var reader = ByteReader(bytes)
+        guard let count = try? reader.integer(UInt16.self) else { return nil }
+        var wanted = key
+        return wanted.withUTF8 { keyBytes -> MetadataValue? in
+            for _ in 0..<count {
+                guard let keyLength = try? reader.integer(UInt16.self),
+                    let candidate = try? reader.bytes(Int(keyLength))
+                else { return nil }
+                let matches = candidate.count == keyBytes.count && memcmpEqual(candidate, keyBytes)
+                if matches { return try? reader.value() }
+                guard (try? reader.skipValue()) != nil else { return nil }
+            }
+            return nil
+        }
+    }
+
+    static func appendInteger<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    }
+}
+
+@inline(__always)
+func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    for index in 0..<a.count where a[index] != b[index] { return false }
+    return true
+}
+
+/// Bounds-checked little-endian reader over raw bytes; every read can fail
+/// with `.corrupted` instead of trapping on a short or damaged buffer.
+public struct ByteReader {
+    public let bytes: UnsafeRawBufferPointer
+    public private(set) var offset = 0
+
+    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    public var remaining: Int { bytes.count - offset }
+
+    public mutating func integer<T: FixedWidthInteger>(_: T.Type) throws(PayloadError) -> T {
+        let size = MemoryLayout<T>.size
+        guard remaining >= size else { throw .corrupted("short read of \(size) bytes at \(offset)") }
+        let value = bytes.loadUnaligned(fromByteOffset: offset, as: T.self)
+        offset += size
+        return T(littleEndian: value)
+    }
+
+    public mutating func bytes(_ count: Int) throws(PayloadError) -> UnsafeRawBufferPointer {
+        guard count >= 0, remaining >= count else { throw .corrupted("short read of \(count) bytes at \(offset)") }
+        defer { offset += count }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)])
+    }
+
+    public mutating func string(_ count: Int) throws(PayloadError) -> String {
+        let raw = try bytes(count)
+        guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
+            throw .corrupted("invalid UTF-8 at \(offset - count)")
+        }
+        return text
+    }
+
+    mutating func entry() throws(PayloadError) -> (String, MetadataValue) {
+        let keyLength = try integer(UInt16.self)
+        let key = try string(Int(keyLength))
+        return (key, try value())
+    }
+
+    mutating func value() throws(PayloadError) -> MetadataValue {
+        let type = try integer(UInt8.self)
+        switch type {
+        case 1: return .string(try string(Int(try integer(UInt32.self))))
+        case 2: return .int(Int64(bitPattern: try integer(UInt64.self)))
+        case 3: return .double(Double(bitPattern: try integer(UInt64.self)))
+        case 4: return .bool(try integer(UInt8.self) != 0)
+        default: throw .corrupted("unknown metadata type \(type)")
+        }
+    }
+
+    mutating func skipValue() throws(PayloadError) {
+        let type = try integer(UInt8.self)
+        switch type {
+        case 1: _ = try bytes(Int(try integer(UInt32.self)))
+        case 2, 3: _ = try bytes(8)
+        case 4: _ = try bytes(1)
+        default: throw .corrupted("unknown metadata type \(type)")
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import CSextantKernels
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A FIFO lock for async code: waiting suspends the task instead of blocking a
+/// thread, so writers queued behind a checkpoint never starve the thread pool
+/// that readers share.
+final class AsyncLock: Sendable {
+    private struct State {
+        var locked = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func lock() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let acquired = state.withLock { state -> Bool in
+                if !state.locked {
+                    state.locked = true
+                    return true
+                }
+                state.waiters.append(continuation)
+                return false
+            }
+            if acquired { continuation.resume() }
+        }
+    }
+
+    func unlock() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            precondition(state.locked, "unlock of an unlocked AsyncLock")
+            if state.waiters.isEmpty {
+                state.locked = false
+                return nil
+            }
+            return state.waiters.removeFirst()  // ownership passes straight to the next waiter
+        }
+        next?.resume()
+    }
+
+    func withLock<T>(_ body: () async throws -> T) async rethrows -> T {
+        await lock()
+        defer { unlock() }
+        return try await body()
+    }
+}
+
+/// pthread reader/writer lock, writer-preferring: index linking takes it shared,
+/// reclamation and checkpoints exclusive, and a waiting checkpoint is not starved.
+final class ReadWriteLock: @unchecked Sendable {
+    private let handle = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+
+    init() {
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        pthread_rwlock_init(handle, &attributes)
+        pthread_rwlockattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(handle)
+        handle.deallocate()
+    }
+
+    func withShared<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(handle)
+        defer { pthread_rwlock_unlock(handle) }
+        return try body()
+    }
+
+    func withExclusive<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(handle)
+        defer { pthread_rwlock_unlock(handle) }
+        return try body()
+    }
+}
+
+/// Runs blocking work (file writes, fsync, waiting on the indexer) off the
+/// cooperative thread pool.
+enum Blocking {
+    static let queue = DispatchQueue(label: "sextant.storage.blocking", attributes: .concurrent)
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
+
+/// Records written but not yet linked into the graph, as a ring of slot ids.
+/// The writer appends (under the collection's mutation lock); indexer threads
+/// claim runs of entries and mark them done; readers scan [head, tail) with
+/// two atomic loads and no lock, so a query sees every acknowledged record
+/// even before it is indexed. Bounded: writers wait for room.
+final class UnindexedTail: @unchecked Sendable {
+    let capacity: Int
+    private let slots: UnsafeMutablePointer<UInt32>
+    private let done: UnsafeMutablePointer<Bool>
+    /// [head, tail] as monotonically increasing positions, one cache line each.
+    private let positions: UnsafeMutablePointer<UInt64>
+    private struct Claims {
+        var nextToClaim: UInt64 = 0
+        var spaceWaiters: [(needed: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+    private let claims = Mutex(Claims())
+
+    init(capacity: Int) {
+        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "tail capacity must be a power of two")
+        self.capacity = capacity
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: 0, count: capacity)
+        done = .allocate(capacity: capacity)
+        done.initialize(repeating: false, count: capacity)
+        positions = .allocate(capacity: 16)
+        positions.initialize(repeating: 0, count: 16)
+    }
+
+    deinit {
+        slots.deallocate()
+        done.deallocate()
+        positions.deallocate()
+    }
+
+    private var headPointer: UnsafeMutablePointer<UInt64> { positions }
+    private var tailPointer: UnsafeMutablePointer<UInt64> { positions + 8 }
+    var head: UInt64 { sx_load_acquire_u64(headPointer) }
+    var tail: UInt64 { sx_load_acquire_u64(tailPointer) }
+    var count: Int { Int(tail - head) }
+    var free: Int { capacity - count }
+
+    /// Waits until `count` more entries fit (writers call this before they apply).
+    func waitForRoom(_ needed: Int) async {
+        let needed = min(needed, capacity)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = claims.withLock { state -> Bool in
+                if free >= needed { return true }
+                state.spaceWaiters.append((needed, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    /// Appends slots; the caller checked room under the same serialisation.
+    /// Returns false if there was not enough room (nothing appended).
+    func publish(_ newSlots: [UInt32]) -> Bool {
+        guard !newSlots.isEmpty else { return true }
+        guard newSlots.count <= free else { return false }
+        let start = tail
+        for (offset, slot) in newSlots.enumerated() {
+            let position = Int((start + UInt64(offset)) & UInt64(capacity - 1))
+            slots[position] = slot
+            done[position] = false
+        }
+        sx_store_release_u64(tailPointer, start + UInt64(newSlots.count))
+        return true
+    }
+
+    /// Hands out up to `maximum` unclaimed entries as (position, slot).
+    func claim(_ maximum: Int) -> [(position: UInt64, slot: UInt32)] {
+        claims.withLock { state in
+            let end = min(tail, state.nextToClaim + UInt64(maximum))
+            guard end > state.nextToClaim else { return [] }
+            let claimed = (state.nextToClaim..<end).map { ($0, slots[Int($0 & UInt64(capacity - 1))]) }
+            state.nextToClaim = end
+            return claimed
+        }
+    }
+
+    /// Marks entries finished and advances the head over the finished prefix.
+    func complete(_ finished: [UInt64]) {
+        let wake = claims.withLock { state -> [CheckedContinuation<Void, Never>] in
+            for position in finished { done[Int(position & UInt64(capacity - 1))] = true }
+            var newHead = head
+            while newHead < state.nextToClaim && done[Int(newHead & UInt64(capacity - 1))] { newHead += 1 }
+            sx_store_release_u64(headPointer, newHead)
+            var ready: [CheckedContinuation<Void, Never>] = []
+            state.spaceWaiters.removeAll { waiter in
+                guard free >= waiter.needed else { return false }
+                ready.append(waiter.continuation)
+                return true
+            }
+            return ready
+        }
+        for continuation in wake { continuation.resume() }
+    }
+
+    /// The slots a reader must scan exactly. Lock-free; a slot that gets indexed
+    /// meanwhile may also come back from the graph (callers de-duplicate).
+    func snapshot() -> [UInt32] {
+        let start = head
+        let end = tail
+        guard end > start else { return [] }
+        return (start..<end).map { slots[Int($0 & UInt64(capacity - 1))] }
+    }
+
+    var hasUnclaimed: Bool { claims.withLock { $0.nextToClaim < tail } }
+}

@@ -1,0 +1,213 @@
+import CSextantIO
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One durable append: write `bytes` at `offset` of `fd`, then fdatasync.
+/// `completion` runs on the I/O thread with 0 or a negative errno; the I/O
+/// thread owns `bytes` from submission and frees them after the completion.
+struct DurableWrite: @unchecked Sendable {
+    let fd: Int32
+    let bytes: UnsafeMutableRawBufferPointer
+    let offset: UInt64
+    let completion: @Sendable (Int32) -> Void
+}
+
+/// The engine's single I/O thread. With io_uring, every queued write+fdatasync
+/// pair is submitted at once and several group commits are in flight together
+/// (the measured gain over synchronous group commit is 2.5-10x on this disk).
+/// Without io_uring (old kernel, seccomp, or SEXTANT_WAL_IO=sync) the same
+/// thread does pwrite + fdatasync, one request at a time, same file format.
+public final class DurableIO: @unchecked Sendable {
+    public enum Backend: String, Sendable { case uring = "io_uring", sync = "pwrite+fdatasync" }
+
+    public let backend: Backend
+    private let queue = Mutex<[DurableWrite]>([])
+    private let ring: OpaquePointer?
+    private let wakeFD: Int32
+    private var thread: pthread_t?
+    private let stopping = Atomic<Bool>(false)
+    private let syncSignal = Semaphore()
+    /// Most write+sync pairs in flight at once with io_uring.
+    static let ringEntries: UInt32 = 256
+
+    /// The process-wide instance, started on first use.
+    public static let shared: DurableIO = {
+        let forced = getenv("SEXTANT_WAL_IO").map { String(cString: $0) }
+        return DurableIO(preferring: forced == "sync" ? .sync : .uring)
+    }()
+
+    /// Creates an I/O thread; falls back to `.sync` (and says so once) if io_uring cannot start.
+    public init(preferring: Backend, log: (String) -> Void = { StorageLog.write($0) }) {
+        var chosen = Backend.sync
+        var ring: OpaquePointer? = nil
+        if preferring == .uring {
+            var error: Int32 = 0
+            if let created = sx_ring_create(Self.ringEntries, &error) {
+                ring = created
+                chosen = .uring
+            } else {
+                log("wal: io_uring unavailable (\(String(cString: strerror(-error)))); using pwrite+fdatasync")
+            }
+        }
+        self.ring = ring
+        backend = chosen
+        wakeFD = sx_eventfd()
+        let box = Unmanaged.passRetained(self)
+        var handle = pthread_t()
+        let started = pthread_create(&handle, nil, { argument in
+            guard let argument else { return nil }
+            let io = Unmanaged<DurableIO>.fromOpaque(argument).takeRetainedValue()
+            io.run()
+            return nil
+        }, box.toOpaque())
+        precondition(started == 0, "cannot start the WAL I/O thread")
+        thread = handle
+    }
+
+    /// Queues a durable write; returns immediately.
+    func submit(_ request: DurableWrite) {
+        queue.withLock { $0.append(request) }
+        wake()
+    }
+
+    private func wake() {
+        if backend == .uring {
+            var one: UInt64 = 1
+            _ = withUnsafeBytes(of: &one) { write(wakeFD, $0.baseAddress, 8) }
+        } else {
+            syncSignal.signal()
+        }
+    }
+
+    private func run() {
+        sx_set_thread_name("sextant-wal-io")
+        if let ring { runRing(ring) } else { runSync() }
+    }
+
+    private func runSync() {
+        while !stopping.load(ordering: .acquiring) {
+            syncSignal.wait()
+            let batch = queue.withLock { pending -> [DurableWrite] in
+                defer { pending.removeAll(keepingCapacity: true) }
+                return pending
+            }
+            for request in batch {
+                request.completion(Self.writeAndSync(request))
+                request.bytes.deallocate()
+            }
+        }
+    }
+
+    static func writeAndSync(_ request: DurableWrite) -> Int32 {
+        guard let base = request.bytes.baseAddress else { return 0 }
+        var done = 0
+        while done < request.bytes.count {
+            let written = pwrite(request.fd, base + done, request.bytes.count - done, off_t(request.offset) + off_t(done))
+            if written < 0 {
+                if errno == EINTR { continue }
+                return -errno
+            }
+            done += written
+        }
+        return fdatasync(request.fd) == 0 ? 0 : -errno
+    }
+
+    private func runRing(_ ring: OpaquePointer) {
+        let wakeTag = UInt64.max - 1  // even, never a request tag (those are 2 × serial)
+        var wakeBuffer: UInt64 = 0
+        var inFlight: [UInt64: (request: DurableWrite, written: Int32)] = [:]
+        var serial: UInt64 = 0
+        var tags = [UInt64](repeating: 0, count: 256)
+        var results = [Int32](repeating: 0, count: 256)
+        withUnsafeMutableBytes(of: &wakeBuffer) { wake in
+            _ = sx_ring_queue_read(ring, wakeFD, wake.baseAddress, 8, wakeTag)
+            _ = sx_ring_submit(ring)
+            while !stopping.load(ordering: .acquiring) || !inFlight.isEmpty {
+                // Queue everything waiting, as far as the ring has room.
+                let waiting = queue.withLock { pending -> [DurableWrite] in
+                    let room = max(0, Int(Self.ringEntries / 2) - 1 - inFlight.count)
+                    let taken = Array(pending.prefix(room))
+                    pending.removeFirst(taken.count)
+                    return taken
+                }
+                for request in waiting {
+                    serial += 1
+                    let tag = serial << 1
+                    let queued = sx_ring_queue_write_sync(
+                        ring, request.fd, request.bytes.baseAddress, UInt32(request.bytes.count), request.offset, tag)
+                    if queued != 0 {
+                        request.completion(queued)
+                        request.bytes.deallocate()
+                        continue
+                    }
+                    inFlight[tag] = (request, 0)
+                }
+                if !waiting.isEmpty { _ = sx_ring_submit(ring) }
+                let reaped = Int(tags.withUnsafeMutableBufferPointer { t in
+                    results.withUnsafeMutableBufferPointer { r in sx_ring_reap(ring, t.baseAddress, r.baseAddress, 256) }
+                })
+                if reaped < 0 { continue }
+                var rearm = false
+                for index in 0..<reaped {
+                    let tag = tags[index]
+                    let result = results[index]
+                    if tag == wakeTag {
+                        rearm = true
+                        continue
+                    }
+                    let base = tag & ~1
+                    guard var entry = inFlight[base] else { continue }
+                    if tag & 1 == 0 {
+                        // The write: a short or failed write fails the pair (its linked sync is cancelled).
+                        entry.written = result >= 0 && Int(result) != entry.request.bytes.count ? -EIO : result
+                        inFlight[base] = entry
+                        continue
+                    }
+                    inFlight[base] = nil
+                    let status = entry.written < 0 ? entry.written : (result < 0 ? result : 0)
+                    entry.request.completion(status)
+                    entry.request.bytes.deallocate()
+                }
+                if rearm {
+                    _ = sx_ring_queue_read(ring, wakeFD, wake.baseAddress, 8, wakeTag)
+                    _ = sx_ring_submit(ring)
+                }
+            }
+        }
+    }
+}
+
+/// A counting semaphore on a POSIX semaphore (for the synchronous backend's thread).
+final class Semaphore: @unchecked Sendable {
+    private let handle = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    init(value: UInt32 = 0) { sem_init(handle, 0, value) }
+    deinit {
+        sem_destroy(handle)
+        handle.deallocate()
+    }
+    func signal() { sem_post(handle) }
+    func wait() { while sem_wait(handle) != 0 && errno == EINTR {} }
+}
+
+/// Where storage says what it did (recovery, fallbacks). The engine points it at its logger.
+public enum StorageLog {
+    nonisolated(unsafe) private static var sink: (@Sendable (String) -> Void)? = nil
+    private static let lock = Mutex<Void>(())
+
+    public static func setSink(_ newSink: @escaping @Sendable (String) -> Void) {
+        lock.withLock { _ in sink = newSink }
+    }
+
+    public static func write(_ message: String) {
+        let current = lock.withLock { _ in sink }
+        if let current {
+            current(message)
+        } else {
+            let line = Array((message + "\n").utf8)
+            _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        }
+    }
+}

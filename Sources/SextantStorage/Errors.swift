@@ -1,0 +1,71 @@
+import SextantIndex
+import SextantPayload
+
+/// Storage failures, each mapped to one protocol status by the engine.
+public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The request is malformed (wrong dimension, NaN, oversize id, duplicate ids, bad filter...).
+    case invalidArgument(String)
+    case notFound(String)
+    case alreadyExists(String)
+    /// A bound was hit (collection capacity, too many collections, backpressure gave up).
+    case resourceExhausted(String)
+    /// A file failed its checksum or does not parse; the message names the file.
+    case corrupted(String)
+    /// The operating system refused (I/O error, no space); the collection stops accepting writes.
+    case io(String)
+    /// The collection is closed or failed.
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .invalidArgument(let message): return "invalid argument: \(message)"
+        case .notFound(let message): return "not found: \(message)"
+        case .alreadyExists(let message): return "already exists: \(message)"
+        case .resourceExhausted(let message): return "resource exhausted: \(message)"
+        case .corrupted(let message): return "corrupted: \(message)"
+        case .io(let message): return "I/O error: \(message)"
+        case .unavailable(let message): return "unavailable: \(message)"
+        }
+    }
+
+    init(_ error: IndexError) {
+        switch error {
+        case .invalidParameter(let message): self = .invalidArgument(message)
+        case .dimensionMismatch(let expected, let actual):
+            self = .invalidArgument("vector has \(actual) dimensions, the collection has \(expected)")
+        case .nonFiniteVector: self = .invalidArgument("vector contains NaN or infinity")
+        case .capacityExceeded(let message), .outOfMemory(let message): self = .resourceExhausted(message)
+        case .slotInUse, .slotOutOfRange: self = .unavailable("internal slot error: \(error)")
+        case .corrupted(let message): self = .corrupted(message)
+        }
+    }
+
+    init(_ error: PayloadError) {
+        switch error {
+        case .invalidMetadata(let message): self = .invalidArgument("metadata: \(message)")
+        case .invalidFilter(let message): self = .invalidArgument(message)
+        case .corrupted(let message): self = .corrupted(message)
+        }
+    }
+}
+
+/// Every bound the storage layer enforces. Documented in docs/LIMITS.md.
+public enum StorageLimits {
+    public static let maximumIdBytes = 1_024
+    public static let maximumDocumentBytes = 4 << 20
+    /// Records per write batch (ChromaDB's SQLite build caps at 5,461).
+    public static let maximumBatchRecords = 16_384
+    /// Encoded bytes of one WAL entry (a batch).
+    public static let maximumEntryBytes = 96 << 20
+    public static let maximumCollectionNameBytes = 512
+    public static let maximumCollections = 256
+    /// Slots per collection unless the collection sets its own (address space is reserved for it).
+    public static let defaultCollectionCapacity = 4_000_000
+    public static let maximumCollectionCapacity = 1 << 26
+    /// Address space reserved for one collection's record heap (documents + metadata + ids).
+    public static let recordHeapReservationBytes = 16 << 30
+    /// Written but not yet indexed records; writers wait beyond this.
+    public static let unindexedTailCapacity = 1 << 15
+    /// WAL bytes after which a checkpoint folds the log into the files.
+    public static let checkpointWALBytes = 64 << 20
+}

@@ -1,0 +1,138 @@
+import SextantIndex
+import SextantKernels
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One checkpoint's worth of data, mapped: the index's four regions, the slot
+/// table and the record heap. Files in a generation are written once and never
+/// modified, so a snapshot can hard-link them; changes after the checkpoint go
+/// to private copy-on-write pages until the next checkpoint writes a new
+/// generation, which replaces this one for new readers (old readers keep theirs
+/// until they finish: ARC frees it).
+final class Generation: @unchecked Sendable {
+    let number: UInt64
+    let index: HNSWIndex
+    let records: RecordStore
+
+    enum FileName {
+        static let vectors = "vectors.f16"
+        static let level0 = "level0.u32"
+        static let nodes = "nodes.bin"
+        static let upper = "upper.u32"
+        static let slots = "slots.bin"
+        static let heap = "heap.bin"
+        static let all = [vectors, level0, nodes, upper, slots, heap]
+    }
+
+    private init(number: UInt64, index: HNSWIndex, records: RecordStore) {
+        self.number = number
+        self.index = index
+        self.records = records
+    }
+
+    static func empty(layout: HNSWLayout) throws -> Generation {
+        try open(directory: nil, manifest: nil, layout: layout, verify: false)
+    }
+
+    /// Maps a generation's files (verifying each file's size and CRC32C first
+    /// when `verify`); a missing or damaged file fails with its name.
+    static func open(directory: String?, manifest: Manifest?, layout: HNSWLayout, verify: Bool) throws
+        -> Generation
+    {
+        func region(_ name: String, reserved: Int) throws -> MemoryRegion {
+            guard let directory, let manifest, let digest = manifest.files[name] else {
+                return try MappedRegions.make(reservedBytes: reserved, file: nil, fileBytes: 0)
+            }
+            let path = directory + "/" + name
+            guard Files.exists(path) else { throw StorageError.corrupted("\(path): missing") }
+            if verify {
+                let actual = try Files.checksum(path)
+                guard actual.size == digest.sizeBytes else {
+                    throw StorageError.corrupted("\(path): size \(actual.size) bytes, manifest says \(digest.sizeBytes)")
+                }
+                guard actual.crc == digest.crc32c else { throw StorageError.corrupted("\(path): checksum mismatch") }
+            }
+            guard digest.sizeBytes <= reserved else { throw StorageError.corrupted("\(path): larger than the collection's capacity") }
+            return try MappedRegions.make(reservedBytes: reserved, file: path, fileBytes: digest.sizeBytes)
+        }
+        let regions = HNSWRegions(
+            vectors: try region(FileName.vectors, reserved: layout.vectorRegionBytes),
+            level0: try region(FileName.level0, reserved: layout.level0RegionBytes),
+            nodeInfo: try region(FileName.nodes, reserved: layout.nodeInfoRegionBytes),
+            upper: try region(FileName.upper, reserved: layout.upperRegionBytes))
+        let index: HNSWIndex
+        do { index = try HNSWIndex(layout: layout, regions: regions, state: manifest?.index ?? HNSWState()) } catch {
+            throw StorageError.corrupted("\(directory ?? "generation"): index state does not fit its files: \(error)")
+        }
+        let records = RecordStore(
+            slots: try region(FileName.slots, reserved: layout.capacity * RecordStore.slotStrideBytes),
+            heap: try region(FileName.heap, reserved: StorageLimits.recordHeapReservationBytes),
+            heapUsedBytes: manifest?.heapUsedBytes ?? 0, capacity: layout.capacity)
+        return Generation(number: manifest?.generation ?? 0, index: index, records: records)
+    }
+
+    struct Dump {
+        var files: [String: FileDigest] = [:]
+        var heapUsedBytes = 0
+        var writers: [ChecksummedWriter] = []
+    }
+
+    /// Writes this generation's current contents into `directory` as the next
+    /// generation: index regions byte for byte, the record heap compacted to
+    /// live records with a rewritten slot table. Files are written but not yet
+    /// fsynced (`finish` does that, after writers resume). Callers pause every
+    /// writer and the indexer first, so the copy is of one LSN.
+    func dump(to directory: String, slotHighWater: Int) throws -> Dump {
+        try Files.makeDirectories(directory)
+        var dump = Dump()
+        let layout = index.layout
+        let state = index.state
+        let highWater = max(slotHighWater, Int(state.slotHighWater))
+        func copy(_ name: String, _ region: MemoryRegion, _ bytes: Int) throws {
+            var writer = try ChecksummedWriter(path: directory + "/" + name)
+            var offset = 0
+            while offset < bytes {
+                let chunk = min(1 << 20, bytes - offset)
+                try writer.write(UnsafeRawBufferPointer(start: region.base + offset, count: chunk))
+                offset += chunk
+            }
+            dump.files[name] = FileDigest(sizeBytes: writer.size, crc32c: writer.crc)
+            dump.writers.append(writer)
+        }
+        try copy(FileName.vectors, index.regions.vectors, highWater * layout.vectorStrideBytes)
+        try copy(FileName.level0, index.regions.level0, highWater * layout.level0StrideWords * 4)
+        try copy(FileName.nodes, index.regions.nodeInfo, highWater * HNSWLayout.nodeInfoStrideBytes)
+        try copy(FileName.upper, index.regions.upper, Int(state.upperBlocksUsed) * layout.upperStrideWords * 4)
+
+        // Compact the heap: live records only, slot table rewritten to match.
+        var table = [UInt8](repeating: 0, count: highWater * RecordStore.slotStrideBytes)
+        var heapWriter = try ChecksummedWriter(path: directory + "/" + FileName.heap)
+        var heapOffset = 0
+        try table.withUnsafeMutableBytes { (raw) throws in
+            for slot in 0..<UInt32(highWater) where records.isLive(slot) {
+                guard let bytes = records.recordBytes(slot) else { continue }
+                try heapWriter.write(bytes)
+                let entry = Int(slot) * RecordStore.slotStrideBytes
+                raw.storeBytes(of: UInt64(heapOffset), toByteOffset: entry, as: UInt64.self)
+                raw.storeBytes(of: UInt32(bytes.count), toByteOffset: entry + 8, as: UInt32.self)
+                raw.storeBytes(of: UInt32(1), toByteOffset: entry + 12, as: UInt32.self)
+                heapOffset += bytes.count
+            }
+        }
+        dump.files[FileName.heap] = FileDigest(sizeBytes: heapWriter.size, crc32c: heapWriter.crc)
+        dump.writers.append(heapWriter)
+        dump.heapUsedBytes = heapOffset
+        var slotWriter = try ChecksummedWriter(path: directory + "/" + FileName.slots)
+        try table.withUnsafeBytes { (raw) throws in try slotWriter.write(raw) }
+        dump.files[FileName.slots] = FileDigest(sizeBytes: slotWriter.size, crc32c: slotWriter.crc)
+        dump.writers.append(slotWriter)
+        return dump
+    }
+
+    static func finish(_ dump: Dump, directory: String) throws {
+        for writer in dump.writers { try writer.syncAndClose() }
+        try Files.syncDirectory(directory)
+    }
+}

@@ -1,0 +1,80 @@
+import CSextantIO
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Links written records into their collections' graphs in the background.
+///
+/// Inserting into HNSW costs far more than the fsync that acknowledged the
+/// record, so it happens after the acknowledgement, on dedicated threads at a
+/// lower scheduling priority (nice 10): on a small machine, queries win the CPU
+/// while an ingest runs. Until a record is linked, queries find it by exact scan
+/// of the unindexed tail. When there is nothing to link, the threads reclaim
+/// deleted slots and repair connectivity.
+public final class Indexer: @unchecked Sendable {
+    private let collections = Mutex<[ObjectIdentifier: Weak]>([:])
+    private let signal = Semaphore()
+    private let stopping = Atomic<Bool>(false)
+    public let threadCount: Int
+    /// Nice value of the indexer threads (0 = same priority as queries).
+    public let niceness: Int32
+
+    private struct Weak { weak var collection: Collection? }
+
+    public init(threads: Int = 1, niceness: Int32 = 10) {
+        threadCount = max(1, threads)
+        self.niceness = niceness
+        for number in 0..<threadCount {
+            let box = Unmanaged.passRetained(self)
+            var handle = pthread_t()
+            let started = pthread_create(&handle, nil, { argument in
+                guard let argument else { return nil }
+                let indexer = Unmanaged<Indexer>.fromOpaque(argument).takeRetainedValue()
+                indexer.run()
+                return nil
+            }, box.toOpaque())
+            precondition(started == 0, "cannot start indexer thread \(number)")
+            pthread_detach(handle)
+        }
+    }
+
+    func register(_ collection: Collection) {
+        collections.withLock { $0[ObjectIdentifier(collection)] = Weak(collection: collection) }
+        collection.indexer = self
+        wake()
+    }
+
+    func unregister(_ collection: Collection) {
+        _ = collections.withLock { $0.removeValue(forKey: ObjectIdentifier(collection)) }
+    }
+
+    func wake() { signal.signal() }
+
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        for _ in 0..<threadCount { signal.signal() }
+    }
+
+    private func run() {
+        sx_set_thread_name("sextant-indexer")
+        if niceness != 0 { sx_set_thread_niceness(niceness) }
+        var idleRounds = 0
+        while !stopping.load(ordering: .acquiring) {
+            let targets = collections.withLock { table in
+                table = table.filter { $0.value.collection != nil }
+                return table.values.compactMap(\.collection)
+            }
+            var linked = 0
+            for collection in targets { linked += collection.indexSome(maximum: 64) }
+            if linked > 0 {
+                idleRounds = 0
+                continue
+            }
+            for collection in targets where !collection.needsIndexing { collection.maintain() }
+            idleRounds += 1
+            if idleRounds > 1 { signal.wait() }  // sleep until a writer publishes
+        }
+    }
+}

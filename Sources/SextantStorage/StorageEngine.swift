@@ -1,0 +1,110 @@
+import Foundation
+import SextantIndex
+import SextantKernels
+import SextantPayload
+import Synchronization
+
+/// A data folder holding collections: `collections/<id>/`, one per collection,
+/// each self-describing (its MANIFEST carries its name and shape).
+public final class StorageEngine: @unchecked Sendable {
+    public let directory: String
+    public let io: DurableIO
+    public let indexer: Indexer
+    private let collections = Mutex<[String: Collection]>([:])  // by id
+    private let catalogLock = AsyncLock()
+
+    /// Opens every collection under `directory` (creating the folder if needed).
+    /// A collection whose files fail their checksums fails the open, naming the file.
+    public init(directory: String, io: DurableIO = .shared, indexerThreads: Int = 1) throws {
+        self.directory = directory
+        self.io = io
+        indexer = Indexer(threads: indexerThreads)
+        let root = directory + "/collections"
+        try Files.makeDirectories(root)
+        var opened: [String: Collection] = [:]
+        for name in Files.list(root) {
+            let path = root + "/" + name
+            if name.hasPrefix(".") {  // an interrupted create or delete
+                Files.removeTree(path)
+                continue
+            }
+            let collection = try Collection.open(directory: path, io: io)
+            opened[collection.id] = collection
+            indexer.register(collection)
+        }
+        collections.withLock { $0 = opened }
+    }
+
+    public func list() -> [Collection] {
+        collections.withLock { Array($0.values) }.sorted { $0.configuration.createdAtSeconds < $1.configuration.createdAtSeconds }
+    }
+
+    public func collection(named name: String) -> Collection? {
+        collections.withLock { $0.values.first { $0.name == name } }
+    }
+
+    public func collection(id: String) -> Collection? { collections.withLock { $0[id.lowercased()] } }
+
+    /// Creates a collection. With `getOrCreate`, returns an existing one of that name instead of failing.
+    public func create(_ configuration: CollectionConfiguration, getOrCreate: Bool = false) async throws -> (Collection, created: Bool) {
+        try CollectionConfiguration.validateName(configuration.name)
+        _ = try configuration.layout()
+        try MetadataCodec.validate(configuration.collectionMetadata)
+        await catalogLock.lock()
+        defer { catalogLock.unlock() }
+        if let existing = collection(named: configuration.name) {
+            if getOrCreate { return (existing, false) }
+            throw StorageError.alreadyExists("collection '\(configuration.name)' already exists")
+        }
+        guard collections.withLock({ $0.count }) < StorageLimits.maximumCollections else {
+            throw StorageError.resourceExhausted("at most \(StorageLimits.maximumCollections) collections")
+        }
+        let root = directory + "/collections"
+        let staging = root + "/.creating-" + configuration.id
+        let final = root + "/" + configuration.id
+        let io = self.io
+        let collection = try await Blocking.run { () throws -> Collection in
+            _ = try Collection.create(directory: staging, configuration: configuration, io: io)
+            try Files.rename(staging, final)
+            try Files.syncDirectory(root)
+            return try Collection.open(directory: final, io: io)
+        }
+        collections.withLock { $0[collection.id] = collection }
+        indexer.register(collection)
+        return (collection, true)
+    }
+
+    /// Deletes a collection and its files.
+    public func delete(named name: String) async throws {
+        await catalogLock.lock()
+        defer { catalogLock.unlock() }
+        guard let collection = collection(named: name) else {
+            throw StorageError.notFound("collection '\(name)' does not exist")
+        }
+        collections.withLock { _ = $0.removeValue(forKey: collection.id) }
+        indexer.unregister(collection)
+        let root = directory + "/collections"
+        let doomed = root + "/.deleted-" + collection.id
+        try await Blocking.run {
+            try Files.rename(collection.directory, doomed)
+            try Files.syncDirectory(root)
+            Files.removeTree(doomed)
+        }
+    }
+
+    /// Snapshots every collection into `destination/collections/<id>` (see `Collection.snapshot`).
+    public func snapshot(to destination: String) async throws -> [String: LSN] {
+        try Files.makeDirectories(destination + "/collections")
+        var positions: [String: LSN] = [:]
+        for collection in list() {
+            positions[collection.id] = try await collection.snapshot(to: destination + "/collections/" + collection.id)
+        }
+        return positions
+    }
+
+    /// Checkpoints and closes every collection.
+    public func close() async throws {
+        for collection in list() { try await collection.close() }
+        indexer.stop()
+    }
+}

@@ -1,0 +1,326 @@
+import SextantKernels
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Log sequence number: one per write batch, consecutive from 1.
+public typealias LSN = UInt64
+
+/// The WAL entry frame (little-endian), 24 bytes then the payload:
+///
+///     0  magic      u32  "SXW1"
+///     4  length     u32  payload bytes
+///     8  lsn        u64
+///     16 crc32c     u32  over bytes 4..<16, 20..<24 and the payload
+///     20 kind       u8
+///     21 reserved   3 bytes, zero
+///
+/// An entry is one batch; it is valid only if the whole frame is present and
+/// the checksum matches, so a batch is either entirely in the log or not at all.
+enum WALFrame {
+    static let magic: UInt32 = 0x3157_5853  // "SXW1" little-endian
+    static let headerBytes = 24
+
+    static func encode(lsn: LSN, kind: UInt8, payload: [UInt8]) -> [UInt8] {
+        var frame = [UInt8](repeating: 0, count: headerBytes)
+        frame.reserveCapacity(headerBytes + payload.count)
+        frame.withUnsafeMutableBytes { header in
+            header.storeBytes(of: magic.littleEndian, toByteOffset: 0, as: UInt32.self)
+            header.storeBytes(of: UInt32(payload.count).littleEndian, toByteOffset: 4, as: UInt32.self)
+            header.storeBytes(of: lsn.littleEndian, toByteOffset: 8, as: UInt64.self)
+            header[20] = kind
+        }
+        frame.append(contentsOf: payload)
+        let crc = checksum(frame)
+        frame.withUnsafeMutableBytes { $0.storeBytes(of: crc.littleEndian, toByteOffset: 16, as: UInt32.self) }
+        return frame
+    }
+
+    static func checksum(_ frame: UnsafeRawBufferPointer) -> UInt32 {
+        var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: frame[4..<16]))
+        crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: frame[20..<frame.count]), continuing: crc)
+        return crc
+    }
+
+    static func checksum(_ frame: [UInt8]) -> UInt32 { frame.withUnsafeBytes { checksum($0) } }
+
+    struct Entry {
+        let lsn: LSN
+        let kind: UInt8
+        let payloadRange: Range<Int>
+        let endOffset: Int
+    }
+
+    /// Parses entries from `bytes`; stops at the first frame that is short, has a
+    /// bad magic or checksum, or breaks the LSN sequence. Returns the good entries.
+    static func scan(_ bytes: UnsafeRawBufferPointer, firstExpected: LSN?) -> [Entry] {
+        var entries: [Entry] = []
+        var offset = 0
+        var expected = firstExpected
+        while bytes.count - offset >= headerBytes {
+            let magicValue = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            guard magicValue == magic else { break }
+            let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
+            guard length <= StorageLimits.maximumEntryBytes, bytes.count - offset - headerBytes >= length else { break }
+            let lsn = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+            let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 16, as: UInt32.self))
+            let frame = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + headerBytes + length)])
+            guard checksum(frame) == stored else { break }
+            if let expected, lsn != expected { break }
+            let end = offset + headerBytes + length
+            entries.append(Entry(lsn: lsn, kind: bytes[offset + 20], payloadRange: (offset + headerBytes)..<end, endOffset: end))
+            expected = lsn + 1
+            offset = end
+        }
+        return entries
+    }
+}
+
+/// A collection's write-ahead log: a folder of segment files named by the first
+/// LSN they hold. Appends are grouped: every batch enqueued while earlier
+/// groups are being written rides on the next write+fdatasync, so concurrent
+/// writers share fsyncs. Groups may complete out of order on io_uring, but a
+/// batch is acknowledged only when it and every batch before it are durable.
+final class WriteAheadLog: @unchecked Sendable {
+    struct Segment {
+        let firstLSN: LSN
+        let path: String
+        let fd: Int32
+        var sizeBytes: Int
+    }
+
+    private struct Group {
+        let lastLSN: LSN
+        var done = false
+        var status: Int32 = 0
+    }
+
+    private struct State {
+        var segment: Segment
+        /// Closed segments, oldest first, kept until a checkpoint covers them.
+        var retired: [Segment] = []
+        var nextLSN: LSN
+        var durableLSN: LSN
+        var pending: [UInt8] = []
+        var pendingLastLSN: LSN = 0
+        var groups: [Group] = []
+        var waiters: [(lsn: LSN, continuation: CheckedContinuation<Void, any Error>)] = []
+        var failure: StorageError?
+        var bytesSinceCheckpoint = 0
+    }
+
+    let directory: String
+    private let io: DurableIO
+    private let state: Mutex<State>
+    /// Groups in flight at once; 1 for the synchronous backend (more would only queue).
+    private let maximumInFlight: Int
+
+    private init(directory: String, io: DurableIO, segment: Segment, retired: [Segment], nextLSN: LSN) {
+        self.directory = directory
+        self.io = io
+        maximumInFlight = io.backend == .uring ? 4 : 1
+        var initial = State(segment: segment, nextLSN: nextLSN, durableLSN: nextLSN - 1)
+        initial.retired = retired
+        initial.bytesSinceCheckpoint = retired.reduce(segment.sizeBytes) { $0 + $1.sizeBytes }
+        state = Mutex(initial)
+    }
+
+    deinit {
+        state.withLock { state in
+            close(state.segment.fd)
+            for segment in state.retired { close(segment.fd) }
+        }
+    }
+
+    static func segmentName(_ firstLSN: LSN) -> String {
+        let hex = String(firstLSN, radix: 16)
+        return String(repeating: "0", count: max(0, 16 - hex.count)) + hex + ".wal"
+    }
+
+    /// What recovery found: the entries after `afterLSN`, in order, and what it dropped.
+    struct Recovered {
+        var entries: [(lsn: LSN, kind: UInt8, payload: [UInt8])] = []
+        var droppedBytes = 0
+        var droppedIn: String?
+    }
+
+    /// Opens (or creates) the log, returning every intact entry after `afterLSN`.
+    /// A torn or corrupt tail is cut off at the last good entry, with one log line.
+    static func open(directory: String, afterLSN: LSN, io: DurableIO) throws -> (WriteAheadLog, Recovered) {
+        try Files.makeDirectories(directory)
+        let names = Files.list(directory).filter { $0.hasSuffix(".wal") }
+        var recovered = Recovered()
+        var expected = afterLSN + 1
+        var kept: [Segment] = []
+        var cut = false
+        for name in names {
+            let path = directory + "/" + name
+            guard let first = LSN(name.dropLast(4), radix: 16) else { continue }
+            if cut {  // everything after a cut is unreachable by construction
+                recovered.droppedBytes += Files.size(path) ?? 0
+                unlink(path)
+                continue
+            }
+            let bytes = try Files.readAll(path)
+            let entries = bytes.withUnsafeBytes { WALFrame.scan($0, firstExpected: nil) }
+            var goodEnd = 0
+            for entry in entries {
+                if entry.lsn < expected {  // already folded into the checkpoint
+                    goodEnd = entry.endOffset
+                    continue
+                }
+                guard entry.lsn == expected else { break }
+                recovered.entries.append((entry.lsn, entry.kind, Array(bytes[entry.payloadRange])))
+                expected += 1
+                goodEnd = entry.endOffset
+            }
+            if goodEnd < bytes.count {
+                recovered.droppedBytes += bytes.count - goodEnd
+                recovered.droppedIn = path
+                guard truncate(path, off_t(goodEnd)) == 0 else { throw StorageError.io(Files.errorText(path, "truncate")) }
+                cut = true
+            }
+            let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw StorageError.io(Files.errorText(path, "open")) }
+            kept.append(Segment(firstLSN: first, path: path, fd: fd, sizeBytes: goodEnd))
+        }
+        if recovered.droppedBytes > 0 {
+            StorageLog.write(
+                "wal: dropped \(recovered.droppedBytes) bytes of torn or corrupt tail in \(recovered.droppedIn ?? directory); "
+                    + "recovered through LSN \(expected - 1)")
+        }
+        let active: Segment
+        if let last = kept.popLast() {
+            active = last
+        } else {
+            active = try createSegment(directory: directory, firstLSN: expected)
+        }
+        try Files.syncDirectory(directory)
+        let log = WriteAheadLog(directory: directory, io: io, segment: active, retired: kept, nextLSN: expected)
+        return (log, recovered)
+    }
+
+    private static func createSegment(directory: String, firstLSN: LSN) throws -> Segment {
+        let path = directory + "/" + segmentName(firstLSN)
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StorageError.io(Files.errorText(path, "create")) }
+        return Segment(firstLSN: firstLSN, path: path, fd: fd, sizeBytes: 0)
+    }
+
+    var lastLSN: LSN { state.withLock { $0.nextLSN - 1 } }
+    var durableLSN: LSN { state.withLock { $0.durableLSN } }
+    var bytesSinceCheckpoint: Int { state.withLock { $0.bytesSinceCheckpoint } }
+
+    /// Appends one batch and returns its LSN. Call in the order batches are
+    /// applied (the collection's writer lock); durability is awaited separately.
+    func enqueue(kind: UInt8, payload: [UInt8]) throws -> LSN {
+        let result: Result<LSN, StorageError> = state.withLock { state in
+            if let failure = state.failure { return .failure(failure) }
+            let lsn = state.nextLSN
+            state.nextLSN += 1
+            state.pending.append(contentsOf: WALFrame.encode(lsn: lsn, kind: kind, payload: payload))
+            state.pendingLastLSN = lsn
+            startGroupIfPossible(&state)
+            return .success(lsn)
+        }
+        return try result.get()
+    }
+
+    /// Returns once `lsn` and everything before it are on disk.
+    func waitDurable(_ lsn: LSN) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let immediate: Result<Void, StorageError>? = state.withLock { state in
+                if let failure = state.failure { return .failure(failure) }
+                if lsn <= state.durableLSN { return .success(()) }
+                state.waiters.append((lsn, continuation))
+                return nil
+            }
+            if let immediate { continuation.resume(with: immediate.mapError { $0 as any Error }) }
+        }
+    }
+
+    private func startGroupIfPossible(_ state: inout State) {
+        guard !state.pending.isEmpty, state.groups.count < maximumInFlight, state.failure == nil else { return }
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: state.pending.count, alignment: 4096)
+        state.pending.withUnsafeBytes { bytes.copyMemory(from: $0) }
+        let offset = UInt64(state.segment.sizeBytes)
+        state.segment.sizeBytes += state.pending.count
+        state.bytesSinceCheckpoint += state.pending.count
+        state.pending.removeAll(keepingCapacity: true)
+        let lastLSN = state.pendingLastLSN
+        state.groups.append(Group(lastLSN: lastLSN))
+        io.submit(DurableWrite(fd: state.segment.fd, bytes: bytes, offset: offset) { [self] status in
+            complete(lastLSN: lastLSN, status: status)
+        })
+    }
+
+    private func complete(lastLSN: LSN, status: Int32) {
+        var ready: [(CheckedContinuation<Void, any Error>, Result<Void, StorageError>)] = []
+        state.withLock { state in
+            if let index = state.groups.firstIndex(where: { $0.lastLSN == lastLSN }) {
+                state.groups[index].done = true
+                state.groups[index].status = status
+            }
+            // Acknowledge in order: only a completed prefix of groups counts.
+            while let first = state.groups.first, first.done {
+                state.groups.removeFirst()
+                if first.status != 0, state.failure == nil {
+                    state.failure = .io("WAL write failed in \(state.segment.path): \(String(cString: strerror(-first.status)))")
+                    StorageLog.write("wal: \(state.failure?.description ?? ""); the collection stops accepting writes")
+                }
+                if state.failure == nil { state.durableLSN = first.lastLSN }
+            }
+            var remaining: [(lsn: LSN, continuation: CheckedContinuation<Void, any Error>)] = []
+            for waiter in state.waiters {
+                if let failure = state.failure {
+                    ready.append((waiter.continuation, .failure(failure)))
+                } else if waiter.lsn <= state.durableLSN {
+                    ready.append((waiter.continuation, .success(())))
+                } else {
+                    remaining.append(waiter)
+                }
+            }
+            state.waiters = remaining
+            startGroupIfPossible(&state)
+        }
+        for (continuation, result) in ready { continuation.resume(with: result.mapError { $0 as any Error }) }
+    }
+
+    /// Starts a new segment for LSNs after `lastLSN`. Call with writers paused and
+    /// everything durable; returns the segments a checkpoint at `lastLSN` covers.
+    func rotate() throws -> [Segment] {
+        let result: Result<[Segment], StorageError> = state.withLock { state in
+            precondition(state.pending.isEmpty && state.groups.isEmpty, "rotate with writes in flight")
+            do {
+                let fresh = try Self.createSegment(directory: directory, firstLSN: state.nextLSN)
+                try Files.syncDirectory(directory)
+                let covered = state.retired + [state.segment]
+                state.retired = []
+                state.segment = fresh
+                state.bytesSinceCheckpoint = 0
+                return .success(covered)
+            } catch { return .failure(error as? StorageError ?? .io("\(error)")) }
+        }
+        return try result.get()
+    }
+
+    /// Deletes segments a durable checkpoint has made redundant.
+    func discard(_ segments: [Segment]) {
+        for segment in segments {
+            close(segment.fd)
+            unlink(segment.path)
+        }
+        try? Files.syncDirectory(directory)
+    }
+
+    /// The live segments and their durable sizes (for snapshots): every byte
+    /// below these sizes is an intact, acknowledged entry.
+    func durableSegments() -> [(path: String, firstLSN: LSN, sizeBytes: Int)] {
+        state.withLock { state in
+            precondition(state.groups.isEmpty && state.pending.isEmpty, "snapshot with writes in flight")
+            return (state.retired + [state.segment]).map { ($0.path, $0.firstLSN, $0.sizeBytes) }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+import Foundation
+import SextantPayload
+import SextantStorage
+import SextantTestSupport
+import Testing
+
+func makeRecords(_ count: Int, dimensions: Int = 8, seed: UInt64 = 1, prefix: String = "r") -> [RecordInput] {
+    randomVectors(count: count, dimensions: dimensions, seed: seed).enumerated().map { index, vector in
+        RecordInput(
+            id: "\(prefix)\(index)", vector: vector, document: "document \(index) of \(prefix)",
+            metadata: ["index": .int(Int64(index)), "parity": .string(index % 2 == 0 ? "even" : "odd"),
+                       "score": .double(Double(index) / 10), "flag": .bool(index % 3 == 0)])
+    }
+}
+
+func withEngine<T>(_ directory: TemporaryDirectory, io: DurableIO = .shared, _ body: (StorageEngine) async throws -> T) async throws -> T {
+    let engine = try StorageEngine(directory: directory.path, io: io)
+    defer { engine.indexer.stop() }
+    return try await body(engine)
+}
+
+/// Waits until the background indexer has linked everything written.
+func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async throws {
+    let deadline = Date().addingTimeInterval(timeoutSeconds)
+    while collection.stats().unindexedRecords > 0 {
+        guard Date() < deadline else { Issue.record("indexer did not catch up"); return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+@Suite struct CollectionTests {
+    @Test func writeSemanticsAndErrors() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            let (collection, created) = try await engine.create(CollectionConfiguration(name: "docs", dimension: 8, metric: .l2))
+            #expect(created)
+            let records = makeRecords(100)
+            #expect(try await collection.write(.add(records)).affected == 100)
+            #expect(collection.count == 100)
+
+            // add refuses an existing id, and applies nothing of the batch
+            let mixed = [RecordInput(id: "new-1", vector: records[0].vector), records[5]]
+            await #expect(throws: StorageError.alreadyExists("record 'r5' already exists")) {
+                try await collection.write(.add(mixed))
+            }
+            #expect(try collection.get(ids: ["new-1"]).isEmpty)
+
+            // validation: dimension, NaN, duplicates, empty and oversize ids, missing vector
+            await #expect(throws: StorageError.self) { try await collection.write(.add([RecordInput(id: "x", vector: [1, 2])])) }
+            await #expect(throws: StorageError.self) {
+                try await collection.write(.add([RecordInput(id: "x", vector: [1, .nan, 0, 0, 0, 0, 0, 0])]))
+            }
+            await #expect(throws: StorageError.invalidArgument("id 'd' appears twice in the batch")) {
+                try await collection.write(.upsert([records[0], RecordInput(id: "d", vector: records[1].vector), RecordInput(id: "d", vector: records[2].vector)]))
+            }
+            await #expect(throws: StorageError.self) { try await collection.write(.add([RecordInput(id: "", vector: records[0].vector)])) }
+            await #expect(throws: StorageError.self) {
+                try await collection.write(.add([RecordInput(id: String(repeating: "x", count: 2_000), vector: records[0].vector)]))
+            }
+            await #expect(throws: StorageError.self) { try await collection.write(.add([RecordInput(id: "novector")])) }
+            #expect(collection.count == 100)
+
+            // upsert replaces whole records; update changes only the given fields
+            try await collection.write(.upsert([RecordInput(id: "r1", vector: records[1].vector, document: "replaced")]))
+            let replaced = try collection.get(ids: ["r1"])
+            #expect(replaced.first?.document == "replaced")
+            #expect(replaced.first?.metadata == [:])
+            try await collection.write(.update([RecordInput(id: "r2", metadata: ["tag": .string("x")])], ignoreMissing: false))
+            let updated = try collection.get(ids: ["r2"], include: [.documents, .metadatas, .vectors])
+            #expect(updated.first?.document == "document 2 of r")
+            #expect(updated.first?.metadata == ["tag": .string("x")])
+            await #expect(throws: StorageError.notFound("record 'missing' does not exist")) {
+                try await collection.write(.update([RecordInput(id: "missing", document: "x")], ignoreMissing: false))
+            }
+            #expect(try await collection.write(.update([RecordInput(id: "missing", document: "x")], ignoreMissing: true)).affected == 0)
+
+            // delete by ids (missing ids ignored) and by filter
+            #expect(try await collection.write(.delete(ids: ["r3", "r4", "nope"])).affected == 2)
+            #expect(collection.count == 98)
+            let odd = try await collection.write(.deleteWhere(.compare(key: "parity", op: .eq, value: .string("odd")), nil))
+            #expect(odd.affected == 48)
+            #expect(collection.count == 50)
+            #expect(try collection.get(filter: .compare(key: "parity", op: .eq, value: .string("odd"))).isEmpty)
+        }
+    }
+
+    @Test func queryFindsRecordsBeforeAndAfterIndexingAndHonoursFilters() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "q", dimension: 16, metric: .cosine))
+            let records = makeRecords(3_000, dimensions: 16, seed: 2)
+            for start in stride(from: 0, to: 3_000, by: 500) {
+                try await collection.write(.add(Array(records[start..<(start + 500)])))
+            }
+            // Acknowledged means visible, indexed or not: each record is its own nearest neighbour.
+            for index in stride(from: 0, to: 3_000, by: 97) {
+                let hits = try collection.query([records[index].vector!], k: 1)
+                #expect(hits[0].first?.id == records[index].id)
+            }
+            try await waitIndexed(collection)
+            #expect(collection.stats().indexedRecords == 3_000)
+            let filter = WhereFilter.and([
+                .compare(key: "parity", op: .eq, value: .string("even")), .compare(key: "index", op: .lt, value: .int(100)),
+            ])
+            let filtered = try collection.query([records[7].vector!], k: 80, filter: filter)[0]
+            #expect(filtered.count == 50, "exactly the 50 matches, never fewer than k that exist")
+            #expect(filtered.allSatisfy { $0.metadata?["parity"] == .string("even") })
+            let byDocument = try collection.query([records[7].vector!], k: 5, documentFilter: .contains("document 1234 "))[0]
+            #expect(byDocument.map(\.id) == ["r1234"])
+            let included = try collection.query([records[0].vector!], k: 3, include: [.vectors, .distances])[0]
+            #expect(included[0].document == nil && included[0].metadata == nil)
+            #expect(included[0].vector?.count == 16)
+            #expect(abs(included[0].distance ?? 1) < 1e-3)
+            // get: order of ids asked, filters, offset and limit
+            #expect(try collection.get(ids: ["r9", "r2", "nope", "r9"]).map(\.id) == ["r9", "r2"])
+            let page = try collection.get(filter: .membership(key: "index", negated: false, values: [.int(1), .int(2), .int(3), .int(4)]),
+                                          offset: 1, limit: 2)
+            #expect(page.map(\.id) == ["r2", "r3"])
+            await #expect(throws: StorageError.self) {
+                _ = try collection.query([records[0].vector!], k: 1, filter: .membership(key: "index", negated: false, values: []))
+            }
+        }
+    }
+
+    @Test(arguments: [DurableIO.Backend.uring, .sync])
+    func survivesReopenWithAndWithoutCheckpoint(backend: DurableIO.Backend) async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let io = DurableIO(preferring: backend)
+        let records = makeRecords(1_200, dimensions: 8, seed: 3)
+        try await withEngine(directory, io: io) { engine in
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "p", dimension: 8, metric: .innerProduct))
+            try await collection.write(.add(Array(records[0..<600])))
+            try await waitIndexed(collection)
+            try await collection.checkpoint()
+            try await collection.write(.add(Array(records[600...])))
+            try await collection.write(.delete(ids: ["r0", "r700"]))
+            try await collection.modify(name: "renamed", metadata: ["owner": .string("tests")])
+            // no close: the tail after the checkpoint must come back from the WAL
+        }
+        try await withEngine(directory, io: io) { engine in
+            let collection = try #require(engine.collection(named: "renamed"))
+            #expect(collection.configuration.collectionMetadata == ["owner": .string("tests")])
+            #expect(collection.count == 1_198)
+            #expect(collection.stats().checkpointLSN >= 1)
+            let got = try collection.get(ids: ["r1", "r701"], include: [.documents, .metadatas, .vectors])
+            #expect(got.map(\.document) == ["document 1 of r", "document 701 of r"])
+            #expect(got[1].metadata == records[701].metadata)
+            #expect(try collection.get(ids: ["r0", "r700"]).isEmpty)
+            try await collection.close()
+        }
+        try await withEngine(directory, io: io) { engine in
+            let collection = try #require(engine.collection(named: "renamed"))
+            #expect(collection.count == 1_198)
+            #expect(collection.stats().walBytes == 0, "a clean close leaves nothing to replay")
+            // Inner product: the best match is the largest dot product, found by brute force here.
+            let query = records[900].vector!
+            let best = records.filter { $0.id != "r0" && $0.id != "r700" }.max { a, b in
+                zip(a.vector!, query).reduce(0) { $0 + $1.0 * $1.1 } < zip(b.vector!, query).reduce(0) { $0 + $1.0 * $1.1 }
+            }
+            let hits = try collection.query([query], k: 1)
+            #expect(hits[0].first?.id == best?.id)
+        }
+    }
+
+    @Test func deletedSlotsAreReusedAfterReclaim() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "churn", dimension: 8, metric: .l2, capacity: 3_000))
+            // 5 rounds of 1,000 records in a collection of capacity 3,000: only slot reuse makes this fit.
+            for round in 0..<5 {
+                let batch = makeRecords(1_000, dimensions: 8, seed: UInt64(10 + round), prefix: "round\(round)-")
+                try await collection.write(.upsert(batch))
+                try await waitIndexed(collection)
+                if round > 0 {
+                    try await collection.write(.deleteWhere(.compare(key: "index", op: .gte, value: .int(0)),
+                                                            .contains("of round\(round - 1)-")))
+                }
+                // let the indexer reclaim
+                let deadline = Date().addingTimeInterval(30)
+                while collection.stats().deletedAwaitingReclaim > 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(collection.count == 1_000)
+            #expect(collection.stats().slotHighWater <= 3_000)
+            let last = makeRecords(1_000, dimensions: 8, seed: 14, prefix: "round4-")
+            #expect(try collection.query([last[10].vector!], k: 1)[0].first?.id == "round4-10")
+        }
+    }
+
+    @Test func snapshotDuringWritesOpensToAnAcknowledgedPrefix() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let snapshotDirectory = directory.file("snapshot")
+        let records = makeRecords(4_000, dimensions: 8, seed: 4)
+        var acknowledged = 0
+        var snapshotLSN: UInt64 = 0
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "s", dimension: 8, metric: .l2))
+            try await collection.write(.add(Array(records[0..<1_000])))
+            try await collection.checkpoint()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for start in stride(from: 1_000, to: 4_000, by: 100) {
+                        _ = try await collection.write(.add(Array(records[start..<(start + 100)])))
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(30))
+                snapshotLSN = try await collection.snapshot(to: snapshotDirectory)
+                try await group.waitForAll()
+            }
+            acknowledged = collection.count
+        }
+        #expect(acknowledged == 4_000)
+        // The snapshot opens on its own, to exactly the batches up to its LSN: a prefix.
+        let restored = TemporaryDirectory()
+        defer { restored.remove() }
+        try FileManager.default.createDirectory(atPath: restored.file("collections"), withIntermediateDirectories: true)
+        let id = try #require(FileManager.default.contentsOfDirectory(atPath: directory.file("collections")).first)
+        try FileManager.default.moveItem(atPath: snapshotDirectory, toPath: restored.file("collections/\(id)"))
+        try await withEngine(restored) { engine in
+            let collection = try #require(engine.collection(named: "s"))
+            let count = collection.count
+            #expect(count >= 1_000 && count <= 4_000)
+            #expect((count - 1_000) % 100 == 0, "whole batches only")
+            #expect(UInt64((count - 1_000) / 100 + 1) == snapshotLSN, "LSN 1 is the first add, then one per batch")
+            let ids = Set(try collection.get(include: []).map(\.id))
+            #expect(ids == Set(records.prefix(count).map(\.id)))
+        }
+    }
+
+    @Test func catalogCreateGetOrCreateDeleteAndNames() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            _ = try await engine.create(CollectionConfiguration(name: "a1", dimension: 4))
+            let (again, created) = try await engine.create(CollectionConfiguration(name: "a1", dimension: 4), getOrCreate: true)
+            #expect(!created && again.name == "a1")
+            await #expect(throws: StorageError.alreadyExists("collection 'a1' already exists")) {
+                _ = try await engine.create(CollectionConfiguration(name: "a1", dimension: 4))
+            }
+            await #expect(throws: StorageError.self) { _ = try await engine.create(CollectionConfiguration(name: "-bad", dimension: 4)) }
+            await #expect(throws: StorageError.self) { _ = try await engine.create(CollectionConfiguration(name: "ok", dimension: 0)) }
+            try await engine.delete(named: "a1")
+            #expect(engine.collection(named: "a1") == nil)
+            await #expect(throws: StorageError.notFound("collection 'a1' does not exist")) { try await engine.delete(named: "a1") }
+        }
+        try await withEngine(directory) { engine in #expect(engine.list().isEmpty) }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fresh folder under /tmp, removed by `remove()`.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+
+    public init(_ label: String = "sextant-test") {
+        var template = Array("/tmp/\(label)-XXXXXX".utf8CString)
+        let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(created != nil, "mkdtemp failed")
+        path = String(cString: template)
+    }
+
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+    public func file(_ name: String) -> String { path + "/" + name }
+}
+
+/// The release `sextant` binary the suite drives as a real process ($SEXTANT_BIN
+/// overrides; tools/test builds it before running the tests).
+public enum SextantBinary {
+    public static var path: String {
+        if let explicit = ProcessInfo.processInfo.environment["SEXTANT_BIN"] { return explicit }
+        for configuration in ["release", "debug"] {
+            let candidate = TestDataset.packageRoot + "/.build/\(configuration)/sextant"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return TestDataset.packageRoot + "/.build/release/sextant"
+    }
+
+    /// Starts `sextant` with `arguments`; output goes to `logPath` (or is discarded).
+    public static func start(_ arguments: [String], logPath: String? = nil, environment: [String: String] = [:]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        if let logPath {
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            process.standardOutput = handle
+            process.standardError = handle
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+        }
+        try process.run()
+        return process
+    }
+
+    /// Runs `sextant` to completion, returning (exit status, stdout, stderr).
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+}
+
+extension Process {
+    /// SIGKILL and reap.
+    public func killHard() {
+        kill(processIdentifier, SIGKILL)
+        waitUntilExit()
+    }
+}
