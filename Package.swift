@@ -52,6 +52,7 @@ let package = Package(
         // Tests sit beside the module they test; shared helpers live in SextantTestSupport.
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels"], swiftSettings: strict),
+        .testTarget(name: "SextantCLITests", dependencies: ["SextantTestSupport"], swiftSettings: strict),
         .testTarget(name: "SextantPayloadTests", dependencies: ["SextantPayload"], swiftSettings: strict),
         .testTarget(
             name: "SextantStorageTests",

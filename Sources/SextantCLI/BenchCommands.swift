@@ -6,7 +6,7 @@ import SextantKernels
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self])
+        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self])
 }
 
 struct BenchANN: ParsableCommand {
@@ -49,5 +49,35 @@ struct BenchANN: ParsableCommand {
         for result in results {
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         }
+    }
+}
+
+struct BenchStorage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "storage",
+        abstract: "Durable ingest (io_uring vs pwrite fallback), disk usage, cold open + first query.")
+
+    @Option(help: "The debian-minilm dataset folder.") var dataset: String
+    @Option(help: "Where to create the temporary data folders.") var work = "/tmp"
+    @Option(help: "Records per write batch.") var batch = 1_000
+    @Option(help: "Concurrent writers.") var writers = 4
+    @Option(help: "Rounds (each runs both backends).") var rounds = 2
+    @Option(help: "Use only the first N records.") var limit = Int.max
+    @Flag(help: "Print only the JSON lines.") var json = false
+
+    func run() async throws {
+        var configuration = StorageBenchmark.Configuration(dataset: dataset)
+        configuration.workDirectory = work
+        configuration.batchRecords = batch
+        configuration.writers = writers
+        configuration.rounds = rounds
+        configuration.limit = limit
+        let quiet = json
+        let results = try await StorageBenchmark(configuration: configuration).run { message in
+            if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        for result in results { print(String(decoding: try encoder.encode(result), as: UTF8.self)) }
     }
 }

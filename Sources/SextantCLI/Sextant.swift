@@ -5,5 +5,5 @@ struct Sextant: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sextant",
         abstract: "Sextant: a vector database and retrieval stack.",
-        subcommands: [Bench.self, Debug.self])
+        subcommands: [Version.self, Bench.self, Debug.self])
 }

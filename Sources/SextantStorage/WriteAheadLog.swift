@@ -241,8 +241,16 @@ final class WriteAheadLog: @unchecked Sendable {
         }
     }
 
+    /// A further group goes in flight beside a running one only once this many
+    /// bytes wait. Measured (docs/BENCHMARKS.md): splitting small batches over
+    /// several concurrent fdatasyncs made io_uring 20-40% slower than one
+    /// accumulating group, because ext4 serialises the syncs of one file in its
+    /// journal anyway; large groups are worth pipelining.
+    static let pipelineThresholdBytes = 64 << 10
+
     private func startGroupIfPossible(_ state: inout State) {
         guard !state.pending.isEmpty, state.groups.count < maximumInFlight, state.failure == nil else { return }
+        guard state.groups.isEmpty || state.pending.count >= Self.pipelineThresholdBytes else { return }
         let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: state.pending.count, alignment: 4096)
         state.pending.withUnsafeBytes { bytes.copyMemory(from: $0) }
         let offset = UInt64(state.segment.sizeBytes)
