@@ -18,6 +18,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Layer 0: numeric kernels (C for per-function SIMD targets) and the index.
@@ -35,6 +39,37 @@ let package = Package(
             dependencies: ["SextantIndex", "SextantPayload", "SextantKernels", "CSextantKernels", "CSextantIO"],
             swiftSettings: strict),
 
+        // Layer 2: the wire, the server, and the only way in: the client library.
+        .target(
+            name: "SextantProtocol",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: [],
+            swiftSettings: strict),
+        .target(
+            name: "SextantEngine",
+            dependencies: [
+                "SextantProtocol", "SextantStorage", "SextantPayload",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "SextantClient",
+            dependencies: [
+                "SextantProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+
+        // ChromaDB's JSON grammar (filters, metadata) over a JSON model that keeps 3 and 3.0 apart.
+        .target(name: "SextantJSON", dependencies: ["SextantClient"], swiftSettings: strict),
+
         // Tools: dataset formats and benchmark harnesses.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "SextantDatasets", dependencies: ["CZlib"], swiftSettings: strict),
@@ -44,7 +79,9 @@ let package = Package(
         .executableTarget(
             name: "SextantCLI",
             dependencies: [
-                "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc",
+                "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc", "SextantEngine", "SextantClient",
+                "SextantJSON",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -53,6 +90,15 @@ let package = Package(
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels"], swiftSettings: strict),
         .testTarget(name: "SextantCLITests", dependencies: ["SextantTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantEngineTests",
+            dependencies: [
+                "SextantClient", "SextantProtocol", "SextantTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
         .testTarget(name: "SextantPayloadTests", dependencies: ["SextantPayload"], swiftSettings: strict),
         .testTarget(
             name: "SextantStorageTests",

@@ -5,5 +5,8 @@ struct Sextant: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sextant",
         abstract: "Sextant: a vector database and retrieval stack.",
-        subcommands: [Version.self, Bench.self, Debug.self])
+        subcommands: [
+            EngineCommand.self, CollectionsCommand.self, CountCommand.self, GetCommand.self, QueryCommand.self,
+            Version.self, Bench.self, Debug.self,
+        ])
 }

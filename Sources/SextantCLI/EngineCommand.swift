@@ -1,0 +1,115 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import SextantClient
+import SextantEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Shared options of every command that keeps state: one data root for all.
+struct DataOptions: ParsableArguments {
+    @Option(help: "The data root: every component keeps its files in its own folder under it.")
+    var data = "./sextant-data"
+
+    var engineDirectory: String { data + "/engine" }
+}
+
+enum Secrets {
+    /// Reads a secret from a file, trimmed; never logged.
+    static func read(_ path: String?) throws -> String? {
+        guard let path else { return nil }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read \(path)")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw ValidationError("\(path) is empty") }
+        return token
+    }
+}
+
+enum Logs {
+    static func make(_ label: String) -> Logger {
+        var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+        let level = ProcessInfo.processInfo.environment["SEXTANT_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+        logger.logLevel = level ?? .info
+        return logger
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+enum Signals {
+    static func wait() async -> Int32 {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
+            let resumed = Mutex(false)
+            var sources: [any DispatchSourceSignal] = []
+            for number in [SIGTERM, SIGINT] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    let first = resumed.withLock { done -> Bool in
+                        defer { done = true }
+                        return !done
+                    }
+                    if first { continuation.resume(returning: number) }
+                }
+                source.resume()
+                sources.append(source)
+            }
+            Signals.keep(sources)
+        }
+    }
+
+    nonisolated(unsafe) private static var retained: [any DispatchSourceSignal] = []
+    private static func keep(_ sources: [any DispatchSourceSignal]) { retained.append(contentsOf: sources) }
+}
+
+import Synchronization
+
+struct EngineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine", abstract: "Run the engine: the process that holds the collections.")
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "TCP address to listen on (host:port), or 'none'.") var listen = "127.0.0.1:7700"
+    @Option(help: "Also listen on this Unix socket.") var unix: String?
+    @Option(name: .customLong("token-file"), help: "File holding the token clients must present (required beyond loopback).")
+    var tokenFile: String?
+    @Option(name: .customLong("indexer-threads"), help: "Background threads linking records into the index.")
+    var indexerThreads = 1
+    @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted.")
+    var maxFrameBytes = 64 << 20
+
+    func run() async throws {
+        let logger = Logs.make("sextant.engine")
+        var configuration = EngineConfiguration(dataDirectory: data.engineDirectory)
+        if listen == "none" {
+            configuration.host = nil
+        } else {
+            guard case .tcp(let host, let port) = try EngineAddress(parsing: listen) else {
+                throw ValidationError("--listen takes host:port")
+            }
+            configuration.host = host
+            configuration.port = port
+        }
+        configuration.unixSocketPath = unix
+        configuration.token = try Secrets.read(tokenFile)
+        configuration.indexerThreads = indexerThreads
+        configuration.maximumFrameBytes = maxFrameBytes
+        configuration.serverVersion = Runtime.version
+        configuration.allocator = Runtime.allocator
+        configuration.kernels = Runtime.kernels
+        logger.notice("\(Runtime.startupLine)")
+        let server: EngineServer
+        do { server = try await EngineServer.start(configuration, logger: logger) } catch let error as EngineStartError {
+            throw ValidationError(error.description)
+        }
+        for address in server.addresses { logger.notice("listening on \(address)") }
+        logger.notice("data in \(configuration.dataDirectory); \(server.storage.list().count) collections open")
+        let signal = await Signals.wait()
+        logger.notice("received signal \(signal)")
+        try await server.shutdown()
+    }
+}

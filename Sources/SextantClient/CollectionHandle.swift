@@ -1,0 +1,168 @@
+import SextantProtocol
+
+/// A collection, in the spirit of chromadb's Python `Collection`: add, upsert,
+/// update, delete, get, query, count. Cheap to copy; holds no connection.
+public struct CollectionHandle: Sendable {
+    public let client: SextantClient
+    public let info: CollectionInfo
+
+    public var name: String { info.name }
+    public var id: String { info.id }
+    public var dimension: Int { info.dimension }
+
+    private var reference: Sextant_V1_CollectionRef {
+        var reference = Sextant_V1_CollectionRef()
+        reference.id = info.id
+        return reference
+    }
+
+    /// Adds records; fails with ALREADY_EXISTS (and adds nothing) if any id exists.
+    @discardableResult
+    public func add(ids: [String], vectors: [[Float]], documents: [String?]? = nil, metadatas: [Metadata?]? = nil)
+        async throws -> WriteResult
+    {
+        try await write(.add, ids: ids, vectors: vectors, documents: documents, metadatas: metadatas, idempotent: false)
+    }
+
+    /// Inserts or replaces whole records.
+    @discardableResult
+    public func upsert(ids: [String], vectors: [[Float]], documents: [String?]? = nil, metadatas: [Metadata?]? = nil)
+        async throws -> WriteResult
+    {
+        try await write(.upsert, ids: ids, vectors: vectors, documents: documents, metadatas: metadatas, idempotent: true)
+    }
+
+    /// Changes the given fields of existing records: a nil vector, document or
+    /// metadata entry leaves that field as it is. Missing ids fail the batch
+    /// unless `ignoreMissing` (ChromaDB's behaviour).
+    @discardableResult
+    public func update(ids: [String], vectors: [[Float]?]? = nil, documents: [String?]? = nil, metadatas: [Metadata?]? = nil,
+                       ignoreMissing: Bool = false) async throws -> WriteResult
+    {
+        var indices: [UInt32] = []
+        var rows: [[Float]] = []
+        if let vectors {
+            guard vectors.count == ids.count else { throw SextantError(.invalidArgument, "\(vectors.count) vectors for \(ids.count) ids") }
+            for (index, vector) in vectors.enumerated() {
+                if let vector {
+                    indices.append(UInt32(index))
+                    rows.append(vector)
+                }
+            }
+        }
+        var request = try writeRequest(ids: ids, documents: documents, metadatas: metadatas)
+        if !rows.isEmpty {
+            request.vectors = try packed(rows)
+            if rows.count != ids.count { request.vectorRecordIndices = indices }
+        }
+        request.ignoreMissing = ignoreMissing
+        return try await send(.update, request, idempotent: true)
+    }
+
+    /// Deletes by ids and/or filters; returns how many records were deleted.
+    @discardableResult
+    public func delete(ids: [String]? = nil, where filter: Where? = nil, whereDocument: WhereDocument? = nil) async throws -> Int {
+        var request = Sextant_V1_DeleteRequest()
+        request.collection = reference
+        request.ids = ids ?? []
+        if let filter { request.where = filter.wire }
+        if let whereDocument { request.whereDocument = whereDocument.wire }
+        let reply = try await client.call(.delete, request, as: Sextant_V1_WriteReply.self, idempotent: ids != nil && filter == nil && whereDocument == nil)
+        return Int(reply.affected)
+    }
+
+    public func count() async throws -> Int {
+        var request = Sextant_V1_CollectionRequest()
+        request.collection = reference
+        return Int(try await client.call(.count, request, as: Sextant_V1_CountReply.self, idempotent: true).count)
+    }
+
+    /// Records by id (in the order asked) and/or filter, with offset and limit.
+    public func get(ids: [String]? = nil, where filter: Where? = nil, whereDocument: WhereDocument? = nil, limit: Int? = nil,
+                    offset: Int = 0, include: Include = .getDefault) async throws -> [RecordResult] {
+        var request = Sextant_V1_GetRequest()
+        request.collection = reference
+        if let ids {
+            request.ids = ids
+            request.byIds = true
+        }
+        if let filter { request.where = filter.wire }
+        if let whereDocument { request.whereDocument = whereDocument.wire }
+        if let limit { request.limit = UInt32(clamping: limit) }
+        request.offset = UInt32(clamping: offset)
+        request.include = include.wire
+        let reply = try await client.call(.get, request, as: Sextant_V1_GetReply.self, idempotent: true)
+        return try RecordResult.list(reply)
+    }
+
+    /// The k nearest records to each query vector, nearest first.
+    public func query(vectors: [[Float]], k: Int = 10, where filter: Where? = nil, whereDocument: WhereDocument? = nil,
+                      include: Include = .queryDefault, ef: Int? = nil, timeoutMilliseconds: Int64? = nil) async throws
+        -> [[RecordResult]]
+    {
+        guard k >= 1 else { throw SextantError(.invalidArgument, "k must be at least 1, got \(k)") }
+        guard !vectors.isEmpty else { throw SextantError(.invalidArgument, "query needs at least one vector") }
+        var request = Sextant_V1_QueryRequest()
+        request.collection = reference
+        request.queries = try packed(vectors)
+        request.k = UInt32(clamping: k)
+        if let filter { request.where = filter.wire }
+        if let whereDocument { request.whereDocument = whereDocument.wire }
+        request.include = include.wire
+        if let ef { request.ef = UInt32(clamping: ef) }
+        let reply = try await client.call(.query, request, as: Sextant_V1_QueryReply.self, idempotent: true,
+                                          timeoutMilliseconds: timeoutMilliseconds)
+        return try reply.results.map(RecordResult.list)
+    }
+
+    /// Renames the collection and/or replaces its metadata.
+    public func modify(name: String? = nil, metadata: Metadata? = nil) async throws -> CollectionHandle {
+        var request = Sextant_V1_ModifyCollectionRequest()
+        request.collection = reference
+        if let name { request.newName = name }
+        if let metadata { request.newMetadata = metadata.wire }
+        let info = try await client.call(.modifyCollection, request, as: Sextant_V1_CollectionInfo.self, idempotent: true)
+        return CollectionHandle(client: client, info: CollectionInfo(info))
+    }
+
+    // MARK: - Internals
+
+    private func packed(_ rows: [[Float]]) throws -> Sextant_V1_Vectors {
+        for row in rows where row.count != info.dimension {
+            throw SextantError(.invalidArgument, "vector has \(row.count) dimensions, the collection has \(info.dimension)")
+        }
+        return Sextant_V1_Vectors(rows: rows, dimension: info.dimension)
+    }
+
+    private func writeRequest(ids: [String], documents: [String?]?, metadatas: [Metadata?]?) throws -> Sextant_V1_WriteRequest {
+        if let documents, documents.count != ids.count {
+            throw SextantError(.invalidArgument, "\(documents.count) documents for \(ids.count) ids")
+        }
+        if let metadatas, metadatas.count != ids.count {
+            throw SextantError(.invalidArgument, "\(metadatas.count) metadatas for \(ids.count) ids")
+        }
+        var request = Sextant_V1_WriteRequest()
+        request.collection = reference
+        request.records = ids.enumerated().map { index, id in
+            var record = Sextant_V1_Record()
+            record.id = id
+            if let document = documents?[index] { record.document = document }
+            if let metadata = metadatas?[index] { record.metadata = metadata.wire }
+            return record
+        }
+        return request
+    }
+
+    private func write(_ method: Method, ids: [String], vectors: [[Float]], documents: [String?]?, metadatas: [Metadata?]?,
+                       idempotent: Bool) async throws -> WriteResult {
+        guard vectors.count == ids.count else { throw SextantError(.invalidArgument, "\(vectors.count) vectors for \(ids.count) ids") }
+        var request = try writeRequest(ids: ids, documents: documents, metadatas: metadatas)
+        request.vectors = try packed(vectors)
+        return try await send(method, request, idempotent: idempotent)
+    }
+
+    private func send(_ method: Method, _ request: Sextant_V1_WriteRequest, idempotent: Bool) async throws -> WriteResult {
+        let reply = try await client.call(method, request, as: Sextant_V1_WriteReply.self, idempotent: idempotent)
+        return WriteResult(lsn: reply.lsn, affected: Int(reply.affected))
+    }
+}

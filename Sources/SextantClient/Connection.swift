@@ -1,0 +1,219 @@
+import NIOCore
+import NIOPosix
+import SextantProtocol
+import Synchronization
+
+/// A typed failure from the engine (or from the client's side of the wire).
+public struct SextantError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let code: StatusCode
+    public let message: String
+
+    public init(_ code: StatusCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// Where the engine listens: "host:port", "[v6]:port", or "unix:/path".
+public enum EngineAddress: Sendable, Equatable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case unix(path: String)
+
+    public init(parsing text: String) throws {
+        if text.hasPrefix("unix:") {
+            self = .unix(path: String(text.dropFirst(5)))
+            return
+        }
+        let hostPart: Substring
+        let portPart: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            portPart = text[text.index(after: close)...].dropFirst()
+        } else if let colon = text.lastIndex(of: ":") {
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+        } else {
+            hostPart = Substring(text)
+            portPart = "7700"
+        }
+        guard let port = Int(portPart), (0...65_535).contains(port), !hostPart.isEmpty else {
+            throw SextantError(.invalidArgument, "engine address '\(text)' is not host:port or unix:/path")
+        }
+        self = .tcp(host: String(hostPart), port: port)
+    }
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): return "unix:\(path)"
+        }
+    }
+}
+
+enum ClientOutbound {
+    case preamble
+    case frame(Frame)
+}
+
+struct ClientFrameEncoder: MessageToByteEncoder {
+    typealias OutboundIn = ClientOutbound
+
+    func encode(data: ClientOutbound, out: inout ByteBuffer) throws {
+        switch data {
+        case .preamble: out.writeInteger(ProtocolLimits.preamble)
+        case .frame(let frame): FrameEncoder.write(frame, into: &out)
+        }
+    }
+}
+
+/// Matches responses to requests by id; any number may be in flight, and they
+/// may come back in any order.
+final class ResponseHandler: ChannelDuplexHandler {
+    typealias InboundIn = FrameEvent
+    typealias OutboundIn = Outgoing
+    typealias OutboundOut = ClientOutbound
+
+    enum Outgoing {
+        case preamble
+        case request(PendingRequest)
+    }
+
+    struct PendingRequest {
+        var frame: Frame
+        let promise: EventLoopPromise<Frame>
+        let timeout: TimeAmount?
+    }
+
+    private var pending: [UInt64: (EventLoopPromise<Frame>, Scheduled<Void>?)] = [:]
+    private var nextID: UInt64 = 1
+    private var closedError: SextantError?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .frame(let frame) = unwrapInboundIn(data), frame.header.kind == .response else { return }
+        guard let (promise, timer) = pending.removeValue(forKey: frame.header.requestID) else { return }  // timed out already
+        timer?.cancel()
+        promise.succeed(frame)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .request(var request) = unwrapOutboundIn(data) else {
+            context.write(wrapOutboundOut(.preamble), promise: promise)
+            return
+        }
+        if let closedError {
+            request.promise.fail(closedError)
+            return
+        }
+        let id = nextID
+        nextID += 1
+        request.frame.header.requestID = id
+        var timer: Scheduled<Void>? = nil
+        if let timeout = request.timeout {
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleTask(in: timeout) {
+                guard let (expired, _) = bound.value.pending.removeValue(forKey: id) else { return }
+                expired.fail(SextantError(.deadlineExceeded, "no response within \(timeout.nanoseconds / 1_000_000) ms"))
+            }
+        }
+        pending[id] = (request.promise, timer)
+        context.write(wrapOutboundOut(.frame(request.frame)), promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(SextantError(.unavailable, "connection to the engine closed"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(SextantError(.unavailable, "connection to the engine failed: \(error)"))
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: SextantError) {
+        closedError = error
+        let failed = pending
+        pending.removeAll()
+        for (promise, timer) in failed.values {
+            timer?.cancel()
+            promise.fail(error)
+        }
+    }
+}
+
+/// One TCP or Unix connection after a successful Hello.
+final class Connection: Sendable {
+    let channel: any Channel
+    let hello: Sextant_V1_HelloReply
+
+    private init(channel: any Channel, hello: Sextant_V1_HelloReply) {
+        self.channel = channel
+        self.hello = hello
+    }
+
+    var isActive: Bool { channel.isActive }
+
+    static func open(
+        _ address: EngineAddress, group: any EventLoopGroup, token: String?, clientName: String, maximumFrameBytes: Int,
+        timeout: TimeAmount
+    ) async throws -> Connection {
+        let bootstrap = ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(
+                            FrameDecoder(expectPreamble: false, maximumFrameBytes: maximumFrameBytes),
+                            maximumBufferSize: maximumFrameBytes + 65_536))
+                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(ClientFrameEncoder()))
+                    try channel.pipeline.syncOperations.addHandler(ResponseHandler())
+                }
+            }
+        let channel: any Channel
+        do {
+            switch address {
+            case .tcp(let host, let port): channel = try await bootstrap.connect(host: host, port: port).get()
+            case .unix(let path): channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+            }
+        } catch {
+            throw SextantError(.unavailable, "cannot connect to the engine at \(address): \(error)")
+        }
+        channel.writeAndFlush(ResponseHandler.Outgoing.preamble, promise: nil)
+        var request = Sextant_V1_Hello()
+        request.clientName = clientName
+        request.token = token ?? ""
+        request.protocolVersion = ProtocolLimits.version
+        do {
+            let reply = try await send(channel, .hello, MessageCodec.encode(request), timeout: timeout)
+            return Connection(channel: channel, hello: try MessageCodec.decode(Sextant_V1_HelloReply.self, from: reply))
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    func send(_ method: Method, _ body: ByteBuffer, timeout: TimeAmount?) async throws -> ByteBuffer {
+        try await Self.send(channel, method, body, timeout: timeout)
+    }
+
+    private static func send(_ channel: any Channel, _ method: Method, _ body: ByteBuffer, timeout: TimeAmount?) async throws
+        -> ByteBuffer
+    {
+        let promise = channel.eventLoop.makePromise(of: Frame.self)
+        let deadline = timeout.map { UInt32(clamping: $0.nanoseconds / 1_000_000) } ?? 0
+        let frame = Frame(header: FrameHeader(kind: .request, method: method, requestID: 0, deadlineMilliseconds: deadline),
+                          body: body)
+        channel.writeAndFlush(
+            ResponseHandler.Outgoing.request(.init(frame: frame, promise: promise, timeout: timeout)), promise: nil)
+        let response = try await promise.futureResult.get()
+        guard response.header.status == .ok else {
+            let detail = (try? MessageCodec.decode(Sextant_V1_ErrorDetail.self, from: response.body))?.message ?? ""
+            throw SextantError(response.header.status, detail)
+        }
+        return response.body
+    }
+
+    func close() async { try? await channel.close() }
+}

@@ -1,0 +1,239 @@
+import NIOCore
+import NIOPosix
+import SextantProtocol
+import Synchronization
+
+public struct ClientConfiguration: Sendable {
+    public var address: EngineAddress
+    public var token: String?
+    /// Connections in the pool; requests are spread over them and pipelined on each.
+    public var connections = 2
+    /// Applied to every call that does not set its own.
+    public var timeoutMilliseconds: Int64 = 30_000
+    /// Attempts for idempotent calls that fail with UNAVAILABLE (connection lost).
+    public var retryAttempts = 4
+    public var retryInitialBackoffMilliseconds: Int64 = 50
+    public var retryMaximumBackoffMilliseconds: Int64 = 2_000
+    public var clientName = "sextant-swift"
+    public var maximumFrameBytes = ProtocolLimits.defaultMaximumFrameBytes
+
+    public init(address: EngineAddress, token: String? = nil) {
+        self.address = address
+        self.token = token
+    }
+}
+
+/// The Swift client of the engine: the only way the search API, ingestion
+/// worker, scraper and bots talk to it.
+///
+/// A small pool of connections, each carrying many requests at once; every
+/// call has a deadline (sent to the engine, enforced here too); idempotent
+/// calls (reads, upserts, updates, deletes by id) are retried with exponential
+/// backoff after a lost connection, and the pool reconnects on demand.
+public final class SextantClient: Sendable {
+    public let configuration: ClientConfiguration
+    private let group: MultiThreadedEventLoopGroup
+    private let slots: Mutex<[Connection?]>
+    private let slotCount: Int
+    private let next = Atomic<Int>(0)
+    private let reconnecting: [AsyncSerialGate]
+
+    private init(configuration: ClientConfiguration, group: MultiThreadedEventLoopGroup) {
+        self.configuration = configuration
+        self.group = group
+        slotCount = max(1, configuration.connections)
+        slots = Mutex(Array(repeating: nil, count: max(1, configuration.connections)))
+        reconnecting = (0..<max(1, configuration.connections)).map { _ in AsyncSerialGate() }
+    }
+
+    /// Connects the pool (every connection says Hello) or throws UNAVAILABLE / UNAUTHENTICATED.
+    public static func connect(_ configuration: ClientConfiguration) async throws -> SextantClient {
+        let client = SextantClient(
+            configuration: configuration, group: MultiThreadedEventLoopGroup(numberOfThreads: min(2, System.coreCount)))
+        do {
+            for index in 0..<client.slotCount { _ = try await client.connection(at: index) }
+        } catch {
+            await client.close()
+            throw error
+        }
+        return client
+    }
+
+    public static func connect(to address: String, token: String? = nil) async throws -> SextantClient {
+        try await connect(ClientConfiguration(address: try EngineAddress(parsing: address), token: token))
+    }
+
+    public func close() async {
+        let connections = slots.withLock { current -> [Connection?] in
+            defer { current = Array(repeating: nil, count: current.count) }
+            return current
+        }
+        for connection in connections { await connection?.close() }
+        try? await group.shutdownGracefully()
+    }
+
+    private func connection(at index: Int) async throws -> Connection {
+        if let live = slots.withLock({ $0[index] }), live.isActive { return live }
+        return try await reconnecting[index].run { [self] in
+            if let live = slots.withLock({ $0[index] }), live.isActive { return live }
+            let fresh = try await Connection.open(
+                configuration.address, group: group, token: configuration.token, clientName: configuration.clientName,
+                maximumFrameBytes: configuration.maximumFrameBytes,
+                timeout: .milliseconds(min(configuration.timeoutMilliseconds, 10_000)))
+            slots.withLock { $0[index] = fresh }
+            return fresh
+        }
+    }
+
+    /// Sends one request and decodes the reply. Retries idempotent calls on UNAVAILABLE.
+    public func call<Reply: SwiftProtobuf.Message>(
+        _ method: Method, _ request: some SwiftProtobuf.Message, as _: Reply.Type, idempotent: Bool,
+        timeoutMilliseconds: Int64? = nil
+    ) async throws -> Reply {
+        let body = MessageCodec.encode(request)
+        let timeout = TimeAmount.milliseconds(timeoutMilliseconds ?? configuration.timeoutMilliseconds)
+        let attempts = idempotent ? max(1, configuration.retryAttempts) : 1
+        var backoff = configuration.retryInitialBackoffMilliseconds
+        var lastError: (any Error)? = nil
+        for attempt in 0..<attempts {
+            if attempt > 0 {
+                try await Task.sleep(for: .milliseconds(backoff))
+                backoff = min(backoff * 2, configuration.retryMaximumBackoffMilliseconds)
+            }
+            let index = next.add(1, ordering: .relaxed).oldValue % slotCount
+            do {
+                let connection = try await connection(at: index)
+                let reply = try await connection.send(method, body, timeout: timeout)
+                do { return try MessageCodec.decode(Reply.self, from: reply) } catch {
+                    throw SextantError(.internal, "reply to \(method) does not decode: \(error)")
+                }
+            } catch let error as SextantError where error.code == .unavailable {
+                lastError = error
+                continue
+            }
+        }
+        throw lastError ?? SextantError(.unavailable, "no attempt made")
+    }
+
+    // MARK: - Server and collections
+
+    public func heartbeat() async throws -> UInt64 {
+        try await call(.heartbeat, Sextant_V1_Empty(), as: Sextant_V1_HeartbeatReply.self, idempotent: true).nanoseconds
+    }
+
+    public func serverInfo() async throws -> Sextant_V1_ServerInfo {
+        try await call(.serverInfo, Sextant_V1_Empty(), as: Sextant_V1_ServerInfo.self, idempotent: true)
+    }
+
+    /// Creates a collection (or, with `getOrCreate`, returns the existing one of that name).
+    public func createCollection(
+        name: String, dimension: Int, metric: DistanceMetric = .cosine, m: Int? = nil, efConstruction: Int? = nil,
+        ef: Int? = nil, metadata: Metadata = [:], getOrCreate: Bool = false, capacity: Int? = nil
+    ) async throws -> CollectionHandle {
+        var request = Sextant_V1_CreateCollectionRequest()
+        request.name = name
+        request.dimension = UInt32(clamping: dimension)
+        request.metric = metric.wire
+        request.hnsw.m = UInt32(clamping: m ?? 0)
+        request.hnsw.efConstruction = UInt32(clamping: efConstruction ?? 0)
+        request.hnsw.ef = UInt32(clamping: ef ?? 0)
+        request.metadata = metadata.wire
+        request.getOrCreate = getOrCreate
+        request.capacity = UInt64(clamping: capacity ?? 0)
+        let reply = try await call(.createCollection, request, as: Sextant_V1_CreateCollectionReply.self, idempotent: getOrCreate)
+        return CollectionHandle(client: self, info: CollectionInfo(reply.collection))
+    }
+
+    public func getCollection(name: String) async throws -> CollectionHandle {
+        CollectionHandle(client: self, info: try await collectionInfo(.name(name)))
+    }
+
+    public func getCollection(id: String) async throws -> CollectionHandle {
+        CollectionHandle(client: self, info: try await collectionInfo(.id(id)))
+    }
+
+    func collectionInfo(_ reference: Sextant_V1_CollectionRef.OneOf_By) async throws -> CollectionInfo {
+        var request = Sextant_V1_CollectionRequest()
+        request.collection.by = reference
+        return CollectionInfo(try await call(.getCollection, request, as: Sextant_V1_CollectionInfo.self, idempotent: true))
+    }
+
+    public func listCollections(offset: Int = 0, limit: Int? = nil) async throws -> (collections: [CollectionInfo], total: Int) {
+        var request = Sextant_V1_ListCollectionsRequest()
+        request.offset = UInt32(clamping: offset)
+        if let limit { request.limit = UInt32(clamping: limit) }
+        let reply = try await call(.listCollections, request, as: Sextant_V1_ListCollectionsReply.self, idempotent: true)
+        return (reply.collections.map(CollectionInfo.init), Int(reply.total))
+    }
+
+    public func deleteCollection(name: String) async throws {
+        var request = Sextant_V1_CollectionRequest()
+        request.collection.name = name
+        _ = try await call(.deleteCollection, request, as: Sextant_V1_Empty.self, idempotent: false)
+    }
+
+    public func stats() async throws -> [CollectionStatistics] {
+        let reply = try await call(.stats, Sextant_V1_Empty(), as: Sextant_V1_StatsReply.self, idempotent: true)
+        return reply.collections.map {
+            CollectionStatistics(
+                id: $0.id, name: $0.name, liveRecords: Int($0.liveRecords), unindexedRecords: Int($0.unindexedRecords),
+                indexedRecords: Int($0.indexedRecords), deletedAwaitingReclaim: Int($0.deletedAwaitingReclaim),
+                lastLSN: $0.lastLsn, durableLSN: $0.durableLsn, checkpointLSN: $0.checkpointLsn, generation: $0.generation,
+                walBytes: Int($0.walBytes), diskBytes: Int($0.diskBytes))
+        }
+    }
+
+    /// Checkpoints one collection, or all.
+    @discardableResult
+    public func checkpoint(collection: String? = nil) async throws -> UInt64 {
+        var request = Sextant_V1_CollectionRequest()
+        if let collection { request.collection.name = collection }
+        return try await call(.checkpoint, request, as: Sextant_V1_CheckpointReply.self, idempotent: true,
+                              timeoutMilliseconds: 600_000).lsn
+    }
+
+    /// Asks the engine to write a consistent snapshot of every collection into
+    /// `destination` (a folder on the engine's machine). Returns LSN and record
+    /// count per collection id.
+    public func snapshot(to destination: String) async throws -> [String: (lsn: UInt64, records: Int)] {
+        var request = Sextant_V1_SnapshotRequest()
+        request.destination = destination
+        let reply = try await call(.snapshot, request, as: Sextant_V1_SnapshotReply.self, idempotent: false,
+                                   timeoutMilliseconds: 600_000)
+        var result: [String: (lsn: UInt64, records: Int)] = [:]
+        for (id, lsn) in reply.lsnByCollectionID { result[id] = (lsn, Int(reply.recordsByCollectionID[id] ?? 0)) }
+        return result
+    }
+}
+
+/// Serialises reconnect attempts per pool slot without blocking threads.
+final class AsyncSerialGate: Sendable {
+    private let gate = Mutex<(busy: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let proceed = gate.withLock { state -> Bool in
+                if !state.busy {
+                    state.busy = true
+                    return true
+                }
+                state.waiters.append(continuation)
+                return false
+            }
+            if proceed { continuation.resume() }
+        }
+        defer {
+            let next = gate.withLock { state -> CheckedContinuation<Void, Never>? in
+                if state.waiters.isEmpty {
+                    state.busy = false
+                    return nil
+                }
+                return state.waiters.removeFirst()
+            }
+            next?.resume()
+        }
+        return try await body()
+    }
+}
+
+import SwiftProtobuf

@@ -1,0 +1,131 @@
+import SextantClient
+
+/// A request problem found while reading ChromaDB-style JSON; the message names the part.
+public struct GrammarError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension MetadataValue {
+    /// A JSON scalar as a metadata value (null and containers are not values).
+    public init?(json: JSONValue) {
+        switch json {
+        case .string(let text): self = .string(text)
+        case .int(let number): self = .int(number)
+        case .double(let number): self = .double(number)
+        case .bool(let flag): self = .bool(flag)
+        default: return nil
+        }
+    }
+
+    public var json: JSONValue {
+        switch self {
+        case .string(let text): return .string(text)
+        case .int(let number): return .int(number)
+        case .double(let number): return .double(number)
+        case .bool(let flag): return .bool(flag)
+        }
+    }
+}
+
+public enum ChromaGrammar {
+    /// A metadata object; null means "no metadata".
+    public static func metadata(_ json: JSONValue, path: String) throws(GrammarError) -> Metadata? {
+        switch json {
+        case .null: return nil
+        case .object(let object):
+            var result = Metadata()
+            for (key, value) in object {
+                if value.isNull { continue }  // Chroma drops null-valued keys
+                guard let scalar = MetadataValue(json: value) else {
+                    throw GrammarError("\(path).\(key): metadata values must be strings, numbers or booleans, got \(value.typeName)")
+                }
+                result[key] = scalar
+            }
+            return result
+        default: throw GrammarError("\(path): metadata must be an object, got \(json.typeName)")
+        }
+    }
+
+    public static func metadataJSON(_ metadata: Metadata) -> JSONValue {
+        .object(metadata.mapValues(\.json))
+    }
+
+    /// `where`: one key per object; `$and`/`$or` over lists; `field: scalar` is $eq;
+    /// `field: {"$op": operand}` with $eq $ne $gt $gte $lt $lte $in $nin.
+    public static func `where`(_ json: JSONValue, path: String = "where") throws(GrammarError) -> Where {
+        guard case .object(let object) = json else { throw GrammarError("\(path): must be an object, got \(json.typeName)") }
+        guard object.count == 1, let (key, value) = object.first else {
+            if object.isEmpty { throw GrammarError("\(path): must not be empty") }
+            // Chroma also accepts several fields in one object as an implicit $and.
+            var children: [Where] = []
+            for key in object.keys.sorted() {
+                guard let value = object[key] else { continue }
+                children.append(try self.where(.object([key: value]), path: path))
+            }
+            return .and(children)
+        }
+        switch key {
+        case "$and", "$or":
+            guard case .array(let items) = value, !items.isEmpty else {
+                throw GrammarError("\(path).\(key): must be a non-empty list of clauses")
+            }
+            var children: [Where] = []
+            for (index, item) in items.enumerated() { children.append(try self.where(item, path: "\(path).\(key)[\(index)]")) }
+            return key == "$and" ? .and(children) : .or(children)
+        default:
+            guard !key.hasPrefix("$") else { throw GrammarError("\(path): unknown operator '\(key)'") }
+            if let scalar = MetadataValue(json: value) { return .eq(key, scalar) }
+            guard case .object(let operation) = value, operation.count == 1, let (op, operand) = operation.first else {
+                throw GrammarError("\(path).\(key): expected a value or an object with one operator, got \(value.typeName)")
+            }
+            let at = "\(path).\(key).\(op)"
+            switch op {
+            case "$in", "$nin":
+                guard case .array(let items) = operand, !items.isEmpty else { throw GrammarError("\(at): must be a non-empty list") }
+                var values: [MetadataValue] = []
+                for item in items {
+                    guard let scalar = MetadataValue(json: item) else { throw GrammarError("\(at): list items must be scalars") }
+                    values.append(scalar)
+                }
+                return op == "$in" ? .in(key, values) : .nin(key, values)
+            case "$eq", "$ne", "$gt", "$gte", "$lt", "$lte":
+                guard let scalar = MetadataValue(json: operand) else {
+                    throw GrammarError("\(at): operand must be a string, number or boolean, got \(operand.typeName)")
+                }
+                switch op {
+                case "$eq": return .eq(key, scalar)
+                case "$ne": return .ne(key, scalar)
+                case "$gt": return .gt(key, scalar)
+                case "$gte": return .gte(key, scalar)
+                case "$lt": return .lt(key, scalar)
+                default: return .lte(key, scalar)
+                }
+            default:
+                throw GrammarError("\(at): unsupported operator (supported: $eq $ne $gt $gte $lt $lte $in $nin)")
+            }
+        }
+    }
+
+    /// `where_document`: `$contains`, `$not_contains`, `$and`, `$or`.
+    public static func whereDocument(_ json: JSONValue, path: String = "where_document") throws(GrammarError) -> WhereDocument {
+        guard case .object(let object) = json, object.count == 1, let (key, value) = object.first else {
+            throw GrammarError("\(path): must be an object with exactly one operator")
+        }
+        switch key {
+        case "$contains", "$not_contains":
+            guard case .string(let text) = value else { throw GrammarError("\(path).\(key): must be a string") }
+            return key == "$contains" ? .contains(text) : .notContains(text)
+        case "$and", "$or":
+            guard case .array(let items) = value, !items.isEmpty else {
+                throw GrammarError("\(path).\(key): must be a non-empty list of clauses")
+            }
+            var children: [WhereDocument] = []
+            for (index, item) in items.enumerated() { children.append(try whereDocument(item, path: "\(path).\(key)[\(index)]")) }
+            return key == "$and" ? .and(children) : .or(children)
+        default:
+            throw GrammarError("\(path): unsupported operator '\(key)' (supported: $contains $not_contains $and $or)")
+        }
+    }
+}
