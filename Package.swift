@@ -22,12 +22,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Layer 0: numeric kernels (C for per-function SIMD targets) and the index.
         .target(name: "CSextantKernels"),
         .target(name: "SextantKernels", dependencies: ["CSextantKernels"], swiftSettings: strict),
         .target(name: "SextantIndex", dependencies: ["SextantKernels", "CSextantKernels"], swiftSettings: strict),
+
+        // Scheduling helpers shared by the engine and the tools (niced task executors).
+        .target(name: "CSextantSystem"),
+        .target(name: "SextantConcurrency", dependencies: ["CSextantSystem"], swiftSettings: strict),
 
         // Layer 1: payload (metadata and filters) and durable storage.
         .target(name: "SextantPayload", swiftSettings: strict),
@@ -36,7 +41,7 @@ let package = Package(
         .systemLibrary(name: "CJemalloc", providers: [.apt(["libjemalloc-dev"])]),
         .target(
             name: "SextantStorage",
-            dependencies: ["SextantIndex", "SextantPayload", "SextantKernels", "CSextantKernels", "CSextantIO"],
+            dependencies: ["SextantIndex", "SextantPayload", "SextantKernels", "CSextantKernels", "CSextantIO", "CSextantSystem"],
             swiftSettings: strict),
 
         // Layer 2: the wire, the server, and the only way in: the client library.
@@ -51,7 +56,7 @@ let package = Package(
         .target(
             name: "SextantEngine",
             dependencies: [
-                "SextantProtocol", "SextantStorage", "SextantPayload",
+                "SextantProtocol", "SextantStorage", "SextantPayload", "SextantConcurrency",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -76,11 +81,20 @@ let package = Package(
         .target(
             name: "SextantBench", dependencies: ["SextantIndex", "SextantDatasets", "SextantStorage"], swiftSettings: strict),
 
+        .target(
+            name: "SextantLoad",
+            dependencies: [
+                "SextantClient", "SextantDatasets", "SextantJSON", "SextantConcurrency",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict),
+
         .executableTarget(
             name: "SextantCLI",
             dependencies: [
                 "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc", "SextantEngine", "SextantClient",
-                "SextantJSON",
+                "SextantJSON", "SextantLoad",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

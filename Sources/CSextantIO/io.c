@@ -3,12 +3,7 @@
 
 #include <errno.h>
 #include <liburing.h>
-#include <pthread.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 struct sx_ring {
     struct io_uring ring;
@@ -66,17 +61,6 @@ int sx_ring_queue_read(sx_ring *r, int fd, void *buffer, unsigned length, uint64
     io_uring_prep_read(read, fd, buffer, length, 0);
     io_uring_sqe_set_data64(read, tag);
     return 0;
-}
-
-int sx_eventfd(void) {
-    int fd = eventfd(0, EFD_CLOEXEC);
-    return fd >= 0 ? fd : -errno;
-}
-
-void sx_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
-
-int sx_set_thread_niceness(int niceness) {
-    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness) == 0 ? 0 : -errno;
 }
 
 int sx_ring_submit(sx_ring *r) { return io_uring_submit(&r->ring); }

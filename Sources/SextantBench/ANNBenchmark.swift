@@ -38,6 +38,7 @@ public struct ANNBenchmark {
         public var build_threads: Int
         public var kernels: String
         public var vectors: Int
+        public var distances_per_query: Double
     }
 
     public let configuration: Configuration
@@ -67,6 +68,7 @@ public struct ANNBenchmark {
         for ef in config.efValues {
             var best = Double.infinity
             var found: [[UInt32]] = []
+            var computed = 0
             for _ in 0..<max(1, config.passes) {
                 let start = ContinuousClock.now
                 var pass: [[UInt32]] = []
@@ -74,6 +76,7 @@ public struct ANNBenchmark {
                 for row in 0..<queries.rows {
                     let outcome = try queries.withRow(row) { try index.search($0, k: config.k, ef: ef, strategy: .graph) }
                     pass.append(outcome.hits.map(\.slot))
+                    computed += outcome.distanceComputations
                 }
                 let seconds = (ContinuousClock.now - start).seconds
                 if seconds < best { best = seconds }
@@ -85,7 +88,8 @@ public struct ANNBenchmark {
             results.append(Result(
                 ef: ef, recall: recall, qps: Double(queries.rows) / best, build_seconds: buildSeconds,
                 bytes_per_vector: bytesPerVector, recall_by_id: recallById, k: config.k,
-                build_threads: config.buildThreads, kernels: index.kernels.level.rawValue, vectors: base.rows))
+                build_threads: config.buildThreads, kernels: index.kernels.level.rawValue, vectors: base.rows,
+                distances_per_query: Double(computed) / Double(queries.rows * max(1, config.passes))))
         }
         return results
     }

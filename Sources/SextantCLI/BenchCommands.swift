@@ -3,6 +3,8 @@ import Foundation
 import SextantBench
 import SextantIndex
 import SextantKernels
+import SextantClient
+import SextantLoad
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -79,5 +81,54 @@ struct BenchStorage: AsyncParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         for result in results { print(String(decoding: try encoder.encode(result), as: UTF8.self)) }
+    }
+}
+
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Ingest debian-minilm while N clients query; latency idle and during ingest, ingest rate, recall@10.")
+
+    @OptionGroup var engine: EngineOptions
+    @Option(help: "The debian-minilm dataset folder.") var data: String
+    @Option(help: "Concurrent query clients.") var clients = 8
+    @Option(help: "Records per write batch.") var batch = 1_000
+    @Option(help: "Concurrent writers during the ingest phase.") var writers = 2
+    @Option(help: "Ingest rate during the measured phase: 'max' or RECORDS/day (e.g. 80000/day).") var rate = "max"
+    @Option(name: .customLong("day-seconds"), help: "Length of the compressed day for RECORDS/day.") var daySeconds = 60.0
+    @Option(name: .customLong("idle-seconds"), help: "Length of the idle measurement.") var idleSeconds = 10.0
+    @Option(help: "Collection to (re)create for the test.") var collection = "load"
+    @Option(help: "Search ef (default: the collection's).") var ef: Int?
+    @Option(help: "Use only the first N records.") var limit = Int.max
+    @Option(help: "Measure a ChromaDB server at this URL instead of the engine (tools/compare).") var chroma: String?
+    @Flag(help: "Print only the JSON report.") var json = false
+
+    func run() async throws {
+        var configuration = LoadTest.Configuration(dataset: data)
+        configuration.clients = clients
+        configuration.batchRecords = batch
+        configuration.writers = writers
+        configuration.rate = try LoadTest.Rate(parsing: rate)
+        configuration.daySeconds = daySeconds
+        configuration.idleSeconds = idleSeconds
+        configuration.collection = collection
+        configuration.limit = limit
+        let target: any LoadTarget
+        if let chroma {
+            target = ChromaTarget(url: chroma)
+        } else {
+            var clientConfiguration = ClientConfiguration(
+                address: try EngineAddress(parsing: engine.engine), token: try Secrets.read(engine.tokenFile))
+            clientConfiguration.connections = max(1, clients)
+            target = SextantTarget(client: try await SextantClient.connect(clientConfiguration), ef: ef)
+        }
+        let quiet = json
+        let report = try await LoadTest(configuration: configuration).run(target: target) { message in
+            if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+        }
+        await target.close()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
     }
 }

@@ -81,6 +81,11 @@ struct EngineCommand: AsyncParsableCommand {
     var indexerThreads = 1
     @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted.")
     var maxFrameBytes = 64 << 20
+    @Option(name: .customLong("unindexed-limit"),
+            help: "Acknowledged-but-unindexed records per collection (queries scan them exactly; writers wait beyond).")
+    var unindexedLimit = 32_768
+    @Option(name: .customLong("background-nice"), help: "Nice value of write processing and indexing threads (0-19).")
+    var backgroundNice: Int32 = 10
 
     func run() async throws {
         let logger = Logs.make("sextant.engine")
@@ -98,6 +103,10 @@ struct EngineCommand: AsyncParsableCommand {
         configuration.token = try Secrets.read(tokenFile)
         configuration.indexerThreads = indexerThreads
         configuration.maximumFrameBytes = maxFrameBytes
+        guard (0...19).contains(backgroundNice) else { throw ValidationError("--background-nice must be in 0...19") }
+        guard unindexedLimit >= 64 else { throw ValidationError("--unindexed-limit must be at least 64") }
+        configuration.writeNiceness = backgroundNice
+        configuration.unindexedLimit = unindexedLimit
         configuration.serverVersion = Runtime.version
         configuration.allocator = Runtime.allocator
         configuration.kernels = Runtime.kernels

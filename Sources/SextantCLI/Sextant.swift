@@ -6,7 +6,7 @@ struct Sextant: AsyncParsableCommand {
         commandName: "sextant",
         abstract: "Sextant: a vector database and retrieval stack.",
         subcommands: [
-            EngineCommand.self, CollectionsCommand.self, CountCommand.self, GetCommand.self, QueryCommand.self,
+            EngineCommand.self, LoadCommand.self, CollectionsCommand.self, CountCommand.self, GetCommand.self, QueryCommand.self,
             Version.self, Bench.self, Debug.self,
         ])
 }

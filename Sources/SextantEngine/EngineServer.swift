@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import SextantConcurrency
 import SextantProtocol
 import SextantStorage
 import Synchronization
@@ -19,6 +20,13 @@ public struct EngineConfiguration: Sendable {
     public var maximumConnections = 16_384
     public var eventLoopThreads = System.coreCount
     public var indexerThreads = 1
+    /// Nice value of the threads that decode and apply writes and of the indexer
+    /// (0 = same priority as queries).
+    public var writeNiceness: Int32 = 10
+    /// Acknowledged records a collection may hold before they are indexed: queries
+    /// scan these exactly, so a larger limit absorbs bigger write bursts at full
+    /// speed and a smaller one keeps queries cheaper during ingest.
+    public var unindexedLimit = StorageLimits.unindexedTailCapacity
     /// How long a graceful shutdown waits for in-flight requests.
     public var drainTimeoutMilliseconds: Int64 = 30_000
     /// Identity reported in ServerInfo (the executable fills these in).
@@ -79,7 +87,9 @@ public final class EngineServer: Sendable {
         }
         Self.raiseFileLimit(logger: logger)
         StorageLog.setSink { [logger] message in logger.notice("\(message)") }
-        let storage = try StorageEngine(directory: configuration.dataDirectory, indexerThreads: configuration.indexerThreads)
+        let storage = try StorageEngine(
+            directory: configuration.dataDirectory, indexerThreads: configuration.indexerThreads,
+            indexerNiceness: configuration.writeNiceness, unindexedLimit: configuration.unindexedLimit)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         let pool = NIOThreadPool(numberOfThreads: max(1, System.coreCount))
         pool.start()
@@ -92,7 +102,8 @@ public final class EngineServer: Sendable {
         info.maxFrameBytes = UInt64(configuration.maximumFrameBytes)
         info.maxBatchRecords = UInt32(ProtocolLimits.maximumBatchRecords)
         info.maxInFlight = UInt32(configuration.maximumInFlight)
-        let router = Router(storage: storage, pool: pool, logger: logger, info: info)
+        let writeExecutor = NicedExecutor(threads: System.coreCount, niceness: configuration.writeNiceness, name: "sextant-write")
+        let router = Router(storage: storage, pool: pool, logger: logger, info: info, writeExecutor: writeExecutor)
         let connections = ConnectionRegistry(maximum: configuration.maximumConnections)
         let settings = ConnectionSettings(
             token: configuration.token ?? "", maximumFrameBytes: configuration.maximumFrameBytes,

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import SextantConcurrency
 import SextantPayload
 import SextantProtocol
 import SextantStorage
@@ -23,8 +24,12 @@ final class Router: Sendable {
     let info: Sextant_V1_ServerInfo
     let startedAt = Date()
     let allocator = ByteBufferAllocator()
+    /// Writes decode, validate and apply on niced threads: when queries keep every
+    /// core busy, they get the CPU first (see docs/BENCHMARKS.md, engine under ingest).
+    let writeExecutor: NicedExecutor
 
-    init(storage: StorageEngine, pool: NIOThreadPool, logger: Logger, info: Sextant_V1_ServerInfo) {
+    init(storage: StorageEngine, pool: NIOThreadPool, logger: Logger, info: Sextant_V1_ServerInfo, writeExecutor: NicedExecutor) {
+        self.writeExecutor = writeExecutor
         self.storage = storage
         self.pool = pool
         self.logger = logger
@@ -46,18 +51,24 @@ final class Router: Sendable {
         case .getCollection, .listCollections, .count, .stats:
             respond(Result { try administrativeRead(method, frame.body) }.mapError(RequestError.init))
         case .get, .query:
+            // Decode once: the request decides where it runs and is then executed as is.
+            let request: Result<ReadRequest, RequestError> = Result { try ReadRequest(method, frame.body) }.mapError(RequestError.init)
+            guard case .success(let decoded) = request else {
+                if case .failure(let error) = request { respond(.failure(error)) }
+                return
+            }
             let work: @Sendable () -> Result<ByteBuffer, RequestError> = { [self] in
                 if let deadline, deadline < .now() { return .failure(RequestError(.deadlineExceeded, "deadline passed before the request ran")) }
-                return Result { try read(method, frame.body) }.mapError(RequestError.init)
+                return Result { try read(decoded) }.mapError(RequestError.init)
             }
-            if isHeavy(method, frame.body) {
+            if decoded.isHeavy {
                 pool.submit { _ in respond(work()) }
             } else {
                 respond(work())
             }
         case .createCollection, .deleteCollection, .modifyCollection, .add, .upsert, .update, .delete, .checkpoint,
             .snapshot:
-            Task {
+            Task(executorPreference: writeExecutor) { [self] in
                 do {
                     respond(.success(try await write(method, frame.body, deadline: deadline)))
                 } catch {
@@ -133,21 +144,31 @@ final class Router: Sendable {
         }
     }
 
-    /// Requests that could take milliseconds go to the pool, not the event loop.
-    private func isHeavy(_ method: Method, _ body: ByteBuffer) -> Bool {
-        if method == .query, let request = try? MessageCodec.decode(Sextant_V1_QueryRequest.self, from: body) {
-            return Int(request.queries.count) * Int(request.k) > 512 || request.hasWhere || request.hasWhereDocument
+    /// A decoded Get or Query.
+    enum ReadRequest: Sendable {
+        case get(Sextant_V1_GetRequest)
+        case query(Sextant_V1_QueryRequest)
+
+        init(_ method: Method, _ body: ByteBuffer) throws {
+            self = method == .query
+                ? .query(try MessageCodec.decode(Sextant_V1_QueryRequest.self, from: body))
+                : .get(try MessageCodec.decode(Sextant_V1_GetRequest.self, from: body))
         }
-        if method == .get, let request = try? MessageCodec.decode(Sextant_V1_GetRequest.self, from: body) {
-            if request.byIds { return request.ids.count > 1_000 }
-            return !request.hasLimit || request.limit > 1_000 || request.hasWhereDocument
+
+        /// Requests that could take milliseconds go to the pool, not the event loop.
+        var isHeavy: Bool {
+            switch self {
+            case .query(let request):
+                return Int(request.queries.count) * Int(request.k) > 512 || request.hasWhere || request.hasWhereDocument
+            case .get(let request):
+                if request.byIds { return request.ids.count > 1_000 }
+                return !request.hasLimit || request.limit > 1_000 || request.hasWhereDocument
+            }
         }
-        return true
     }
 
-    private func read(_ method: Method, _ body: ByteBuffer) throws -> ByteBuffer {
-        if method == .query {
-            let request = try MessageCodec.decode(Sextant_V1_QueryRequest.self, from: body)
+    private func read(_ decoded: ReadRequest) throws -> ByteBuffer {
+        if case .query(let request) = decoded {
             let collection = try collection(request.collection, present: request.hasCollection)
             let dimension = collection.configuration.dimension
             guard request.hasQueries, request.queries.count > 0 else {
@@ -169,7 +190,7 @@ final class Router: Sendable {
             reply.results = results.map { Convert.reply($0, include: include, dimension: dimension) }
             return encode(reply)
         }
-        let request = try MessageCodec.decode(Sextant_V1_GetRequest.self, from: body)
+        guard case .get(let request) = decoded else { throw RequestError(.internal, "unreachable") }
         let collection = try collection(request.collection, present: request.hasCollection)
         let (filter, documentFilter) = try Convert.optionalFilters(
             request.hasWhere, request.where, request.hasWhereDocument, request.whereDocument)

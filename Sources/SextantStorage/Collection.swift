@@ -82,19 +82,20 @@ public final class Collection: @unchecked Sendable {
     public var id: String { configuration.id }
     public var count: Int { state.withLock { $0.liveRecords } }
 
-    private init(directory: String, layout: HNSWLayout, wal: WriteAheadLog, generation: Generation, state: MutationState) {
+    private init(directory: String, layout: HNSWLayout, wal: WriteAheadLog, generation: Generation, state: MutationState,
+                 unindexedLimit: Int) {
         self.directory = directory
         self.layout = layout
         self.wal = wal
-        tail = UnindexedTail(capacity: StorageLimits.unindexedTailCapacity)
+        tail = UnindexedTail(capacity: unindexedLimit)
         current = Mutex(generation)
         self.state = Mutex(state)
     }
 
     // MARK: - Create and open
 
-    static func create(directory: String, configuration: CollectionConfiguration, io: DurableIO) throws
-        -> Collection
+    static func create(directory: String, configuration: CollectionConfiguration, io: DurableIO,
+                       unindexedLimit: Int = StorageLimits.unindexedTailCapacity) throws -> Collection
     {
         try CollectionConfiguration.validateName(configuration.name)
         let layout = try configuration.layout()
@@ -103,12 +104,14 @@ public final class Collection: @unchecked Sendable {
             configuration: configuration, generation: 0, checkpointLSN: 0, index: HNSWState(), heapUsedBytes: 0,
             liveRecords: 0, files: [:])
         try Files.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
-        return try open(directory: directory, io: io)
+        return try open(directory: directory, io: io, unindexedLimit: unindexedLimit)
     }
 
     /// Opens a collection: verifies the manifest and every data file's checksum,
     /// maps the files, and replays only the WAL entries after the checkpoint.
-    static func open(directory: String, io: DurableIO) throws -> Collection {
+    static func open(directory: String, io: DurableIO, unindexedLimit: Int = StorageLimits.unindexedTailCapacity) throws
+        -> Collection
+    {
         let manifest = try Manifest.read(directory + "/" + Manifest.fileName)
         let layout = try manifest.configuration.layout()
         let generationDirectory = directory + "/" + Manifest.generationDirectory(manifest.generation)
@@ -118,7 +121,8 @@ public final class Collection: @unchecked Sendable {
         rebuildState(&state, generation: generation)
         let (wal, recovered) = try WriteAheadLog.open(
             directory: directory + "/wal", afterLSN: manifest.checkpointLSN, io: io)
-        let collection = Collection(directory: directory, layout: layout, wal: wal, generation: generation, state: state)
+        let collection = Collection(directory: directory, layout: layout, wal: wal, generation: generation, state: state,
+                                    unindexedLimit: UnindexedTail.roundedCapacity(unindexedLimit))
         try collection.replay(recovered)
         collection.requeueUnlinked()
         return collection
@@ -485,26 +489,32 @@ public final class Collection: @unchecked Sendable {
         }
     }
 
-    /// Background upkeep when the tail is empty: reclaim deleted slots, and
-    /// reconnect nodes that back-link pruning orphaned.
-    func maintain() {
+    /// Background upkeep: reclaim deleted slots, and reconnect nodes that
+    /// back-link pruning orphaned. With `busy` (records still waiting to be
+    /// linked) only the urgent part runs: tombstones outnumbering half the live
+    /// graph make every walk slower, so they are reclaimed even mid-ingest.
+    func maintain(busy: Bool) {
         let generation = current.withLock { $0 }
         let (limbo, linkedSinceRepair) = state.withLock { ($0.limbo, $0.linkedSinceRepair) }
         let deleted = generation.index.deletedCount
-        let reclaimDue = deleted >= max(256, generation.index.liveCount / 20)
-        guard !limbo.isEmpty || reclaimDue || linkedSinceRepair > 0 else { return }
+        let live = generation.index.liveCount
+        let urgent = deleted >= max(1_024, live / 2)
+        let due = urgent || (!busy && deleted >= max(256, live / 20))
+        let freeLimbo = !limbo.isEmpty && (!busy || limbo.count >= 1_024)
+        let repair = !busy && linkedSinceRepair > 0
+        guard due || freeLimbo || repair else { return }
         indexLock.withExclusive {
             var freed: [UInt32] = []
-            if reclaimDue { freed = generation.index.reclaimDeleted() }  // includes its grace period
-            if !limbo.isEmpty {
+            if due { freed = generation.index.reclaimDeleted() }  // includes its grace period
+            if freeLimbo {
                 generation.index.gate.synchronize()
                 freed += limbo
             }
-            if linkedSinceRepair > 0 { generation.index.repairConnectivity() }
+            if repair { generation.index.repairConnectivity() }
             state.withLock { state in
-                state.limbo.removeAll { limbo.contains($0) }
+                if freeLimbo { state.limbo.removeAll { limbo.contains($0) } }
                 state.freeSlots.append(contentsOf: freed)
-                state.linkedSinceRepair = 0
+                if repair { state.linkedSinceRepair = 0 }
             }
         }
     }
@@ -582,18 +592,30 @@ public final class Collection: @unchecked Sendable {
             hits = try vector.withUnsafeBufferPointer { (buffer) throws(IndexError) -> [SearchHit] in
                 var found = try generation.index.search(
                     buffer, k: k, ef: ef, filter: filtered ? SlotFilter(matches: accept) : nil).hits
-                found += try generation.index.scan(buffer, slots: pending, k: k, accept: accept)
+                if filtered {
+                    found += try generation.index.scan(buffer, slots: pending, k: k, accept: accept)
+                } else {
+                    // Score the whole tail first and check liveness only for the winners: the
+                    // check is a random read of the slot table, the scan a sequential read of
+                    // vectors. A margin covers tail records retired since the snapshot.
+                    found += try generation.index.scan(buffer, slots: pending, k: k + 32, accept: nil)
+                }
                 return found
             }
         } catch { throw StorageError(error) }
         hits.sort { $0.distance < $1.distance }
-        var seenSlots = Set<UInt32>()
-        var seenIds = Set<String>()
+        // Same slot twice (graph and tail) or two versions of one id (a concurrent
+        // upsert): keep the first. k is small, so linear checks beat hashing.
         var result: [SearchHit] = []
-        for hit in hits where result.count < k && seenSlots.insert(hit.slot).inserted && generation.records.isLive(hit.slot) {
-            guard let record = generation.records.record(hit.slot) else { continue }
-            guard seenIds.insert(String(decoding: record.id, as: UTF8.self)).inserted else { continue }
+        var resultIds: [UnsafeRawBufferPointer] = []
+        result.reserveCapacity(k)
+        for hit in hits where result.count < k && generation.records.isLive(hit.slot) {
+            guard !result.contains(where: { $0.slot == hit.slot }), let record = generation.records.record(hit.slot) else {
+                continue
+            }
+            guard !resultIds.contains(where: { $0.elementsEqual(record.id) }) else { continue }
             result.append(hit)
+            resultIds.append(record.id)
         }
         return result
     }

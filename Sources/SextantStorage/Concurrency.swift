@@ -109,6 +109,13 @@ final class UnindexedTail: @unchecked Sendable {
     }
     private let claims = Mutex(Claims())
 
+    /// The power of two at or above `requested`, within 64...1<<20.
+    static func roundedCapacity(_ requested: Int) -> Int {
+        var capacity = 64
+        while capacity < min(max(requested, 64), 1 << 20) { capacity <<= 1 }
+        return capacity
+    }
+
     init(capacity: Int) {
         precondition(capacity > 0 && capacity & (capacity - 1) == 0, "tail capacity must be a power of two")
         self.capacity = capacity

@@ -1,4 +1,5 @@
 import CSextantIO
+import CSextantSystem
 import Synchronization
 
 #if canImport(Glibc)

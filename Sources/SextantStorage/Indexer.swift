@@ -1,4 +1,5 @@
 import CSextantIO
+import CSextantSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -61,18 +62,23 @@ public final class Indexer: @unchecked Sendable {
         sx_set_thread_name("sextant-indexer")
         if niceness != 0 { sx_set_thread_niceness(niceness) }
         var idleRounds = 0
+        var rounds = 0
         while !stopping.load(ordering: .acquiring) {
             let targets = collections.withLock { table in
                 table = table.filter { $0.value.collection != nil }
                 return table.values.compactMap(\.collection)
             }
             var linked = 0
-            for collection in targets { linked += collection.indexSome(maximum: 64) }
+            for collection in targets {
+                linked += collection.indexSome(maximum: 64)
+                if rounds % 16 == 0 { collection.maintain(busy: true) }
+            }
+            rounds &+= 1
             if linked > 0 {
                 idleRounds = 0
                 continue
             }
-            for collection in targets where !collection.needsIndexing { collection.maintain() }
+            for collection in targets where !collection.needsIndexing { collection.maintain(busy: false) }
             idleRounds += 1
             if idleRounds > 1 { signal.wait() }  // sleep until a writer publishes
         }

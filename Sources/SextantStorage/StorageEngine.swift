@@ -15,10 +15,15 @@ public final class StorageEngine: @unchecked Sendable {
 
     /// Opens every collection under `directory` (creating the folder if needed).
     /// A collection whose files fail their checksums fails the open, naming the file.
-    public init(directory: String, io: DurableIO = .shared, indexerThreads: Int = 1) throws {
+    /// Records a collection holds acknowledged but not yet indexed (see `StorageLimits.unindexedTailCapacity`).
+    public let unindexedLimit: Int
+
+    public init(directory: String, io: DurableIO = .shared, indexerThreads: Int = 1, indexerNiceness: Int32 = 10,
+                unindexedLimit: Int = StorageLimits.unindexedTailCapacity) throws {
         self.directory = directory
         self.io = io
-        indexer = Indexer(threads: indexerThreads)
+        self.unindexedLimit = unindexedLimit
+        indexer = Indexer(threads: indexerThreads, niceness: indexerNiceness)
         let root = directory + "/collections"
         try Files.makeDirectories(root)
         var opened: [String: Collection] = [:]
@@ -28,7 +33,7 @@ public final class StorageEngine: @unchecked Sendable {
                 Files.removeTree(path)
                 continue
             }
-            let collection = try Collection.open(directory: path, io: io)
+            let collection = try Collection.open(directory: path, io: io, unindexedLimit: unindexedLimit)
             opened[collection.id] = collection
             indexer.register(collection)
         }
@@ -63,11 +68,12 @@ public final class StorageEngine: @unchecked Sendable {
         let staging = root + "/.creating-" + configuration.id
         let final = root + "/" + configuration.id
         let io = self.io
+        let limit = unindexedLimit
         let collection = try await Blocking.run { () throws -> Collection in
-            _ = try Collection.create(directory: staging, configuration: configuration, io: io)
+            _ = try Collection.create(directory: staging, configuration: configuration, io: io, unindexedLimit: limit)
             try Files.rename(staging, final)
             try Files.syncDirectory(root)
-            return try Collection.open(directory: final, io: io)
+            return try Collection.open(directory: final, io: io, unindexedLimit: limit)
         }
         collections.withLock { $0[collection.id] = collection }
         indexer.register(collection)

@@ -152,39 +152,44 @@ private func bruteForce(_ vectors: [[Float]], live: (Int) -> Bool, query: [Float
         let done = Atomic<Bool>(false)
         let problems = Mutex<[String]>([])
         let searches = Atomic<Int>(0)
+        let finished = Atomic<Int>(0)
         let queries = randomVectors(count: 64, dimensions: dimensions, seed: 8)
-        DispatchQueue.concurrentPerform(iterations: 3) { worker in
-            if worker == 0 {
-                // Two writers' worth of inserts from one thread, then stop the readers.
-                for slot in 500..<count { try? index.insert(slot: UInt32(slot), vector: vectors[slot]) }
-                done.store(true, ordering: .releasing)
-                return
-            }
-            var round = 0
-            while !done.load(ordering: .acquiring) {
-                let query = queries[(round + worker) % queries.count]
-                round += 1
-                guard let hits = try? index.search(query, k: 10, ef: 32, strategy: .graph).hits else {
-                    problems.withLock { $0.append("search threw") }
-                    continue
-                }
-                searches.add(1, ordering: .relaxed)
-                let slots = hits.map(\.slot)
-                if Set(slots).count != slots.count { problems.withLock { $0.append("duplicate slot in results") } }
-                for (previous, next) in zip(hits, hits.dropFirst()) where previous.distance > next.distance {
-                    problems.withLock { $0.append("results out of order") }
-                }
-                for hit in hits {
-                    let stored = index.storedVector(hit.slot)
-                    let expected = zip(stored, query).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
-                    if abs(expected - hit.distance) > 1e-3 * max(1, expected) {
-                        problems.withLock { $0.append("distance \(hit.distance) does not match stored vector (\(expected))") }
+        for worker in 1...2 {
+            Thread.detachNewThread {
+                var round = 0
+                while !done.load(ordering: .acquiring) {
+                    let query = queries[(round + worker) % queries.count]
+                    round += 1
+                    guard let hits = try? index.search(query, k: 10, ef: 32, strategy: .graph).hits else {
+                        problems.withLock { $0.append("search threw") }
+                        continue
+                    }
+                    searches.add(1, ordering: .relaxed)
+                    let slots = hits.map(\.slot)
+                    if Set(slots).count != slots.count { problems.withLock { $0.append("duplicate slot in results") } }
+                    for (previous, next) in zip(hits, hits.dropFirst()) where previous.distance > next.distance {
+                        problems.withLock { $0.append("results out of order") }
+                    }
+                    for hit in hits {
+                        let stored = index.storedVector(hit.slot)
+                        let expected = zip(stored, query).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+                        if abs(expected - hit.distance) > 1e-3 * max(1, expected) {
+                            problems.withLock { $0.append("distance \(hit.distance) does not match stored vector (\(expected))") }
+                        }
                     }
                 }
+                finished.add(1, ordering: .releasing)
             }
         }
+        // The writer starts only once the readers are searching, so the two really overlap.
+        let readyBy = Date().addingTimeInterval(30)
+        while searches.load(ordering: .relaxed) < 5 && Date() < readyBy { usleep(1_000) }
+        for slot in 500..<count { try index.insert(slot: UInt32(slot), vector: vectors[slot]) }
+        let searchesDuringInserts = searches.load(ordering: .relaxed)
+        done.store(true, ordering: .releasing)
+        while finished.load(ordering: .acquiring) < 2 { usleep(1_000) }
         #expect(problems.withLock { $0 } == [])
-        #expect(searches.load(ordering: .relaxed) > 10)
+        #expect(searchesDuringInserts > 10)
         #expect(index.liveCount == count)
         index.repairConnectivity()
         #expect(index.invariantViolations() == [])

@@ -79,3 +79,31 @@ extension Process {
         waitUntilExit()
     }
 }
+
+/// The test virtualenv's Python (tools/python-env creates it; tools/test runs that first).
+public enum TestPython {
+    public static var path: String { TestDataset.packageRoot + "/.venv-test/bin/python" }
+
+    /// Runs a Python script from tools/python with arguments; returns (status, combined output).
+    public static func run(_ script: String, _ arguments: [String], environment: [String: String] = [:],
+                           timeoutSeconds: Double = 600) throws -> (Int32, String) {
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            return (127, "no test virtualenv at \(path): run tools/python-env (tools/test does)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = [script.hasPrefix("/") ? script : TestDataset.packageRoot + "/" + script] + arguments
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { process.killHard() }
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}

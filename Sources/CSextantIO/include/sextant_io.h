@@ -30,13 +30,6 @@ int sx_ring_submit(sx_ring *ring);
 /// Returns how many were reaped, or -errno.
 int sx_ring_reap(sx_ring *ring, uint64_t *tags, int32_t *results, unsigned capacity);
 
-/// An eventfd (close-on-exec) for waking the reaper; -errno on failure.
-int sx_eventfd(void);
-/// Names the calling thread (visible in top -H and in crash dumps).
-void sx_set_thread_name(const char *name);
-/// Lowers (positive) the calling thread's scheduling priority.
-int sx_set_thread_niceness(int niceness);
-
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,315 @@
+import Foundation
+import Histogram
+import SextantClient
+import SextantConcurrency
+import SextantDatasets
+import Synchronization
+
+/// What the load test talks to: the engine over its binary protocol, or another
+/// vector database through its own API (for side-by-side runs).
+public protocol LoadTarget: Sendable {
+    var name: String { get }
+    func prepare(collection: String, dimension: Int) async throws
+    func upsert(_ batch: LoadBatch) async throws
+    func query(_ vector: [Float], k: Int) async throws -> [String]
+    func waitUntilIndexed(records: Int) async throws
+    func close() async
+}
+
+public struct LoadBatch: Sendable {
+    public var ids: [String]
+    public var vectors: [[Float]]
+    public var documents: [String]
+    public var metadatas: [Metadata]
+}
+
+/// `sextant load`: ingest the debian-minilm records while N clients query with
+/// the public queries; latency percentiles idle and during ingest, ingest rate,
+/// and recall@10 of the answers.
+public struct LoadTest: Sendable {
+    public enum Rate: Sendable, Equatable {
+        case max
+        /// Records per (compressed) day, delivered as the seed's four equal bursts.
+        case perDay(Int)
+
+        public init(parsing text: String) throws {
+            if text == "max" {
+                self = .max
+                return
+            }
+            let number = text.hasSuffix("/day") ? String(text.dropLast(4)) : text
+            guard let value = Int(number), value > 0 else {
+                throw DatasetError.malformed("--rate", "expected 'max' or RECORDS/day, got '\(text)'")
+            }
+            self = .perDay(value)
+        }
+    }
+
+    public struct Configuration: Sendable {
+        public var dataset: String
+        public var collection = "load"
+        public var clients = 8
+        public var batchRecords = 1_000
+        public var writers = 2
+        public var rate = Rate.max
+        public var idleSeconds = 10.0
+        public var daySeconds = 60.0
+        public var k = 10
+        public var limit = Int.max
+
+        public init(dataset: String) { self.dataset = dataset }
+    }
+
+    public struct Phase: Codable, Sendable {
+        public var seconds: Double
+        public var queries: Int
+        public var qps: Double
+        public var p50_ms: Double
+        public var p95_ms: Double
+        public var p99_ms: Double
+        public var max_ms: Double
+        public var recall_at_10: Double
+        public var errors: Int
+        public var ingested_records: Int
+        public var ingest_records_per_second: Double
+    }
+
+    public struct Report: Codable, Sendable {
+        public var target: String
+        public var clients: Int
+        public var records: Int
+        public var batch_records: Int
+        public var rate: String
+        public var initial_load_seconds: Double
+        public var initial_load_records_per_second: Double
+        /// Durable acknowledgements only (before the index caught up).
+        public var initial_load_acknowledged_records_per_second: Double
+        public var idle: Phase
+        public var during_ingest: Phase
+        public var p99_ratio_ingest_over_idle: Double
+    }
+
+    let configuration: Configuration
+    public init(configuration: Configuration) { self.configuration = configuration }
+
+    public func run(target: any LoadTarget, progress: @escaping @Sendable (String) -> Void) async throws -> Report {
+        let data = try LoadData(directory: configuration.dataset, limit: configuration.limit)
+        progress("loaded \(data.ids.count) records and \(data.queries.count) queries")
+        try await target.prepare(collection: configuration.collection, dimension: data.dimension)
+        let initialStart = ContinuousClock.now
+        try await ingest(target, data, batches: data.batches(configuration.batchRecords), writers: max(4, configuration.writers))
+        let acknowledgedSeconds = (ContinuousClock.now - initialStart).seconds
+        try await target.waitUntilIndexed(records: data.ids.count)
+        let initialSeconds = (ContinuousClock.now - initialStart).seconds
+        progress(String(format: "initial load: %d records in %.1f s (indexed)", data.ids.count, initialSeconds))
+
+        let idle = try await measure(target, data, seconds: configuration.idleSeconds) { _ in 0 }
+        progress(String(format: "idle: %.0f qps, p50 %.3f ms, p99 %.3f ms, recall@10 %.4f", idle.qps, idle.p50_ms, idle.p99_ms,
+                        idle.recall_at_10))
+        let busy = try await measure(target, data, seconds: nil) { stop in
+            try await self.replay(target, data, until: stop)
+        }
+        progress(String(format: "during ingest: %.0f qps, p50 %.3f ms, p99 %.3f ms, recall@10 %.4f; ingest %.0f records/s",
+                        busy.qps, busy.p50_ms, busy.p99_ms, busy.recall_at_10, busy.ingest_records_per_second))
+        let rateText: String
+        switch configuration.rate {
+        case .max: rateText = "max"
+        case .perDay(let records): rateText = "\(records)/day over \(Int(configuration.daySeconds)) s"
+        }
+        return Report(
+            target: target.name, clients: configuration.clients, records: data.ids.count, batch_records: configuration.batchRecords,
+            rate: rateText, initial_load_seconds: initialSeconds,
+            initial_load_records_per_second: Double(data.ids.count) / initialSeconds,
+            initial_load_acknowledged_records_per_second: Double(data.ids.count) / acknowledgedSeconds, idle: idle, during_ingest: busy,
+            p99_ratio_ingest_over_idle: busy.p99_ms / max(idle.p99_ms, 1e-9))
+    }
+
+    /// Runs the query clients for `seconds`, or for as long as `work` runs.
+    private func measure(_ target: any LoadTarget, _ data: LoadData, seconds: Double?,
+                         work: @escaping @Sendable (StopFlag) async throws -> Int) async throws -> Phase {
+        let stop = StopFlag()
+        let next = AtomicCounter()
+        let start = ContinuousClock.now
+        let (samples, ingested, elapsed) = try await withThrowingTaskGroup(of: ClientSample.self) { group in
+            for _ in 0..<configuration.clients {
+                group.addTask { await self.queryLoop(target, data, next: next, stop: stop) }
+            }
+            var ingested = 0
+            if let seconds {
+                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            } else {
+                ingested = try await work(stop)
+            }
+            let elapsed = (ContinuousClock.now - start).seconds
+            stop.set()
+            var samples: [ClientSample] = []
+            for try await sample in group { samples.append(sample) }
+            return (samples, ingested, elapsed)
+        }
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+        var hits = 0.0
+        var judged = 0
+        var errors = 0
+        var queries = 0
+        for sample in samples {
+            histogram.add(sample.histogram)
+            hits += sample.recallSum
+            judged += sample.judged
+            errors += sample.errors
+            queries += sample.queries
+        }
+        func milliseconds(_ percentile: Double) -> Double { Double(histogram.valueAtPercentile(percentile)) / 1000 }
+        return Phase(
+            seconds: elapsed, queries: queries, qps: Double(queries) / elapsed, p50_ms: milliseconds(50), p95_ms: milliseconds(95),
+            p99_ms: milliseconds(99), max_ms: Double(histogram.max) / 1000, recall_at_10: judged > 0 ? hits / Double(judged) : 0,
+            errors: errors, ingested_records: ingested, ingest_records_per_second: ingested > 0 ? Double(ingested) / elapsed : 0)
+    }
+
+    struct ClientSample: Sendable {
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+        var queries = 0
+        var errors = 0
+        var recallSum = 0.0
+        var judged = 0
+    }
+
+    private func queryLoop(_ target: any LoadTarget, _ data: LoadData, next: AtomicCounter, stop: StopFlag) async -> ClientSample {
+        var sample = ClientSample()
+        while !stop.isSet {
+            let index = next.next() % data.queries.count
+            let start = ContinuousClock.now
+            do {
+                let ids = try await target.query(data.queries[index], k: configuration.k)
+                let micros = (ContinuousClock.now - start).seconds * 1e6
+                _ = sample.histogram.record(UInt64(max(1, micros)))
+                sample.queries += 1
+                let acceptable = data.acceptable[index]
+                sample.recallSum += Double(ids.prefix(10).filter { acceptable.contains($0) }.count) / 10
+                sample.judged += 1
+            } catch {
+                sample.errors += 1
+            }
+        }
+        return sample
+    }
+
+    /// The load generator's writers stand in for an ingestion worker, a separate,
+    /// lower-priority process in a deployment: they run on niced threads so that
+    /// this process's query clients are not delayed behind batch encoding.
+    static let writerExecutor = NicedExecutor(threads: 1, niceness: 10, name: "load-writer")
+
+    private func ingest(_ target: any LoadTarget, _ data: LoadData, batches: [LoadBatch], writers: Int) async throws {
+        let next = AtomicCounter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<max(1, writers) {
+                group.addTask(executorPreference: Self.writerExecutor) {
+                    while true {
+                        let index = next.next()
+                        guard index < batches.count else { return }
+                        try await target.upsert(batches[index])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Re-ingests the records (upserts, so recall stays comparable) at the configured rate.
+    private func replay(_ target: any LoadTarget, _ data: LoadData, until stop: StopFlag) async throws -> Int {
+        let batches = data.batches(configuration.batchRecords)
+        switch configuration.rate {
+        case .max:
+            try await ingest(target, data, batches: batches, writers: configuration.writers)
+            return data.ids.count
+        case .perDay(let recordsPerDay):
+            // The seed's schedule: four equal bursts a day (00:00, 06:00, 12:00, 18:00), compressed in time.
+            let burst = max(1, recordsPerDay / 4)
+            let start = ContinuousClock.now
+            var written = 0
+            for number in 0..<4 {
+                let due = Double(number) * configuration.daySeconds / 4
+                let waited = due - (ContinuousClock.now - start).seconds
+                if waited > 0 { try await Task.sleep(for: .milliseconds(Int(waited * 1000))) }
+                var burstBatches: [LoadBatch] = []
+                var taken = 0
+                while taken < burst {
+                    let batch = batches[(written / configuration.batchRecords + burstBatches.count) % batches.count]
+                    burstBatches.append(batch)
+                    taken += batch.ids.count
+                }
+                try await ingest(target, data, batches: burstBatches, writers: configuration.writers)
+                written += taken
+            }
+            let remaining = configuration.daySeconds - (ContinuousClock.now - start).seconds
+            if remaining > 0 { try await Task.sleep(for: .milliseconds(Int(remaining * 1000))) }
+            return written
+        }
+    }
+}
+
+/// The dataset in the shape the load test needs, with the set of acceptable
+/// answers per query precomputed from the ground truth (ties included).
+struct LoadData: Sendable {
+    let ids: [String]
+    let vectors: FloatVectorFile
+    let documents: [String]
+    let metadatas: [Metadata]
+    let queries: [[Float]]
+    let acceptable: [Set<String>]
+    var dimension: Int { vectors.dimensions }
+
+    init(directory: String, limit: Int) throws {
+        let records = try DebianMiniLM.records(directory, limit: limit)
+        vectors = try VectorFiles.readFvecs(directory + "/base.fvecs")
+        let queryFile = try VectorFiles.readFvecs(directory + "/queries.fvecs", expectedDimensions: vectors.dimensions)
+        let truth = try VectorFiles.readIvecs(directory + "/groundtruth.ivecs")
+        let truthDistances = try VectorFiles.readFvecs(directory + "/groundtruth-distances.fvecs")
+        ids = records.map(\.id)
+        documents = records.map(\.embeddedText)
+        metadatas = records.map { record in
+            var metadata: Metadata = record.strings.mapValues { .string($0) }
+            metadata["installed_size"] = .int(Int64(record.installedSize))
+            return metadata
+        }
+        queries = (0..<queryFile.rows).map { Array(queryFile.row($0)) }
+        let allIds = ids
+        acceptable = (0..<truth.rows).map { row in
+            let neighbours = Array(truth.row(row))
+            let distances = Array(truthDistances.row(row))
+            let tenth = distances[min(9, distances.count - 1)]
+            var set = Set<String>()
+            for (rank, index) in neighbours.enumerated() where rank < 10 || distances[rank] <= tenth + 1e-6 {
+                if Int(index) < allIds.count { set.insert(allIds[Int(index)]) }
+            }
+            return set
+        }
+    }
+
+    func batches(_ size: Int) -> [LoadBatch] {
+        stride(from: 0, to: ids.count, by: size).map { start in
+            let range = start..<min(start + size, ids.count)
+            return LoadBatch(ids: Array(ids[range]), vectors: range.map { Array(vectors.row($0)) },
+                             documents: Array(documents[range]), metadatas: Array(metadatas[range]))
+        }
+    }
+}
+
+public final class AtomicCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    public init() {}
+    public func next() -> Int { value.add(1, ordering: .relaxed).oldValue }
+}
+
+public final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    public init() {}
+    public func set() { value.store(true, ordering: .releasing) }
+    public var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (whole, fraction) = components
+        return Double(whole) + Double(fraction) * 1e-18
+    }
+}

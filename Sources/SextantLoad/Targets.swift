@@ -1,0 +1,118 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SextantClient
+import SextantJSON
+
+/// The engine over its binary protocol.
+public final class SextantTarget: LoadTarget, @unchecked Sendable {
+    public let name = "sextant"
+    let client: SextantClient
+    var handle: CollectionHandle?
+    let ef: Int?
+
+    public init(client: SextantClient, ef: Int? = nil) {
+        self.client = client
+        self.ef = ef
+    }
+
+    public func prepare(collection: String, dimension: Int) async throws {
+        if (try? await client.getCollection(name: collection)) != nil { try await client.deleteCollection(name: collection) }
+        handle = try await client.createCollection(name: collection, dimension: dimension, metric: .cosine)
+    }
+
+    private func collection() throws -> CollectionHandle {
+        guard let handle else { throw SextantError(.failedPrecondition, "prepare() first") }
+        return handle
+    }
+
+    public func upsert(_ batch: LoadBatch) async throws {
+        try await collection().upsert(ids: batch.ids, vectors: batch.vectors, documents: batch.documents,
+                                      metadatas: batch.metadatas.map { Optional($0) })
+    }
+
+    public func query(_ vector: [Float], k: Int) async throws -> [String] {
+        try await collection().query(vectors: [vector], k: k, include: [.distances], ef: ef)[0].map(\.id)
+    }
+
+    public func waitUntilIndexed(records: Int) async throws {
+        while true {
+            let stats = try await client.stats().first { $0.name == (try? collection().name) }
+            if let stats, stats.unindexedRecords == 0, stats.liveRecords == records { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    public func close() async { await client.close() }
+}
+
+/// A ChromaDB server through its REST API (/api/v2), as chromadb's HttpClient
+/// uses it. Used by tools/compare to measure ChromaDB with the same harness.
+public final class ChromaTarget: LoadTarget, @unchecked Sendable {
+    public let name: String
+    let http: HTTPClient
+    let base: String
+    var collectionID = ""
+
+    public init(url: String, label: String = "chromadb") {
+        name = label
+        base = url.hasSuffix("/") ? String(url.dropLast()) : url
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    private var collections: String { base + "/api/v2/tenants/default_tenant/databases/default_database/collections" }
+
+    private func request(_ method: HTTPMethod, _ url: String, _ body: JSONValue?) async throws -> JSONValue {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let body { request.body = .bytes(JSON.serializeBytes(body)) }
+        let response = try await http.execute(request, timeout: .seconds(120))
+        let bytes = try await response.body.collect(upTo: 256 << 20)
+        let parsed = (try? JSON.parse(Array(bytes.readableBytesView))) ?? .null
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw SextantError(.unavailable, "\(method) \(url): HTTP \(response.status.code) \(JSON.serialize(parsed))")
+        }
+        return parsed
+    }
+
+    public func prepare(collection: String, dimension: Int) async throws {
+        _ = try? await request(.DELETE, collections + "/" + collection, nil)
+        let created = try await request(.POST, collections, .object([
+            "name": .string(collection), "get_or_create": .bool(true),
+            "metadata": .object(["hnsw:space": .string("cosine")]),
+        ]))
+        guard let id = created["id"]?.stringValue else { throw SextantError(.internal, "create returned no id") }
+        collectionID = id
+    }
+
+    public func upsert(_ batch: LoadBatch) async throws {
+        _ = try await request(.POST, collections + "/" + collectionID + "/upsert", .object([
+            "ids": .array(batch.ids.map(JSONValue.string)),
+            "embeddings": .array(batch.vectors.map { .array($0.map { .double(Double($0)) }) }),
+            "documents": .array(batch.documents.map(JSONValue.string)),
+            "metadatas": .array(batch.metadatas.map(ChromaGrammar.metadataJSON)),
+        ]))
+    }
+
+    public func query(_ vector: [Float], k: Int) async throws -> [String] {
+        let reply = try await request(.POST, collections + "/" + collectionID + "/query", .object([
+            "query_embeddings": .array([.array(vector.map { .double(Double($0)) })]),
+            "n_results": .int(Int64(k)), "include": .array([.string("distances")]),
+        ]))
+        return reply["ids"]?.arrayValue?.first?.arrayValue?.compactMap(\.stringValue) ?? []
+    }
+
+    public func waitUntilIndexed(records: Int) async throws {
+        while true {
+            let count = try await request(.GET, collections + "/" + collectionID + "/count", nil)
+            if count.intValue == Int64(records) { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    public func close() async { try? await http.shutdown() }
+}
