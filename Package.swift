@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // Layer 0: numeric kernels (C for per-function SIMD targets) and the index.
@@ -73,7 +76,64 @@ let package = Package(
             swiftSettings: strict),
 
         // ChromaDB's JSON grammar (filters, metadata) over a JSON model that keeps 3 and 3.0 apart.
-        .target(name: "SextantJSON", dependencies: ["SextantClient"], swiftSettings: strict),
+        .target(name: "SextantJSON", swiftSettings: strict),
+        // ChromaDB's JSON grammar (where, where_document, metadata) onto the client's types.
+        .target(name: "SextantChroma", dependencies: ["SextantJSON", "SextantClient"], swiftSettings: strict),
+
+        // Layer 3: what users and applications talk to. They reach the engine only
+        // through SextantClient.
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "SextantSQLite", dependencies: ["CSQLite"], swiftSettings: strict),
+        .target(name: "SextantEmbedding", swiftSettings: strict),
+        .target(
+            name: "SextantAPI",
+            dependencies: [
+                "SextantClient", "SextantJSON", "SextantChroma", "SextantEmbedding", "SextantSQLite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+
+        // Object storage: S3 (Signature V4 on swift-crypto and AsyncHTTPClient) or a folder.
+        .target(
+            name: "SextantObjectStore",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+
+        // Remote model APIs (Gemini generateContent / batchEmbedContents, OpenAI-compatible embeddings).
+        .target(
+            name: "SextantRemoteModels",
+            dependencies: [
+                "SextantEmbedding", "SextantJSON",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict),
+
+        // The ingestion worker: CSV → mapping → enrichment → vectors → upsert, with a SQLite ledger.
+        .target(
+            name: "SextantIngest",
+            dependencies: [
+                "SextantClient", "SextantEmbedding", "SextantObjectStore", "SextantRemoteModels", "SextantSQLite", "SextantJSON",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
+        // `sextant up`: runs the parts as separate processes and keeps them running.
+        .target(
+            name: "SextantSupervisor",
+            dependencies: [
+                "SextantClient", "SextantEmbedding", "SextantDatasets",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
 
         // Tools: dataset formats and benchmark harnesses.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
@@ -84,7 +144,7 @@ let package = Package(
         .target(
             name: "SextantLoad",
             dependencies: [
-                "SextantClient", "SextantDatasets", "SextantJSON", "SextantConcurrency",
+                "SextantClient", "SextantDatasets", "SextantJSON", "SextantChroma", "SextantConcurrency", "SextantEmbedding",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -94,16 +154,32 @@ let package = Package(
             name: "SextantCLI",
             dependencies: [
                 "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc", "SextantEngine", "SextantClient",
-                "SextantJSON", "SextantLoad",
+                "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
+                "SextantObjectStore", "SextantRemoteModels",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict),
 
         // Tests sit beside the module they test; shared helpers live in SextantTestSupport.
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels"], swiftSettings: strict),
+        .testTarget(name: "SextantObjectStoreTests", dependencies: ["SextantObjectStore", "SextantTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantIngestTests",
+            dependencies: ["SextantIngest", "SextantClient", "SextantObjectStore", "SextantTestSupport", "SextantSQLite"],
+            swiftSettings: strict),
         .testTarget(name: "SextantCLITests", dependencies: ["SextantTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantAPITests",
+            dependencies: [
+                "SextantClient", "SextantJSON", "SextantTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
         .testTarget(
             name: "SextantEngineTests",
             dependencies: [
@@ -113,6 +189,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict),
+        .testTarget(name: "SextantJSONTests", dependencies: ["SextantJSON", "SextantChroma", "SextantClient"], swiftSettings: strict),
         .testTarget(name: "SextantPayloadTests", dependencies: ["SextantPayload"], swiftSettings: strict),
         .testTarget(
             name: "SextantStorageTests",

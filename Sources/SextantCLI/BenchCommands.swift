@@ -8,7 +8,7 @@ import SextantLoad
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self])
+        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchIngest.self])
 }
 
 struct BenchANN: ParsableCommand {
@@ -100,7 +100,14 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Collection to (re)create for the test.") var collection = "load"
     @Option(help: "Search ef (default: the collection's).") var ef: Int?
     @Option(help: "Use only the first N records.") var limit = Int.max
-    @Option(help: "Measure a ChromaDB server at this URL instead of the engine (tools/compare).") var chroma: String?
+    @Option(help: "Measure a server speaking ChromaDB's REST API at this URL (ChromaDB, or Sextant's API) instead of the engine.")
+    var chroma: String?
+    @Option(name: .customLong("settle-engine"),
+            help: "With --chroma against Sextant's API: the engine, to wait until everything is indexed before measuring.")
+    var settleEngine: String?
+    @Option(name: .customLong("prepare-only"),
+            help: "With --chroma: load and index the records, write the query requests to this file for wrk, and stop.")
+    var prepareOnly: String?
     @Flag(help: "Print only the JSON report.") var json = false
 
     func run() async throws {
@@ -115,7 +122,9 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.limit = limit
         let target: any LoadTarget
         if let chroma {
-            target = ChromaTarget(url: chroma)
+            var settle: SextantClient? = nil
+            if let settleEngine { settle = try await SextantClient.connect(to: settleEngine) }
+            target = ChromaTarget(url: chroma, label: settle == nil ? "chromadb" : "sextant-api", settleEngine: settle)
         } else {
             var clientConfiguration = ClientConfiguration(
                 address: try EngineAddress(parsing: engine.engine), token: try Secrets.read(engine.tokenFile))
@@ -123,10 +132,47 @@ struct LoadCommand: AsyncParsableCommand {
             target = SextantTarget(client: try await SextantClient.connect(clientConfiguration), ef: ef)
         }
         let quiet = json
+        if let prepareOnly {
+            try await LoadTest(configuration: configuration).prepareOnly(target: target, requestsPath: prepareOnly) { message in
+                if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+            }
+            await target.close()
+            return
+        }
         let report = try await LoadTest(configuration: configuration).run(target: target) { message in
             if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
         }
         await target.close()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    }
+}
+
+struct BenchIngest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "20,000 debian-minilm CSV rows to acknowledged upserts by `sextant ingest` while clients query (engine must be running).")
+
+    @OptionGroup var engine: EngineOptions
+    @Option(help: "The debian-minilm dataset folder.") var dataset: String
+    @Option(help: "precomputed (base.fvecs) or builtin (the no-network embedder).") var vectors = "precomputed"
+    @Option(help: "The mapping file.") var mapping = "tools/mappings/debian-minilm.json"
+    @Option(help: "Concurrent query clients.") var clients = 8
+    @Option(name: .customLong("worker-nice"), help: "Niceness of the ingest process (sextant up uses 10).") var workerNice = 10
+    @Flag(help: "Print only the JSON report.") var json = false
+
+    func run() async throws {
+        guard let kind = IngestBenchmark.Vectors(rawValue: vectors) else { throw ValidationError("--vectors: precomputed or builtin") }
+        let executable = CommandLine.arguments[0].hasPrefix("/")
+            ? CommandLine.arguments[0] : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
+        var benchmark = IngestBenchmark(engine: engine.engine, dataset: dataset, executable: executable, mapping: mapping, vectors: kind)
+        benchmark.clients = clients
+        benchmark.workerNiceness = workerNice
+        let quiet = json
+        let report = try await benchmark.run { message in
+            if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoder.encode(report), as: UTF8.self))

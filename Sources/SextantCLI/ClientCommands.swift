@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SextantClient
+import SextantChroma
 import SextantJSON
 
 /// Options of every command that talks to an engine.

@@ -127,11 +127,15 @@ public struct CollectionHandle: Sendable {
 
     // MARK: - Internals
 
+    /// Packs vectors; a collection whose dimension is not decided yet (0) takes
+    /// the first vector's, and all must agree.
     private func packed(_ rows: [[Float]]) throws -> Sextant_V1_Vectors {
-        for row in rows where row.count != info.dimension {
-            throw SextantError(.invalidArgument, "vector has \(row.count) dimensions, the collection has \(info.dimension)")
+        let dimension = info.dimension > 0 ? info.dimension : (rows.first?.count ?? 0)
+        for row in rows where row.count != dimension {
+            let what = info.dimension > 0 ? "the collection has \(dimension)" : "the first vector has \(dimension)"
+            throw SextantError(.invalidArgument, "vector has \(row.count) dimensions, \(what)")
         }
-        return Sextant_V1_Vectors(rows: rows, dimension: info.dimension)
+        return Sextant_V1_Vectors(rows: rows, dimension: dimension)
     }
 
     private func writeRequest(ids: [String], documents: [String?]?, metadatas: [Metadata?]?) throws -> Sextant_V1_WriteRequest {

@@ -16,6 +16,8 @@ public struct ClientConfiguration: Sendable {
     public var retryMaximumBackoffMilliseconds: Int64 = 2_000
     public var clientName = "sextant-swift"
     public var maximumFrameBytes = ProtocolLimits.defaultMaximumFrameBytes
+    /// The event loops to run connections on; nil: a private group of up to two threads.
+    public var eventLoopGroup: (any EventLoopGroup)?
 
     public init(address: EngineAddress, token: String? = nil) {
         self.address = address
@@ -32,15 +34,18 @@ public struct ClientConfiguration: Sendable {
 /// backoff after a lost connection, and the pool reconnects on demand.
 public final class SextantClient: Sendable {
     public let configuration: ClientConfiguration
-    private let group: MultiThreadedEventLoopGroup
+    private let group: any EventLoopGroup
+    /// Whether `close()` shuts the group down (false for a shared group).
+    private let ownsGroup: Bool
     private let slots: Mutex<[Connection?]>
     private let slotCount: Int
     private let next = Atomic<Int>(0)
     private let reconnecting: [AsyncSerialGate]
 
-    private init(configuration: ClientConfiguration, group: MultiThreadedEventLoopGroup) {
+    private init(configuration: ClientConfiguration, group: any EventLoopGroup, ownsGroup: Bool) {
         self.configuration = configuration
         self.group = group
+        self.ownsGroup = ownsGroup
         slotCount = max(1, configuration.connections)
         slots = Mutex(Array(repeating: nil, count: max(1, configuration.connections)))
         reconnecting = (0..<max(1, configuration.connections)).map { _ in AsyncSerialGate() }
@@ -48,8 +53,17 @@ public final class SextantClient: Sendable {
 
     /// Connects the pool (every connection says Hello) or throws UNAVAILABLE / UNAUTHENTICATED.
     public static func connect(_ configuration: ClientConfiguration) async throws -> SextantClient {
-        let client = SextantClient(
-            configuration: configuration, group: MultiThreadedEventLoopGroup(numberOfThreads: min(2, System.coreCount)))
+        // A server that already runs NIO (the search API) passes its own group so
+        // engine replies are handled on the threads that serve its requests:
+        // fewer thread hops per call.
+        let client: SextantClient
+        if let shared = configuration.eventLoopGroup {
+            client = SextantClient(configuration: configuration, group: shared, ownsGroup: false)
+        } else {
+            client = SextantClient(
+                configuration: configuration, group: MultiThreadedEventLoopGroup(numberOfThreads: min(2, System.coreCount)),
+                ownsGroup: true)
+        }
         do {
             for index in 0..<client.slotCount { _ = try await client.connection(at: index) }
         } catch {
@@ -69,7 +83,7 @@ public final class SextantClient: Sendable {
             return current
         }
         for connection in connections { await connection?.close() }
-        try? await group.shutdownGracefully()
+        if ownsGroup { try? await group.shutdownGracefully() }
     }
 
     private func connection(at index: Int) async throws -> Connection {

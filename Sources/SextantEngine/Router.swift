@@ -177,6 +177,11 @@ final class Router: Sendable {
             guard request.queries.count <= UInt32(ProtocolLimits.maximumQueries) else {
                 throw RequestError(.invalidArgument, "\(request.queries.count) query vectors exceed \(ProtocolLimits.maximumQueries)")
             }
+            if dimension == 0 {  // nothing written yet: no neighbours
+                var reply = Sextant_V1_QueryReply()
+                reply.results = Array(repeating: Sextant_V1_GetReply(), count: Int(request.queries.count))
+                return encode(reply)
+            }
             guard Int(request.queries.dimension) == dimension else {
                 throw RequestError(.invalidArgument, "query vectors have \(request.queries.dimension) dimensions, the collection has \(dimension)")
             }
@@ -338,7 +343,8 @@ final class Router: Sendable {
         }
         var vectors: [[Float]?] = Array(repeating: nil, count: count)
         if request.hasVectors, request.vectors.count > 0 {
-            guard Int(request.vectors.dimension) == dimension else {
+            // A collection created without a dimension (0) takes its first write's.
+            guard dimension == 0 || Int(request.vectors.dimension) == dimension else {
                 throw RequestError(.invalidArgument, "vectors have \(request.vectors.dimension) dimensions, the collection has \(dimension)")
             }
             let rows = try request.vectors.rows()

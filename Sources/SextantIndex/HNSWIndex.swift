@@ -206,10 +206,16 @@ public final class HNSWIndex: @unchecked Sendable {
         }
         guard VectorMath.isFinite(input) else { throw .nonFiniteVector }
         var prepared = [Float](repeating: 0, count: padded)
-        prepared.withUnsafeMutableBufferPointer { prepare(input, into: $0.baseAddress!) }
+        // `padded` ≥ dimensions > 0, so both buffers have a base address.
+        prepared.withUnsafeMutableBufferPointer { buffer in
+            if let base = buffer.baseAddress { prepare(input, into: base) }
+        }
         var halves = [UInt16](repeating: 0, count: layout.dimensions)
         prepared.withUnsafeBufferPointer { source in
-            halves.withUnsafeMutableBufferPointer { HalfConversion.toHalf(source.baseAddress!, $0.baseAddress!, count: layout.dimensions) }
+            halves.withUnsafeMutableBufferPointer { target in
+                guard let from = source.baseAddress, let to = target.baseAddress else { return }
+                HalfConversion.toHalf(from, to, count: layout.dimensions)
+            }
         }
         return halves
     }

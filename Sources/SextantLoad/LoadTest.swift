@@ -10,10 +10,20 @@ import Synchronization
 public protocol LoadTarget: Sendable {
     var name: String { get }
     func prepare(collection: String, dimension: Int) async throws
+    /// Encodes the query requests once, so the harness's own CPU per query is
+    /// small and the same for every target (it shares the machine with them).
+    func prepareQueries(_ queries: [[Float]], k: Int) throws
     func upsert(_ batch: LoadBatch) async throws
-    func query(_ vector: [Float], k: Int) async throws -> [String]
+    func query(index: Int) async throws -> [String]
     func waitUntilIndexed(records: Int) async throws
     func close() async
+    /// The prepared query requests as URL and bodies, for an external HTTP load
+    /// generator such as wrk; nil when the target does not speak HTTP.
+    func exportedRequests() -> (url: String, bodies: [[UInt8]])?
+}
+
+extension LoadTarget {
+    public func exportedRequests() -> (url: String, bodies: [[UInt8]])? { nil }
 }
 
 public struct LoadBatch: Sendable {
@@ -92,10 +102,32 @@ public struct LoadTest: Sendable {
     let configuration: Configuration
     public init(configuration: Configuration) { self.configuration = configuration }
 
+    /// Loads the records, waits until they are indexed, and writes the prepared
+    /// query requests to `requestsPath` (first line the URL, then one JSON body
+    /// per line) for wrk (tools/compare/wrk-query.lua).
+    public func prepareOnly(target: any LoadTarget, requestsPath: String,
+                            progress: @escaping @Sendable (String) -> Void) async throws {
+        let data = try LoadData(directory: configuration.dataset, limit: configuration.limit)
+        try await target.prepare(collection: configuration.collection, dimension: data.dimension)
+        try target.prepareQueries(data.queries, k: configuration.k)
+        try await ingest(target, data, batches: data.batches(configuration.batchRecords), writers: max(4, configuration.writers))
+        try await target.waitUntilIndexed(records: data.ids.count)
+        guard let (url, bodies) = target.exportedRequests() else {
+            throw SextantError(.invalidArgument, "--prepare-only needs an HTTP target (--chroma)")
+        }
+        var text = Array((url + "\n").utf8)
+        for body in bodies { text += body; text.append(UInt8(ascii: "\n")) }
+        guard FileManager.default.createFile(atPath: requestsPath, contents: Data(text)) else {
+            throw SextantError(.invalidArgument, "cannot write \(requestsPath)")
+        }
+        progress("loaded \(data.ids.count) records; \(bodies.count) query requests in \(requestsPath)")
+    }
+
     public func run(target: any LoadTarget, progress: @escaping @Sendable (String) -> Void) async throws -> Report {
         let data = try LoadData(directory: configuration.dataset, limit: configuration.limit)
         progress("loaded \(data.ids.count) records and \(data.queries.count) queries")
         try await target.prepare(collection: configuration.collection, dimension: data.dimension)
+        try target.prepareQueries(data.queries, k: configuration.k)
         let initialStart = ContinuousClock.now
         try await ingest(target, data, batches: data.batches(configuration.batchRecords), writers: max(4, configuration.writers))
         let acknowledgedSeconds = (ContinuousClock.now - initialStart).seconds
@@ -179,7 +211,7 @@ public struct LoadTest: Sendable {
             let index = next.next() % data.queries.count
             let start = ContinuousClock.now
             do {
-                let ids = try await target.query(data.queries[index], k: configuration.k)
+                let ids = try await target.query(index: index)
                 let micros = (ContinuousClock.now - start).seconds * 1e6
                 _ = sample.histogram.record(UInt64(max(1, micros)))
                 sample.queries += 1

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import SextantClient
+import SextantChroma
 import SextantJSON
 
 /// The engine over its binary protocol.
@@ -12,9 +13,17 @@ public final class SextantTarget: LoadTarget, @unchecked Sendable {
     var handle: CollectionHandle?
     let ef: Int?
 
+    var queries: [[Float]] = []
+    var k = 10
+
     public init(client: SextantClient, ef: Int? = nil) {
         self.client = client
         self.ef = ef
+    }
+
+    public func prepareQueries(_ queries: [[Float]], k: Int) throws {
+        self.queries = queries
+        self.k = k
     }
 
     public func prepare(collection: String, dimension: Int) async throws {
@@ -32,8 +41,8 @@ public final class SextantTarget: LoadTarget, @unchecked Sendable {
                                       metadatas: batch.metadatas.map { Optional($0) })
     }
 
-    public func query(_ vector: [Float], k: Int) async throws -> [String] {
-        try await collection().query(vectors: [vector], k: k, include: [.distances], ef: ef)[0].map(\.id)
+    public func query(index: Int) async throws -> [String] {
+        try await collection().query(vectors: [queries[index]], k: k, include: [.distances], ef: ef)[0].map(\.id)
     }
 
     public func waitUntilIndexed(records: Int) async throws {
@@ -54,9 +63,13 @@ public final class ChromaTarget: LoadTarget, @unchecked Sendable {
     let http: HTTPClient
     let base: String
     var collectionID = ""
+    /// When the server behind the REST API is Sextant, its engine: waiting for
+    /// "all indexed" needs the engine's stats (ChromaDB's API has no such signal).
+    let settleEngine: SextantClient?
 
-    public init(url: String, label: String = "chromadb") {
+    public init(url: String, label: String = "chromadb", settleEngine: SextantClient? = nil) {
         name = label
+        self.settleEngine = settleEngine
         base = url.hasSuffix("/") ? String(url.dropLast()) : url
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
@@ -98,21 +111,47 @@ public final class ChromaTarget: LoadTarget, @unchecked Sendable {
         ]))
     }
 
-    public func query(_ vector: [Float], k: Int) async throws -> [String] {
-        let reply = try await request(.POST, collections + "/" + collectionID + "/query", .object([
-            "query_embeddings": .array([.array(vector.map { .double(Double($0)) })]),
-            "n_results": .int(Int64(k)), "include": .array([.string("distances")]),
-        ]))
+    var queryBodies: [[UInt8]] = []
+    var queryURL = ""
+
+    public func prepareQueries(_ queries: [[Float]], k: Int) throws {
+        queryURL = collections + "/" + collectionID + "/query"
+        queryBodies = queries.map { vector in
+            JSON.serializeBytes(.object([
+                "query_embeddings": .array([.array(vector.map { .double(Double($0)) })]),
+                "n_results": .int(Int64(k)), "include": .array([.string("distances")]),
+            ]))
+        }
+    }
+
+    public func exportedRequests() -> (url: String, bodies: [[UInt8]])? { (queryURL, queryBodies) }
+
+    public func query(index: Int) async throws -> [String] {
+        var request = HTTPClientRequest(url: queryURL)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(queryBodies[index])
+        let response = try await http.execute(request, timeout: .seconds(120))
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        guard response.status.code == 200 else { throw SextantError(.unavailable, "query: HTTP \(response.status.code)") }
+        let reply = try JSON.parse(Array(bytes.readableBytesView))
         return reply["ids"]?.arrayValue?.first?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     public func waitUntilIndexed(records: Int) async throws {
         while true {
             let count = try await request(.GET, collections + "/" + collectionID + "/count", nil)
-            if count.intValue == Int64(records) { return }
+            if count.intValue == Int64(records) { break }
             try await Task.sleep(for: .milliseconds(200))
+        }
+        guard let settleEngine else { return }
+        while try await settleEngine.stats().contains(where: { $0.unindexedRecords > 0 }) {
+            try await Task.sleep(for: .milliseconds(100))
         }
     }
 
-    public func close() async { try? await http.shutdown() }
+    public func close() async {
+        try? await http.shutdown()
+        await settleEngine?.close()
+    }
 }

@@ -27,6 +27,8 @@ public enum FilterLimits {
     public static let maximumDepth = 16
     public static let maximumClauses = 256
     public static let maximumInValues = 1_024
+    /// Items in one `$and` / `$or` list.
+    public static let maximumListItems = 64
 }
 
 extension WhereFilter {
@@ -48,6 +50,9 @@ extension WhereFilter {
         case .and(let children), .or(let children):
             let name = if case .and = self { "$and" } else { "$or" }
             guard !children.isEmpty else { throw .invalidFilter("\(path).\(name): needs at least one clause") }
+            guard children.count <= FilterLimits.maximumListItems else {
+                throw .invalidFilter("\(path).\(name): more than \(FilterLimits.maximumListItems) clauses in one list")
+            }
             for (index, child) in children.enumerated() {
                 try child.validate(depth: depth + 1, path: "\(path).\(name)[\(index)]", clauses: &clauses)
             }
@@ -155,6 +160,9 @@ extension DocumentFilter {
         case .and(let children), .or(let children):
             let name = if case .and = self { "$and" } else { "$or" }
             guard !children.isEmpty else { throw .invalidFilter("\(path).\(name): needs at least one clause") }
+            guard children.count <= FilterLimits.maximumListItems else {
+                throw .invalidFilter("\(path).\(name): more than \(FilterLimits.maximumListItems) clauses in one list")
+            }
             for (index, child) in children.enumerated() {
                 try child.validate(depth: depth + 1, path: "\(path).\(name)[\(index)]", clauses: &clauses)
             }

@@ -52,7 +52,8 @@ public struct CollectionStats: Sendable, Equatable {
 /// read lock-free structures.
 public final class Collection: @unchecked Sendable {
     public let directory: String
-    let layout: HNSWLayout
+    /// The index layout of the current generation (its dimension is fixed once decided).
+    var layout: HNSWLayout { current.withLock { $0 }.index.layout }
     let wal: WriteAheadLog
     let tail: UnindexedTail
     /// Shared by linking (indexer) and exclusive for reclaim and checkpoint.
@@ -82,10 +83,8 @@ public final class Collection: @unchecked Sendable {
     public var id: String { configuration.id }
     public var count: Int { state.withLock { $0.liveRecords } }
 
-    private init(directory: String, layout: HNSWLayout, wal: WriteAheadLog, generation: Generation, state: MutationState,
-                 unindexedLimit: Int) {
+    private init(directory: String, wal: WriteAheadLog, generation: Generation, state: MutationState, unindexedLimit: Int) {
         self.directory = directory
-        self.layout = layout
         self.wal = wal
         tail = UnindexedTail(capacity: unindexedLimit)
         current = Mutex(generation)
@@ -98,7 +97,7 @@ public final class Collection: @unchecked Sendable {
                        unindexedLimit: Int = StorageLimits.unindexedTailCapacity) throws -> Collection
     {
         try CollectionConfiguration.validateName(configuration.name)
-        let layout = try configuration.layout()
+        _ = try configuration.layout()
         try Files.makeDirectories(directory)
         let manifest = Manifest(
             configuration: configuration, generation: 0, checkpointLSN: 0, index: HNSWState(), heapUsedBytes: 0,
@@ -121,7 +120,7 @@ public final class Collection: @unchecked Sendable {
         rebuildState(&state, generation: generation)
         let (wal, recovered) = try WriteAheadLog.open(
             directory: directory + "/wal", afterLSN: manifest.checkpointLSN, io: io)
-        let collection = Collection(directory: directory, layout: layout, wal: wal, generation: generation, state: state,
+        let collection = Collection(directory: directory, wal: wal, generation: generation, state: state,
                                     unindexedLimit: UnindexedTail.roundedCapacity(unindexedLimit))
         try collection.replay(recovered)
         collection.requeueUnlinked()
@@ -193,8 +192,12 @@ public final class Collection: @unchecked Sendable {
 
     // MARK: - Writes
 
+    /// True until the first write of a collection created without a dimension.
+    public var isDimensionPending: Bool { configuration.dimension == 0 }
+
     public func write(_ request: WriteRequest) async throws -> WriteOutcome {
         guard !closed.load(ordering: .acquiring) else { throw StorageError.unavailable("collection is closed") }
+        if isDimensionPending { try await decideDimension(request) }
         let prepared = try prepare(request)
         await writerLock.lock()
         let lsn: LSN
@@ -223,6 +226,35 @@ public final class Collection: @unchecked Sendable {
         try await wal.waitDurable(lsn)
         if wal.bytesSinceCheckpoint >= StorageLimits.checkpointWALBytes { scheduleCheckpoint() }
         return WriteOutcome(lsn: lsn, affected: affected)
+    }
+
+    /// A collection created without a dimension takes the one of its first
+    /// vectors (ChromaDB's behaviour): the manifest is rewritten with it, durably,
+    /// before anything is written, and an empty generation of that shape replaces
+    /// the placeholder.
+    private func decideDimension(_ request: WriteRequest) async throws {
+        let records: [RecordInput]
+        switch request {
+        case .add(let list), .upsert(let list), .update(let list, _): records = list
+        case .delete, .deleteWhere: return
+        }
+        guard let dimension = records.first(where: { $0.vector != nil })?.vector?.count, dimension > 0 else { return }
+        await writerLock.lock()
+        defer { writerLock.unlock() }
+        guard isDimensionPending else { return }
+        var configuration = self.configuration
+        configuration.dimension = dimension
+        let layout = try configuration.layout()
+        let manifest = Manifest(
+            configuration: configuration, generation: 0, checkpointLSN: wal.lastLSN, index: HNSWState(), heapUsedBytes: 0,
+            liveRecords: 0, files: [:])
+        try Files.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
+        let generation = try Generation.empty(layout: layout)
+        current.withLock { $0 = generation }
+        state.withLock {
+            $0.configuration = configuration
+            $0.checkpointLSN = manifest.checkpointLSN
+        }
     }
 
     /// Renames the collection or replaces its metadata, durably (through the WAL).
@@ -563,6 +595,7 @@ public final class Collection: @unchecked Sendable {
             try filter?.validate()
             try documentFilter?.validate()
         } catch { throw StorageError(error) }
+        if isDimensionPending { return vectors.map { _ in [] } }
         let generation = current.withLock { $0 }
         let token = generation.index.gate.enter()
         defer { generation.index.gate.exit(token) }
@@ -635,6 +668,7 @@ public final class Collection: @unchecked Sendable {
             try filter?.validate()
             try documentFilter?.validate()
         } catch { throw StorageError(error) }
+        if isDimensionPending { return [] }
         let generation = current.withLock { $0 }
         let token = generation.index.gate.enter()
         defer { generation.index.gate.exit(token) }

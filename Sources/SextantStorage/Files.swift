@@ -39,7 +39,7 @@ enum Files {
         var names: [String] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+                raw.bindMemory(to: CChar.self).baseAddress.map { String(cString: $0) } ?? ""
             }
             if name != "." && name != ".." { names.append(name) }
         }
@@ -68,9 +68,10 @@ enum Files {
     }
 
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        guard let base = bytes.baseAddress else { return }
         var offset = 0
         while offset < bytes.count {
-            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            let written = write(fd, base + offset, bytes.count - offset)
             if written < 0 {
                 if errno == EINTR { continue }
                 throw StorageError.io(errorText(path, "write"))
@@ -108,8 +109,9 @@ enum Files {
         var bytes = [UInt8](repeating: 0, count: size)
         var offset = 0
         try bytes.withUnsafeMutableBytes { (raw) throws in
+            guard let base = raw.baseAddress else { return }
             while offset < size {
-                let count = read(fd, raw.baseAddress! + offset, size - offset)
+                let count = read(fd, base + offset, size - offset)
                 if count < 0 {
                     if errno == EINTR { continue }
                     throw StorageError.io(errorText(path, "read"))

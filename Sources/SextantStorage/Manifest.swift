@@ -46,7 +46,14 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// The index layout; a collection whose dimension is still to be decided by
+    /// its first write gets a one-dimension placeholder of capacity one.
     func layout() throws -> HNSWLayout {
+        if dimension == 0 {
+            do { return try HNSWLayout(dimensions: 1, metric: metric, parameters: hnsw, capacity: 1) } catch {
+                throw StorageError(error)
+            }
+        }
         do { return try HNSWLayout(dimensions: dimension, metric: metric, parameters: hnsw, capacity: capacity) } catch {
             throw StorageError(error)
         }

@@ -242,7 +242,11 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
                 _ = try await engine.create(CollectionConfiguration(name: "a1", dimension: 4))
             }
             await #expect(throws: StorageError.self) { _ = try await engine.create(CollectionConfiguration(name: "-bad", dimension: 4)) }
-            await #expect(throws: StorageError.self) { _ = try await engine.create(CollectionConfiguration(name: "ok", dimension: 0)) }
+            await #expect(throws: StorageError.self) { _ = try await engine.create(CollectionConfiguration(name: "ok", dimension: 4_097)) }
+            // Dimension 0: decided by the first write (ChromaDB's collections work this way).
+            let (undecided, _) = try await engine.create(CollectionConfiguration(name: "later", dimension: 0))
+            #expect(undecided.name == "later")
+            try await engine.delete(named: "later")
             try await engine.delete(named: "a1")
             #expect(engine.collection(named: "a1") == nil)
             await #expect(throws: StorageError.notFound("collection 'a1' does not exist")) { try await engine.delete(named: "a1") }

@@ -128,3 +128,72 @@ public final class RawSocket {
         }
     }
 }
+
+/// A free loopback TCP port (bound and released; tests start servers on it at once).
+public func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// `sextant up` as a real process: engine and API as its children.
+public final class UpProcess: @unchecked Sendable {
+    public let process: Process
+    public let dataRoot: String
+    public let enginePort: Int
+    public let apiPort: Int
+    public let logPath: String
+    public var apiURL: String { "http://127.0.0.1:\(apiPort)" }
+    public var engineAddress: String { "127.0.0.1:\(enginePort)" }
+
+    public init(dataRoot: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+        self.dataRoot = dataRoot
+        enginePort = freePort()
+        apiPort = freePort()
+        logPath = dataRoot + "-up.log"
+        process = try SextantBinary.start(
+            ["up", "--data", dataRoot, "--engine-listen", "127.0.0.1:\(enginePort)", "--api-listen", "127.0.0.1:\(apiPort)",
+             "--demo-data", TestDataset.packageRoot + "/tools/demo/debian-sample.jsonl.gz"] + extraArguments,
+            logPath: logPath, environment: environment)
+        try waitFor("Sextant is up.", timeoutSeconds: 120)
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    public func waitFor(_ text: String, timeoutSeconds: Double = 30) throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            if log.contains(text) { return }
+            guard process.isRunning else { throw EngineProcessError.exited(log) }
+            usleep(50_000)
+        }
+        throw EngineProcessError.timedOut("waiting for '\(text)':\n\(log)")
+    }
+
+    /// The pid of a child, from the supervisor's "started NAME (pid N)" lines (the latest).
+    public func childPID(_ name: String) -> Int32? {
+        log.split(separator: "\n").reversed().lazy.compactMap { line -> Int32? in
+            guard let range = line.range(of: "started \(name) (pid ") else { return nil }
+            return Int32(line[range.upperBound...].prefix { $0.isNumber })
+        }.first
+    }
+
+    @discardableResult
+    public func stop() -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { stop() }
+    }
+}

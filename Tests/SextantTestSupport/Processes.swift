@@ -107,3 +107,44 @@ public enum TestPython {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
+
+/// A helper server (moto, http.server, the model stand-in) run from the test
+/// virtualenv's Python on a free loopback port; killed when released.
+public final class BackgroundServer: @unchecked Sendable {
+    public let process: Process
+    public let port: Int
+    public let logPath: String
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    /// `arguments` may contain "{port}", replaced by the chosen port.
+    public init(python arguments: [String], directory: String? = nil, logPath: String, environment: [String: String] = [:]) throws {
+        let port = freePort()
+        self.port = port
+        self.logPath = logPath
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestPython.path)
+        process.arguments = arguments.map { $0.replacingOccurrences(of: "{port}", with: "\(port)") }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if (try? RawSocket(port: port)) != nil { return }
+            guard process.isRunning else { break }
+            usleep(50_000)
+        }
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        if process.isRunning { process.killHard() }
+        throw EngineProcessError.exited("helper server \(arguments.first ?? "") did not start: \(log.suffix(2_000))")
+    }
+
+    public func stop() { if process.isRunning { process.killHard() } }
+    deinit { stop() }
+}

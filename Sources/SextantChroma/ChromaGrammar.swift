@@ -1,4 +1,5 @@
 import SextantClient
+import SextantJSON
 
 /// A request problem found while reading ChromaDB-style JSON; the message names the part.
 public struct GrammarError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -1,0 +1,117 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import SextantClient
+import SextantEmbedding
+import SextantJSON
+
+public struct APIConfiguration: Sendable {
+    public var engineAddress: String
+    public var engineToken: String?
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// With a key, write, admin and export routes require it; without one the
+    /// API serves loopback only.
+    public var apiKey: String?
+    public var protectSearch = false
+    public var feedbackDatabasePath: String
+    public var embedders: EmbedderRegistry
+    /// Engine connections in the API's pool.
+    public var engineConnections = 4
+
+    public init(engineAddress: String, feedbackDatabasePath: String, embedders: EmbedderRegistry) {
+        self.engineAddress = engineAddress
+        self.feedbackDatabasePath = feedbackDatabasePath
+        self.embedders = embedders
+    }
+}
+
+public enum APIStartError: Error, CustomStringConvertible {
+    case keyRequired(String)
+    public var description: String {
+        switch self {
+        case .keyRequired(let host):
+            return "refusing to listen on \(host) without an API key: only loopback is served without one (use --api-key-file)"
+        }
+    }
+}
+
+/// The search API: native search and feedback, the ChromaDB-compatible REST
+/// API, the web page, health, readiness and metrics. Stateless: its only state
+/// is in the engine and the feedback store, so several copies can run side by side.
+public enum APIServer {
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Runs until SIGTERM / SIGINT; `onListening` receives the bound port.
+    public static func run(_ configuration: APIConfiguration, logger: Logger,
+                           onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        if !isLoopback(configuration.host) && (configuration.apiKey ?? "").isEmpty {
+            throw APIStartError.keyRequired(configuration.host)
+        }
+        var clientConfiguration = ClientConfiguration(
+            address: try EngineAddress(parsing: configuration.engineAddress), token: configuration.engineToken)
+        clientConfiguration.connections = configuration.engineConnections
+        clientConfiguration.clientName = "sextant-api"
+        // The same event loops as the HTTP server (Hummingbird's default is the
+        // singleton group): a search hops between fewer threads.
+        clientConfiguration.eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        clientConfiguration.timeoutMilliseconds = 30_000
+        let client = try await connectPatiently(clientConfiguration, logger: logger)
+        let metrics = MetricsRegistry()
+        let engine = EngineGateway(client: client, metrics: metrics)
+        let feedback = try FeedbackStore(path: configuration.feedbackDatabasePath)
+        let router = buildRouter(engine: engine, embedders: configuration.embedders, feedback: feedback, metrics: metrics,
+                                 apiKey: configuration.apiKey, protectSearch: configuration.protectSearch)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sextant-api"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                logger.notice("search API listening on http://\(configuration.host):\(port)")
+                onListening(port)
+            },
+            logger: logger)
+        try await app.runService()
+        await client.close()
+    }
+
+    /// The engine may still be starting (sextant up starts both): retry for a while.
+    static func connectPatiently(_ configuration: ClientConfiguration, logger: Logger) async throws -> SextantClient {
+        var lastError: (any Error)? = nil
+        for attempt in 0..<100 {
+            do { return try await SextantClient.connect(configuration) } catch let error as SextantError where error.code == .unavailable {
+                lastError = error
+                if attempt % 20 == 0 { logger.notice("waiting for the engine at \(configuration.address)") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        throw lastError ?? SextantError(.unavailable, "engine unreachable")
+    }
+
+    public static func buildRouter(engine: EngineGateway, embedders: EmbedderRegistry, feedback: FeedbackStore,
+                                   metrics: MetricsRegistry, apiKey: String?, protectSearch: Bool) -> Router<APIContext> {
+        let router = Router(context: APIContext.self)
+        router.add(middleware: ObservingMiddleware(metrics: metrics))
+        router.add(middleware: AuthMiddleware(apiKey: apiKey, protectSearch: protectSearch))
+        router.get("/healthz") { _, _ in Reply.json(.object(["status": .string("ok")])) }
+        router.get("/readyz") { _, _ in
+            do {
+                _ = try await engine.time("Heartbeat") { try await engine.client.heartbeat() }
+                return Reply.json(.object(["status": .string("ready"), "engine": .string("reachable")]))
+            } catch {
+                return Reply.json(.object(["status": .string("not ready"), "engine": .string("\(error)")]), status: .serviceUnavailable)
+            }
+        }
+        router.get("/metrics") { _, _ in
+            Reply.text(metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/") { _, _ in Reply.text(WebPage.html, contentType: "text/html; charset=utf-8") }
+        NativeRoutes(engine: engine, embedders: embedders, feedback: feedback).register(on: router)
+        ChromaRoutes(engine: engine).register(on: router)
+        return router
+    }
+}

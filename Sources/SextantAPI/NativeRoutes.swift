@@ -1,0 +1,263 @@
+import Foundation
+import Hummingbird
+import NIOPosix
+import SextantClient
+import SextantEmbedding
+import SextantChroma
+import SextantJSON
+import Synchronization
+
+/// The engine as the API sees it: the client, with every call timed, and a
+/// short-lived cache of collection handles (names resolve to ids once per few
+/// seconds, not once per search). Holds no state of its own beyond that.
+public final class EngineGateway: Sendable {
+    public let client: SextantClient
+    let metrics: MetricsRegistry
+    private let handles = Mutex<[String: (CollectionHandle, ContinuousClock.Instant)]>([:])
+    static let cacheSeconds: Int64 = 5
+
+    init(client: SextantClient, metrics: MetricsRegistry) {
+        self.client = client
+        self.metrics = metrics
+    }
+
+    func collection(_ name: String) async throws -> CollectionHandle {
+        if let (handle, at) = handles.withLock({ $0[name] }), ContinuousClock.now - at < .seconds(Self.cacheSeconds) {
+            return handle
+        }
+        let handle = try await metrics.timeEngine("GetCollection") { try await client.getCollection(name: name) }
+        handles.withLock { $0[name] = (handle, .now) }
+        return handle
+    }
+
+    /// Collection handles by id (the ChromaDB routes address collections by UUID).
+    func collection(id: String) async throws -> CollectionHandle {
+        let key = "#id:" + id
+        if let (handle, at) = handles.withLock({ $0[key] }), ContinuousClock.now - at < .seconds(Self.cacheSeconds) {
+            return handle
+        }
+        let handle = try await metrics.timeEngine("GetCollection") { try await client.getCollection(id: id) }
+        handles.withLock { $0[key] = (handle, .now) }
+        return handle
+    }
+
+    func forget(_ name: String) { handles.withLock { _ = $0.removeValue(forKey: name) } }
+    func forgetAll() { handles.withLock { $0.removeAll() } }
+
+    func time<T>(_ method: String, _ body: () async throws -> T) async throws -> T {
+        try await metrics.timeEngine(method, body)
+    }
+}
+
+/// `/v1/...`: native search, collections, feedback.
+struct NativeRoutes {
+    let engine: EngineGateway
+    let embedders: EmbedderRegistry
+    let feedback: FeedbackStore
+
+    func register(on router: Router<APIContext>) {
+        router.get("/v1/collections") { _, _ in try await listCollections() }
+        router.post("/v1/collections/:name/search") { request, context in
+            let name = try context.parameters.require("name")
+            return try await search(name, try await readJSON(request, context))
+        }
+        router.post("/v1/feedback") { request, context in try await addFeedback(try await readJSON(request, context)) }
+        router.get("/v1/feedback") { request, _ in try await exportFeedback(request) }
+    }
+
+    static func embedderIdentifier(_ metadata: Metadata) -> String? {
+        if case .string(let value) = metadata[EmbedderDescriptor.metadataKey] { return value }
+        return nil
+    }
+
+    func listCollections() async throws -> Response {
+        let (collections, _) = try await engine.time("ListCollections") { try await engine.client.listCollections() }
+        return Reply.json(.array(collections.map { info in
+            .object([
+                "name": .string(info.name), "id": .string(info.id), "count": .int(Int64(info.count)),
+                "dimension": info.dimension == 0 ? .null : .int(Int64(info.dimension)), "metric": .string(info.metric.rawValue),
+                "embedder": Self.embedderIdentifier(info.metadata).map(JSONValue.string) ?? .null,
+            ])
+        }))
+    }
+
+    /// Similarity in [0, 1]-ish, larger is better: 1 - distance for cosine and
+    /// inner product, 1 / (1 + distance) for squared L2.
+    static func score(_ distance: Float, _ metric: DistanceMetric) -> Double {
+        metric == .l2 ? 1 / (1 + Double(distance)) : 1 - Double(distance)
+    }
+
+    func search(_ name: String, _ body: JSONValue) async throws -> Response {
+        let start = ContinuousClock.now
+        guard body.objectValue != nil else { throw APIError.badRequest("body must be a JSON object") }
+        let handle: CollectionHandle
+        do { handle = try await engine.collection(name) } catch let error as SextantError where error.code == .notFound {
+            throw APIError.notFound("collection '\(name)' does not exist")
+        }
+        let k = try body.optional("k", { $0.intValue }, "an integer") ?? 10
+        guard (1...Int64(APILimits.maximumK)).contains(k) else { throw APIError.badRequest("'k' must be in 1...\(APILimits.maximumK)") }
+        // An empty filter object means no filter (as in ChromaDB).
+        let filter = try body["where"].flatMap { $0.isNull || $0.objectValue?.isEmpty == true ? nil : try ChromaGrammar.where($0) }
+        let documentFilter = try body["where_document"].flatMap {
+            $0.isNull || $0.objectValue?.isEmpty == true ? nil : try ChromaGrammar.whereDocument($0)
+        }
+        let include = try Self.include(body["include"], defaults: [.documents, .metadatas])
+        let (vector, embedder) = try await queryVector(body, handle)
+        let results: [[RecordResult]]
+        do {
+            results = try await engine.time("Query") {
+                try await handle.query(vectors: [vector], k: Int(k), where: filter, whereDocument: documentFilter,
+                                       include: include.union(.distances))
+            }
+        } catch let error as SextantError where error.code == .notFound {
+            engine.forget(name)
+            throw APIError.notFound("collection '\(name)' does not exist")
+        }
+        let hits: [JSONValue] = (results.first ?? []).map { record in
+            var object: [String: JSONValue] = ["id": .string(record.id)]
+            if let distance = record.distance {
+                object["distance"] = .double(Double(distance))
+                object["score"] = .double(Self.score(distance, handle.info.metric))
+            }
+            if include.contains(.documents) { object["document"] = record.document.map(JSONValue.string) ?? .null }
+            if include.contains(.metadatas) { object["metadata"] = record.metadata.map(ChromaGrammar.metadataJSON) ?? .null }
+            if include.contains(.vectors) { object["vector"] = record.vector.map { .array($0.map { .double(Double($0)) }) } ?? .null }
+            return .object(object)
+        }
+        let elapsed = ContinuousClock.now - start
+        return Reply.json(.object([
+            "collection": .string(name), "embedder": embedder.map(JSONValue.string) ?? .null, "results": .array(hits),
+            "took_ms": .double((Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds) * 1000)),
+        ]))
+    }
+
+    /// The query vector: given directly, or the query text embedded by the
+    /// embedder that made the collection's vectors (never a different one).
+    func queryVector(_ body: JSONValue, _ handle: CollectionHandle) async throws -> ([Float], String?) {
+        let text = try body.optional("query", { $0.stringValue }, "a string")
+        let rawVector = body["vector"].flatMap { $0.isNull ? nil : $0 }
+        switch (text, rawVector) {
+        case (nil, nil): throw APIError.badRequest("give 'query' (text) or 'vector' (numbers)")
+        case (.some, .some): throw APIError.badRequest("give 'query' or 'vector', not both")
+        case (nil, .some(let value)):
+            guard let vector = try vectors(.array([value]), field: "vector").first ?? nil else {
+                throw APIError.badRequest("'vector' must be a list of numbers")
+            }
+            guard handle.dimension == 0 || vector.count == handle.dimension else {
+                throw APIError.badRequest("'vector' has \(vector.count) dimensions, collection '\(handle.name)' has \(handle.dimension)")
+            }
+            return (vector, Self.embedderIdentifier(handle.info.metadata))
+        case (.some(let query), nil):
+            guard !query.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw APIError.badRequest("'query' is empty")
+            }
+            guard query.count <= APILimits.maximumQueryCharacters else {
+                throw APIError.badRequest("'query' exceeds \(APILimits.maximumQueryCharacters) characters")
+            }
+            guard let identifier = Self.embedderIdentifier(handle.info.metadata) else {
+                throw APIError(.unprocessableContent, "embedder_unknown",
+                               "collection '\(handle.name)' does not record which embedder made its vectors; search it with 'vector'")
+            }
+            guard let embedder = embedders.embedder(identifier) else {
+                throw APIError(.unprocessableContent, "embedder_unavailable",
+                               "collection '\(handle.name)' was embedded with \(identifier), which this server does not have "
+                                   + "(available: \(embedders.embedders.keys.sorted().joined(separator: ", ")))")
+            }
+            guard handle.dimension == 0 || embedder.descriptor.dimension == handle.dimension else {
+                throw APIError(.unprocessableContent, "embedder_mismatch",
+                               "\(identifier) makes \(embedder.descriptor.dimension)-d vectors, the collection has \(handle.dimension)")
+            }
+            let vector = try await embedder.embed([query])
+            guard let first = vector.first else { throw APIError(.internalServerError, "internal", "embedder returned nothing") }
+            return (first, identifier)
+        }
+    }
+
+    static func include(_ value: JSONValue?, defaults: Include) throws -> Include {
+        guard let value, !value.isNull else { return defaults }
+        guard let items = value.arrayValue else { throw APIError.badRequest("'include' must be a list") }
+        var include: Include = []
+        for item in items {
+            switch item.stringValue {
+            case "documents": include.insert(.documents)
+            case "metadatas": include.insert(.metadatas)
+            case "distances": include.insert(.distances)
+            case "embeddings", "vectors": include.insert(.vectors)
+            case "uris", "data": continue
+            default: throw APIError.badRequest("'include' may hold documents, metadatas, distances, embeddings; got \(JSON.serialize(item))")
+            }
+        }
+        return include
+    }
+
+    func addFeedback(_ body: JSONValue) async throws -> Response {
+        guard body.objectValue != nil else { throw APIError.badRequest("body must be a JSON object") }
+        let query = try body.required("query", { $0.stringValue }, "a string")
+        let resultID = try body.required("result_id", { $0.stringValue }, "a string")
+        let rating = try body.required("rating", { $0.intValue }, "an integer")
+        let comment = try body.optional("comment", { $0.stringValue }, "a string")
+        let user = try body.optional("user", { $0.stringValue }, "a string")
+        let collection = try body.optional("collection", { $0.stringValue }, "a string") ?? ""
+        guard (-1...5).contains(rating) else { throw APIError.badRequest("'rating' must be -1 (down), 0, 1 (up) or a 1-5 score") }
+        guard !query.isEmpty, query.count <= APILimits.maximumQueryCharacters else {
+            throw APIError.badRequest("'query' must be 1...\(APILimits.maximumQueryCharacters) characters")
+        }
+        guard !resultID.isEmpty, resultID.utf8.count <= 1_024 else { throw APIError.badRequest("'result_id' must be 1...1024 bytes") }
+        guard (comment?.count ?? 0) <= APILimits.maximumCommentCharacters else {
+            throw APIError.badRequest("'comment' exceeds \(APILimits.maximumCommentCharacters) characters")
+        }
+        guard (user?.count ?? 0) <= APILimits.maximumUserCharacters else {
+            throw APIError.badRequest("'user' exceeds \(APILimits.maximumUserCharacters) characters")
+        }
+        guard collection.count <= 512 else { throw APIError.badRequest("'collection' exceeds 512 characters") }
+        // SQLite's fsync must not stall an event loop (the API runs its tasks on
+        // them): the write goes to NIO's blocking-I/O thread pool.
+        let id = try await NIOThreadPool.singleton.runIfActive { [feedback] in
+            try feedback.add(collection: collection, query: query, resultID: resultID, rating: Int(rating),
+                             comment: comment, user: user)
+        }
+        return Reply.json(.object(["id": .int(id)]), status: .created)
+    }
+
+    func exportFeedback(_ request: Request) async throws -> Response {
+        let format = request.uri.queryParameters.get("format") ?? "jsonl"
+        let after = Int64(request.uri.queryParameters.get("after_id") ?? "0") ?? 0
+        let limitText = request.uri.queryParameters.get("limit")
+        let afterText = request.uri.queryParameters.get("after_id")
+        guard limitText.map({ Int($0) != nil }) ?? true, afterText.map({ Int64($0) != nil }) ?? true else {
+            throw APIError.badRequest("'limit' and 'after_id' must be integers")
+        }
+        let limit = limitText.flatMap { Int($0) } ?? APILimits.maximumFeedbackExportRows
+        guard (1...APILimits.maximumFeedbackExportRows).contains(limit) else {
+            throw APIError.badRequest("'limit' must be in 1...\(APILimits.maximumFeedbackExportRows)")
+        }
+        guard after >= 0 else { throw APIError.badRequest("'after_id' must not be negative") }
+        let entries = try await NIOThreadPool.singleton.runIfActive { [feedback] in
+            try feedback.entries(afterID: after, limit: limit)
+        }
+        switch format {
+        case "jsonl":
+            let lines = entries.map { entry in
+                JSON.serialize(.object([
+                    "id": .int(entry.id), "created_at": .double(entry.createdAt), "collection": .string(entry.collection),
+                    "query": .string(entry.query), "result_id": .string(entry.resultID), "rating": .int(Int64(entry.rating)),
+                    "comment": entry.comment.map(JSONValue.string) ?? .null, "user": entry.user.map(JSONValue.string) ?? .null,
+                ]))
+            }
+            return Reply.text(lines.map { $0 + "\n" }.joined(), contentType: "application/x-ndjson")
+        case "csv":
+            func field(_ text: String) -> String {
+                text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                    ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+            }
+            var csv = "id,created_at,collection,query,result_id,rating,comment,user\r\n"
+            for entry in entries {
+                csv += [String(entry.id), String(entry.createdAt), field(entry.collection), field(entry.query), field(entry.resultID),
+                        String(entry.rating), field(entry.comment ?? ""), field(entry.user ?? "")].joined(separator: ",") + "\r\n"
+            }
+            return Reply.text(csv, contentType: "text/csv; charset=utf-8")
+        default:
+            throw APIError.badRequest("'format' must be jsonl or csv")
+        }
+    }
+}

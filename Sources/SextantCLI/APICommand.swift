@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import SextantAPI
+import SextantClient
+import SextantEmbedding
+
+/// The embedders this process offers: the built-in hashing one always; more
+/// (all-MiniLM-L6-v2, remote APIs) are registered where available.
+enum Embedders {
+    static func registry() -> EmbedderRegistry {
+        EmbedderRegistry(default: HashingEmbedder())
+    }
+}
+
+struct APICommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api", abstract: "Run the search API: native search, feedback, the ChromaDB-compatible REST API, the web page.")
+
+    @OptionGroup var data: DataOptions
+    @OptionGroup var engine: EngineOptions
+    @Option(help: "Address to listen on (host:port).") var listen = "127.0.0.1:8080"
+    @Option(name: .customLong("api-key-file"), help: "File holding the API key that write, admin and export routes require.")
+    var apiKeyFile: String?
+    @Flag(name: .customLong("protect-search"), help: "Require the API key for search routes too.") var protectSearch = false
+
+    func validate() throws {
+        // Run Swift concurrency's tasks on NIO's event loops, so a request does
+        // not hop from the HTTP loop to the global pool and on to the engine
+        // connection's loop (measured in docs/BENCHMARKS.md, issue 5). Parsing
+        // runs on the main thread before any of the API's tasks exist, which is
+        // what the hook requires; only `api` wants it (the engine keeps its own
+        // threads for search and the WAL).
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    }
+
+    func run() async throws {
+        let logger = Logs.make("sextant.api")
+        guard case .tcp(let host, let port) = try EngineAddress(parsing: listen) else { throw ValidationError("--listen takes host:port") }
+        var configuration = APIConfiguration(
+            engineAddress: engine.engine, feedbackDatabasePath: data.data + "/api/feedback.sqlite", embedders: Embedders.registry())
+        configuration.engineToken = try Secrets.read(engine.tokenFile)
+        configuration.host = host
+        configuration.port = port
+        configuration.apiKey = try Secrets.read(apiKeyFile)
+        configuration.protectSearch = protectSearch
+        if protectSearch && configuration.apiKey == nil { throw ValidationError("--protect-search needs --api-key-file") }
+        do { try await APIServer.run(configuration, logger: logger) } catch let error as APIStartError {
+            throw ValidationError(error.description)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One child process `sextant up` runs (the engine, the API, the worker...).
+public struct ChildSpec: Sendable {
+    public var name: String
+    public var executable: String
+    public var arguments: [String]
+    /// How long to wait for it to exit after SIGTERM before SIGKILL.
+    public var stopTimeoutSeconds: Double
+
+    public init(name: String, executable: String, arguments: [String], stopTimeoutSeconds: Double = 30) {
+        self.name = name
+        self.executable = executable
+        self.arguments = arguments
+        self.stopTimeoutSeconds = stopTimeoutSeconds
+    }
+}
+
+/// Runs child processes, restarts one that exits on its own (exponential
+/// backoff from 1 s to 30 s, reset after a minute of good health), and stops
+/// them in reverse start order: later children depend on earlier ones (the API
+/// on the engine), so the engine stops last and can checkpoint.
+public final class Supervisor: @unchecked Sendable {
+    private struct Running {
+        var spec: ChildSpec
+        var process: Process?
+        var restarts = 0
+        var startedAt = Date()
+    }
+
+    private let children = Mutex<[Running]>([])
+    private let stopping = Atomic<Bool>(false)
+    private let logger: Logger
+    static let maximumBackoffSeconds = 30.0
+
+    public init(logger: Logger) { self.logger = logger }
+
+    /// Starts a child and keeps it running until `stopAll`.
+    public func start(_ spec: ChildSpec) throws {
+        let index = children.withLock { list -> Int in
+            list.append(Running(spec: spec))
+            return list.count - 1
+        }
+        try launch(index)
+    }
+
+    private func launch(_ index: Int) throws {
+        let spec = children.withLock { $0[index].spec }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: spec.executable)
+        process.arguments = spec.arguments
+        process.terminationHandler = { [weak self] finished in self?.exited(index, status: finished.terminationStatus) }
+        try process.run()
+        children.withLock {
+            $0[index].process = process
+            $0[index].startedAt = Date()
+        }
+        logger.notice("started \(spec.name) (pid \(process.processIdentifier))")
+    }
+
+    private func exited(_ index: Int, status: Int32) {
+        guard !stopping.load(ordering: .acquiring) else { return }
+        let (name, delay) = children.withLock { list -> (String, Double) in
+            var child = list[index]
+            if Date().timeIntervalSince(child.startedAt) > 60 { child.restarts = 0 }
+            child.restarts += 1
+            child.process = nil
+            list[index] = child
+            return (child.spec.name, min(pow(2, Double(child.restarts - 1)), Self.maximumBackoffSeconds))
+        }
+        logger.error("\(name) exited with status \(status); restarting in \(Int(delay)) s")
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
+            guard !stopping.load(ordering: .acquiring) else { return }
+            do { try launch(index) } catch { logger.error("cannot restart \(name): \(error)") }
+        }
+    }
+
+    public func restartCount(_ name: String) -> Int {
+        children.withLock { $0.first { $0.spec.name == name }?.restarts ?? 0 }
+    }
+
+    public func pid(_ name: String) -> Int32? {
+        children.withLock { $0.first { $0.spec.name == name }?.process?.processIdentifier }
+    }
+
+    /// SIGTERM to each child, last started first; SIGKILL after its timeout.
+    public func stopAll() {
+        stopping.store(true, ordering: .releasing)
+        let running = children.withLock { $0 }
+        for child in running.reversed() {
+            guard let process = child.process, process.isRunning else { continue }
+            logger.notice("stopping \(child.spec.name)")
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(child.spec.stopTimeoutSeconds)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                logger.error("\(child.spec.name) did not stop within \(Int(child.spec.stopTimeoutSeconds)) s; killing it")
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            logger.notice("\(child.spec.name) stopped (status \(process.terminationStatus))")
+        }
+    }
+}

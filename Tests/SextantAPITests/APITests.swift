@@ -1,0 +1,209 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SextantClient
+import SextantJSON
+import SextantTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct HTTPReply {
+    let status: Int
+    let body: String
+    var json: JSONValue? { try? JSON.parse(body) }
+}
+
+func http(_ method: HTTPMethod, _ url: String, body: String? = nil, bytes: [UInt8]? = nil, headers: [(String, String)] = [])
+    async throws -> HTTPReply
+{
+    var request = HTTPClientRequest(url: url)
+    request.method = method
+    request.headers.add(name: "Content-Type", value: "application/json")
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    if let body { request.body = .bytes(ByteBuffer(string: body)) }
+    if let bytes { request.body = .bytes(ByteBuffer(bytes: bytes)) }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+    let collected = try await response.body.collect(upTo: 64 << 20)
+    return HTTPReply(status: Int(response.status.code), body: String(buffer: collected))
+}
+
+let curlQuestion = "command line tool for transferring data with URL syntax"
+
+@Suite(.serialized) struct SearchAPITests {
+    @Test func upServesTheDemoThroughSearchHealthAndMetrics() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let up = try UpProcess(dataRoot: directory.path + "/data")
+        defer { up.stop() }
+        #expect(try await http(.GET, up.apiURL + "/healthz").status == 200)
+        let ready = try await http(.GET, up.apiURL + "/readyz")
+        #expect(ready.status == 200, "\(ready.body)")
+        let collections = try await http(.GET, up.apiURL + "/v1/collections").json?.arrayValue ?? []
+        let demo = try #require(collections.first { $0["name"]?.stringValue == "demo" })
+        #expect(demo["count"]?.intValue == 3_077)
+        #expect(demo["embedder"]?.stringValue == "sextant-hash@1")
+        let search = try await http(.POST, up.apiURL + "/v1/collections/demo/search", body: #"{"query": "\#(curlQuestion)", "k": 5}"#)
+        #expect(search.status == 200)
+        let results = search.json?["results"]?.arrayValue ?? []
+        #expect(results.first?["id"]?.stringValue == "curl")
+        #expect(results.first?["document"]?.stringValue?.contains("curl") == true)
+        #expect((results.first?["score"]?.doubleValue ?? 0) > (results.last?["score"]?.doubleValue ?? 1))
+        let filtered = try await http(.POST, up.apiURL + "/v1/collections/demo/search",
+                                      body: #"{"query": "\#(curlQuestion)", "k": 5, "where": {"section": "games"}}"#)
+        #expect(filtered.json?["results"]?.arrayValue?.allSatisfy { $0["metadata"]?["section"]?.stringValue == "games" } == true)
+        let metrics = try await http(.GET, up.apiURL + "/metrics")
+        #expect(metrics.body.contains(#"sextant_http_requests_total{route="/v1/collections/{name}/search",method="POST",status="200"}"#))
+        #expect(metrics.body.contains("sextant_engine_call_duration_seconds_bucket"))
+        #expect(up.stop() == 0)
+    }
+
+    @Test func clientMistakesAreClear4xxNever500() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let up = try UpProcess(dataRoot: directory.path + "/data")
+        defer { up.stop() }
+        let search = up.apiURL + "/v1/collections/demo/search"
+        func expectStatus(_ status: Int, _ reply: HTTPReply, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(reply.status == status, "\(reply.body)", sourceLocation: sourceLocation)
+            let message = reply.json?["error"]?["message"]?.stringValue ?? ""
+            #expect(message.contains(fragment), "message '\(message)' names the problem", sourceLocation: sourceLocation)
+        }
+        expectStatus(400, try await http(.POST, search, body: "{not json"), "malformed JSON")
+        expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "k": "ten"}"#), "'k'")
+        expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "vector": [1]}"#), "not both")
+        expectStatus(400, try await http(.POST, search, body: #"{"vector": [1, 2, 3]}"#), "3 dimensions")
+        expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "where": {"size": {"$gt": "big"}}}"#), "$gt")
+        expectStatus(400, try await http(.POST, search, body: "[1, 2]"), "JSON object")
+        expectStatus(404, try await http(.POST, up.apiURL + "/v1/collections/nope/search", body: #"{"query": "x"}"#), "nope")
+        expectStatus(405, try await http(.DELETE, up.apiURL + "/v1/feedback"), "not allowed")
+        let huge = [UInt8](repeating: 0x20, count: 41 << 20)
+        expectStatus(413, try await http(.POST, search, bytes: huge), "exceeds")
+        // A collection whose vectors came from elsewhere: text search is refused, vector search works.
+        let client = try await SextantClient.connect(to: up.engineAddress)
+        let foreign = try await client.createCollection(name: "foreign", dimension: 384, metric: .cosine,
+                                                        metadata: ["sextant:embedder": .string("some-model@3")])
+        try await foreign.add(ids: ["a"], vectors: [[Float](repeating: 0.05, count: 384)])
+        _ = try await client.createCollection(name: "unlabelled", dimension: 384, metric: .cosine)
+        await client.close()
+        expectStatus(422, try await http(.POST, up.apiURL + "/v1/collections/foreign/search", body: #"{"query": "x"}"#), "some-model@3")
+        expectStatus(422, try await http(.POST, up.apiURL + "/v1/collections/unlabelled/search", body: #"{"query": "x"}"#), "vector")
+        let byVector = try await http(.POST, up.apiURL + "/v1/collections/foreign/search",
+                                      body: "{\"vector\": [\(Array(repeating: "0.05", count: 384).joined(separator: ","))]}")
+        #expect(byVector.status == 200 && byVector.json?["results"]?.arrayValue?.first?["id"]?.stringValue == "a")
+        let metrics = try await http(.GET, up.apiURL + "/metrics")
+        #expect(!metrics.body.contains(#"status="500""#), "no 500 for any of it")
+    }
+
+    @Test func feedbackIsDurableAcrossKillNineAndExportNeedsTheKey() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let keyFile = directory.file("api-key")
+        try "k3y-\(UUID().uuidString)".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let key = try String(contentsOfFile: keyFile, encoding: .utf8)
+        let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--api-key-file", keyFile])
+        defer { up.stop() }
+        let posted = try await http(.POST, up.apiURL + "/v1/feedback",
+                                    body: #"{"query": "curl?", "result_id": "curl", "rating": 1, "comment": "spot on, \"really\"", "collection": "demo"}"#)
+        #expect(posted.status == 201, "\(posted.body)")
+        #expect(try await http(.POST, up.apiURL + "/v1/feedback", body: #"{"query": "q", "result_id": "x", "rating": 9}"#).status == 400)
+        #expect(try await http(.GET, up.apiURL + "/v1/feedback").status == 401, "export needs the key")
+        #expect(try await http(.GET, up.apiURL + "/v1/feedback", headers: [("Authorization", "Bearer wrong")]).status == 401)
+        // kill -9 the API right after the 201: the row must be there when it comes back.
+        let oldPID = try #require(up.childPID("api"))
+        kill(oldPID, SIGKILL)
+        let deadline = Date().addingTimeInterval(30)
+        var export = HTTPReply(status: 0, body: "")
+        while Date() < deadline {
+            if let pid = up.childPID("api"), pid != oldPID,
+                let reply = try? await http(.GET, up.apiURL + "/v1/feedback", headers: [("Authorization", "Bearer \(key)")]),
+                reply.status == 200
+            {
+                export = reply
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(up.log.contains("api exited"), "the supervisor saw the crash")
+        let lines = export.body.split(separator: "\n").compactMap { try? JSON.parse(String($0)) }
+        #expect(lines.count == 1)
+        #expect(lines.first?["result_id"]?.stringValue == "curl" && lines.first?["comment"]?.stringValue == #"spot on, "really""#)
+        let csv = try await http(.GET, up.apiURL + "/v1/feedback?format=csv", headers: [("Authorization", "Bearer \(key)")])
+        #expect(csv.body.hasPrefix("id,created_at,collection,query,result_id,rating,comment,user\r\n"))
+        #expect(csv.body.contains(#""spot on, ""really""""#))
+        // Search stays open; ChromaDB writes need the key (X-Chroma-Token works too).
+        #expect(try await http(.POST, up.apiURL + "/v1/collections/demo/search", body: #"{"query": "curl"}"#).status == 200)
+        let create = up.apiURL + "/api/v2/tenants/default_tenant/databases/default_database/collections"
+        #expect(try await http(.POST, create, body: #"{"name": "locked"}"#).status == 401)
+        #expect(try await http(.POST, create, body: #"{"name": "unlocked"}"#, headers: [("X-Chroma-Token", key)]).status == 200)
+        #expect(up.stop() == 0)
+        let log = up.log
+        let apiStop = try #require(log.range(of: "stopping api"))
+        let engineStop = try #require(log.range(of: "stopping engine"))
+        #expect(apiStop.lowerBound < engineStop.lowerBound, "the API stops first, the engine last")
+        #expect(log.contains("checkpointing"), "the engine checkpoints on the way out")
+    }
+
+    @Test func chromadbClientWorksUnchanged() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let keyFile = directory.file("api-key")
+        try "chroma-key".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--api-key-file", keyFile])
+        defer { up.stop() }
+        let (status, output) = try TestPython.run(
+            "tools/python/test_chroma_compat.py",
+            ["--port", "\(up.apiPort)", "--token", "chroma-key", "--dataset", TestDataset.debianMiniLM])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("all checks passed"))
+    }
+
+    @Test func webPageAnswersInHeadlessChromium() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let up = try UpProcess(dataRoot: directory.path + "/data")
+        defer { up.stop() }
+        let screenshot = TestDataset.packageRoot + "/artifacts/web-page.png"
+        let (status, output) = try TestPython.run(
+            "tools/python/test_web_page.py",
+            ["--url", up.apiURL, "--collection", "demo", "--question", curlQuestion, "--expect-id", "curl", "--screenshot", screenshot])
+        #expect(status == 0, "\(output)")
+        #expect(FileManager.default.fileExists(atPath: screenshot))
+        // The page's thumbs-up landed in the feedback store.
+        let export = try await http(.GET, up.apiURL + "/v1/feedback")
+        #expect(export.body.contains(#""result_id":"curl""#), "\(export.body)")
+    }
+
+    @Test func runningServerMatchesItsOpenAPIDocument() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let keyFile = directory.file("api-key")
+        try "openapi-key".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--api-key-file", keyFile])
+        defer { up.stop() }
+        let schemathesis = TestDataset.packageRoot + "/.venv-test/bin/schemathesis"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: schemathesis)
+        // positive_data_acceptance is left out: whether a schema-valid search is valid also depends on
+        // the collection (its dimension, its embedder), which a schema cannot say.
+        process.arguments = ["run", TestDataset.packageRoot + "/docs/openapi.yaml", "--url", up.apiURL, "--checks", "all",
+                             "--exclude-checks", "positive_data_acceptance", "--max-examples", "60",
+                             "-H", "Authorization: Bearer openapi-key"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(output.suffix(4_000))")
+    }
+
+    @Test func refusesToListenPubliclyWithoutAKey() throws {
+        let (status, _, stderr) = try SextantBinary.run(["api", "--engine", "127.0.0.1:1", "--listen", "0.0.0.0:0", "--data", "/tmp/unused"])
+        #expect(status != 0)
+        #expect(stderr.contains("without an API key"))
+    }
+}

@@ -1,0 +1,62 @@
+"""Drives the web Q&A page in headless Chromium (Debian's, through Playwright's
+protocol driver; no browser is downloaded): load the page, pick a collection,
+ask a question, check that real results render with document text, metadata and
+score, rate one, and save a screenshot.
+
+    python tools/python/test_web_page.py --url http://127.0.0.1:8080 --collection NAME \
+        --question "..." --expect-id ID --screenshot artifacts/web-page.png
+"""
+import argparse
+import os
+import sys
+
+from playwright.sync_api import sync_playwright
+
+
+def check(condition, message):
+    if not condition:
+        print(f"FAILED: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--collection", required=True)
+    ap.add_argument("--question", required=True)
+    ap.add_argument("--expect-id", required=True, help="an id that must be among the rendered results")
+    ap.add_argument("--screenshot", required=True)
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    a = ap.parse_args()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(a.url + "/")
+        page.wait_for_selector(f"#collection option[value='{a.collection}']", state="attached", timeout=15000)
+        page.select_option("#collection", a.collection)
+        page.fill("#question", a.question)
+        page.click("button[type=submit]")
+        page.wait_for_selector("li.result", timeout=15000)
+        items = page.query_selector_all("li.result")
+        check(len(items) > 0, "results rendered")
+        ids = [i.get_attribute("data-id") for i in items]
+        check(a.expect_id in ids, f"{a.expect_id} among rendered results {ids}")
+        first = items[0]
+        check(first.query_selector(".doc").inner_text().strip() != "", "document text shown")
+        check("score" in first.query_selector(".score").inner_text(), "score shown")
+        check(first.query_selector(".meta span") is not None, "metadata shown")
+        check("results in" in page.inner_text("#status"), "status line")
+        first.query_selector("button[data-rating='1']").click()
+        page.wait_for_selector("li.result .rate .done", timeout=10000)
+        check("Thanks" in first.query_selector(".rate").inner_text(), "feedback accepted")
+        os.makedirs(os.path.dirname(os.path.abspath(a.screenshot)), exist_ok=True)
+        page.screenshot(path=a.screenshot, full_page=True)
+        check(not errors, f"no JavaScript errors: {errors}")
+        browser.close()
+    print(f"web page: all checks passed; screenshot at {a.screenshot}")
+
+
+if __name__ == "__main__":
+    main()
