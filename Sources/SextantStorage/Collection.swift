@@ -86,7 +86,7 @@ public final class Collection: @unchecked Sendable {
     private init(directory: String, wal: WriteAheadLog, generation: Generation, state: MutationState, unindexedLimit: Int) {
         self.directory = directory
         self.wal = wal
-        tail = UnindexedTail(capacity: unindexedLimit)
+        tail = UnindexedTail(limit: unindexedLimit)
         current = Mutex(generation)
         self.state = Mutex(state)
     }
@@ -121,7 +121,7 @@ public final class Collection: @unchecked Sendable {
         let (wal, recovered) = try WriteAheadLog.open(
             directory: directory + "/wal", afterLSN: manifest.checkpointLSN, io: io)
         let collection = Collection(directory: directory, wal: wal, generation: generation, state: state,
-                                    unindexedLimit: UnindexedTail.roundedCapacity(unindexedLimit))
+                                    unindexedLimit: unindexedLimit)
         try collection.replay(recovered)
         collection.requeueUnlinked()
         return collection
@@ -148,6 +148,10 @@ public final class Collection: @unchecked Sendable {
         for entry in recovered.entries {
             switch entry.kind {
             case EntryKind.batch:
+                // Nothing indexes during replay: link what is over the limit
+                // first, so a long WAL (after a crash or a restore) never
+                // overfills the tail. Outside the state lock: indexing takes it.
+                if tail.isOverLimit { drainTailSynchronously() }
                 let operations = try BatchCodec.decode(entry.payload, dimensions: layout.dimensions)
                 try state.withLock { (state) throws in try apply(operations, &state) }
             case EntryKind.configuration:

@@ -98,6 +98,11 @@ enum Blocking {
 /// two atomic loads and no lock, so a query sees every acknowledged record
 /// even before it is indexed. Bounded: writers wait for room.
 final class UnindexedTail: @unchecked Sendable {
+    /// Entries writers may leave unindexed before they wait (the backpressure bound).
+    let limit: Int
+    /// The ring's physical size: `limit` plus one largest batch, so a batch
+    /// admitted at the limit always fits (replay and a batch larger than a
+    /// small limit included).
     let capacity: Int
     private let slots: UnsafeMutablePointer<UInt32>
     private let done: UnsafeMutablePointer<Bool>
@@ -116,8 +121,11 @@ final class UnindexedTail: @unchecked Sendable {
         return capacity
     }
 
-    init(capacity: Int) {
-        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "tail capacity must be a power of two")
+    init(limit requested: Int, largestBatch: Int = StorageLimits.maximumBatchRecords) {
+        limit = Self.roundedCapacity(requested)
+        var capacity = 64
+        while capacity < limit + largestBatch { capacity <<= 1 }
+        precondition(capacity >= limit + largestBatch && capacity & (capacity - 1) == 0, "tail capacity must be a power of two")
         self.capacity = capacity
         slots = .allocate(capacity: capacity)
         slots.initialize(repeating: 0, count: capacity)
@@ -141,11 +149,17 @@ final class UnindexedTail: @unchecked Sendable {
     var free: Int { capacity - count }
 
     /// Waits until `count` more entries fit (writers call this before they apply).
+    /// Room for `needed` more: under the limit, or an empty tail (a batch
+    /// larger than a small limit goes alone; the physical ring still holds it).
+    func hasRoom(_ needed: Int) -> Bool { count == 0 || count + needed <= limit }
+
+    /// Above the limit: replay drains before applying the next entry.
+    var isOverLimit: Bool { count > limit }
+
     func waitForRoom(_ needed: Int) async {
-        let needed = min(needed, capacity)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = claims.withLock { state -> Bool in
-                if free >= needed { return true }
+                if hasRoom(needed) { return true }
                 state.spaceWaiters.append((needed, continuation))
                 return false
             }
@@ -188,7 +202,7 @@ final class UnindexedTail: @unchecked Sendable {
             sx_store_release_u64(headPointer, newHead)
             var ready: [CheckedContinuation<Void, Never>] = []
             state.spaceWaiters.removeAll { waiter in
-                guard free >= waiter.needed else { return false }
+                guard hasRoom(waiter.needed) else { return false }
                 ready.append(waiter.continuation)
                 return true
             }

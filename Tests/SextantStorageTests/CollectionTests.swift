@@ -165,6 +165,29 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
         }
     }
 
+    /// Batches larger than a small unindexed limit, and a WAL holding far more
+    /// than the limit (a crash or a restore), both used to overfill the tail.
+    @Test func batchesAndReplayBeyondTheUnindexedLimit() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let records = makeRecords(3_000, dimensions: 8, seed: 11)
+        do {
+            let engine = try StorageEngine(directory: directory.path, io: .shared, unindexedLimit: 64)
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "small-tail", dimension: 8))
+            for start in stride(from: 0, to: 3_000, by: 1_000) {
+                try await collection.write(.add(Array(records[start..<start + 1_000])))
+            }
+            #expect(collection.count == 3_000)
+            engine.indexer.stop()  // no checkpoint, no close: everything comes back from the WAL
+        }
+        let engine = try StorageEngine(directory: directory.path, io: .shared, unindexedLimit: 64)
+        defer { engine.indexer.stop() }
+        let collection = try #require(engine.collection(named: "small-tail"))
+        #expect(collection.count == 3_000)
+        let hits = try collection.query([records[2_999].vector!], k: 1)
+        #expect(hits[0].first?.id == "r2999")
+    }
+
     @Test func deletedSlotsAreReusedAfterReclaim() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
