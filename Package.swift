@@ -126,6 +126,15 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Backup and restore of the whole data root to an object store.
+        .target(
+            name: "SextantBackup",
+            dependencies: [
+                "SextantClient", "SextantObjectStore", "SextantSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
         // `sextant up`: runs the parts as separate processes and keeps them running.
         .target(
             name: "SextantSupervisor",
@@ -155,7 +164,7 @@ let package = Package(
             dependencies: [
                 "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc", "SextantEngine", "SextantClient",
                 "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
-                "SextantObjectStore", "SextantRemoteModels",
+                "SextantObjectStore", "SextantRemoteModels", "SextantBackup",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -170,6 +179,10 @@ let package = Package(
         .testTarget(
             name: "SextantIngestTests",
             dependencies: ["SextantIngest", "SextantClient", "SextantObjectStore", "SextantTestSupport", "SextantSQLite"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SextantBackupTests",
+            dependencies: ["SextantBackup", "SextantClient", "SextantObjectStore", "SextantSQLite", "SextantTestSupport"],
             swiftSettings: strict),
         .testTarget(name: "SextantCLITests", dependencies: ["SextantTestSupport"], swiftSettings: strict),
         .testTarget(

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
+import SextantBackup
 import SextantClient
+import SextantIngest
+import SextantObjectStore
 import SextantSupervisor
 
 /// `sextant up`: the whole system on embedded defaults, one command.
@@ -20,6 +23,13 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customLong("ingest-mapping"), help: "Mapping file for the inbox (default: from each file's header).")
     var ingestMapping: String?
     @Flag(name: .customLong("no-ingest"), help: "Do not run the inbox worker.") var noIngest = false
+    @OptionGroup var s3: S3Options
+    @Option(name: .customLong("backup-to"), help: "s3://, gs:// or file:/// location: restore on an empty start, back up periodically and on shutdown.")
+    var backupTo: String?
+    @Option(name: .customLong("backup-every"), help: "Interval between backups (with --backup-to).") var backupEvery = "30m"
+    @Option(name: .customLong("backup-keep"), help: "Backups to keep (with --backup-to).") var backupKeep = 10
+    @Option(name: .customLong("shutdown-deadline"), help: "Seconds the shutdown backup may take (Cloud Run allows 10).")
+    var shutdownDeadline = 8.0
 
     func run() async throws {
         let logger = Logs.make("sextant.up")
@@ -27,6 +37,24 @@ struct UpCommand: AsyncParsableCommand {
             ? CommandLine.arguments[0] : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
         try FileManager.default.createDirectory(atPath: data.data, withIntermediateDirectories: true)
         let supervisor = Supervisor(logger: logger)
+        var backups: BackupService? = nil
+        if let backupTo {
+            let service = BackupService(store: try ObjectStoreLocation.open(backupTo, settings: try s3.settings()), dataRoot: data.data,
+                                        logger: logger)
+            backups = service
+            // An empty data root (a fresh container): bring back the newest backup, if any.
+            if !service.hasEngineData() {
+                do {
+                    if try await service.list().isEmpty {
+                        logger.notice("no backup in \(backupTo) yet; starting empty")
+                    } else {
+                        _ = try await service.restore(id: nil)
+                    }
+                } catch let error as BackupError {
+                    throw ValidationError("cannot restore from \(backupTo): \(error)")
+                }
+            }
+        }
         // The API reaches the engine over a Unix socket in the data root when the
         // path fits (sun_path is 108 bytes): cheaper per call than TCP loopback,
         // and only this user can connect. Other clients use the TCP address.
@@ -72,8 +100,54 @@ struct UpCommand: AsyncParsableCommand {
               data:                     \(data.data)
             Ctrl-C stops everything (the engine checkpoints last).
             """)
+        var periodic: Task<Void, Never>? = nil
+        if let backups {
+            let interval = try Schedule.parseDuration(backupEvery)
+            let keep = backupKeep
+            let engineAddress = apiEngine
+            periodic = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                    guard !Task.isCancelled else { return }
+                    do {
+                        let client = try await SextantClient.connect(to: engineAddress)
+                        _ = try await backups.backup(client: client, keep: keep)
+                        await client.close()
+                    } catch {
+                        logger.error("periodic backup failed: \(error)")
+                    }
+                }
+            }
+        }
         let signal = await Signals.wait()
         logger.notice("received signal \(signal); stopping")
+        periodic?.cancel()
+        if let backups {
+            // Stop taking writes (API and worker first), back up what the engine
+            // holds, then let the engine checkpoint and exit. Incremental, so
+            // it fits the platform's shutdown grace period.
+            supervisor.stop("api")
+            supervisor.stop("ingest")
+            let deadline = shutdownDeadline
+            let keep = backupKeep
+            let engineAddress = apiEngine
+            let shutdownBackup = Task {
+                let client = try await SextantClient.connect(to: engineAddress)
+                defer { Task { await client.close() } }
+                return try await backups.backup(client: client, keep: keep)
+            }
+            let timer = Task {
+                try await Task.sleep(nanoseconds: UInt64(deadline * 1e9))
+                shutdownBackup.cancel()
+            }
+            do {
+                let report = try await shutdownBackup.value
+                logger.notice("shutdown backup \(report.id) done in \(String(format: "%.2f", report.seconds)) s")
+            } catch {
+                logger.error("shutdown backup did not finish within \(deadline) s: \(error); the previous backup stays the newest")
+            }
+            timer.cancel()
+        }
         supervisor.stopAll()
     }
 

@@ -155,13 +155,7 @@ public final class URLSource: IngestSource, Sendable {
 public func openSource(_ text: String, s3: S3Settings) throws -> any IngestSource {
     if text.hasPrefix("http://") || text.hasPrefix("https://") { return URLSource(url: text) }
     if text.hasPrefix("s3://") || text.hasPrefix("gs://") {
-        var settings = s3
-        if text.hasPrefix("gs://") && settings.endpoint == nil {
-            settings.endpoint = "https://storage.googleapis.com"
-            settings.pathStyle = true
-            settings.region = "auto"
-        }
-        return BucketSource(store: try ObjectStoreLocation(parsing: text).open(settings))
+        return BucketSource(store: try ObjectStoreLocation.open(text, settings: s3))
     }
     if text.hasPrefix("file://") { return try FolderSource(folder: String(text.dropFirst(7))) }
     return try FolderSource(folder: text)

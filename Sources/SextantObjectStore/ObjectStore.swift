@@ -71,6 +71,18 @@ public enum ObjectStoreLocation: Sendable, Equatable {
         }
     }
 
+    /// Parses and opens `text`; gs:// uses Google Cloud Storage's S3-interoperable
+    /// endpoint (HMAC keys) unless an endpoint was given.
+    public static func open(_ text: String, settings: S3Settings) throws -> any ObjectStore {
+        var settings = settings
+        if text.hasPrefix("gs://") && settings.endpoint == nil {
+            settings.endpoint = "https://storage.googleapis.com"
+            settings.pathStyle = true
+            settings.region = "auto"
+        }
+        return try ObjectStoreLocation(parsing: text).open(settings)
+    }
+
     /// Opens the store; S3 settings come from `settings` (flags or the AWS environment).
     public func open(_ settings: S3Settings) throws -> any ObjectStore {
         switch self {

@@ -108,3 +108,11 @@ public func sha256Hex(ofFile path: String) throws -> String {
 }
 
 public func sha256Hex(_ bytes: [UInt8]) -> String { SigV4Signer.hex(SHA256.hash(data: bytes)) }
+
+/// Incremental SHA-256 for callers that do not import Crypto.
+public struct SHA256Stream {
+    private var hasher = SHA256()
+    public init() {}
+    public mutating func update(_ bytes: [UInt8]) { hasher.update(data: bytes) }
+    public mutating func finish() -> String { SigV4Signer.hex(hasher.finalize()) }
+}

@@ -89,6 +89,26 @@ public final class Supervisor: @unchecked Sendable {
         children.withLock { $0.first { $0.spec.name == name }?.process?.processIdentifier }
     }
 
+    /// Stops one child (SIGTERM, SIGKILL after its timeout) and does not restart it.
+    public func stop(_ name: String) {
+        let found = children.withLock { list -> (ChildSpec, Process)? in
+            guard let index = list.firstIndex(where: { $0.spec.name == name }), let process = list[index].process else { return nil }
+            list[index].process = nil
+            list[index].spec.name = "(stopped) " + name
+            return (list[index].spec, process)
+        }
+        guard let (spec, process) = found, process.isRunning else { return }
+        process.terminationHandler = nil
+        logger.notice("stopping \(name)")
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(spec.stopTimeoutSeconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
     /// SIGTERM to each child, last started first; SIGKILL after its timeout.
     public func stopAll() {
         stopping.store(true, ordering: .releasing)
