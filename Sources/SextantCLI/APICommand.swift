@@ -5,12 +5,20 @@ import NIOPosix
 import SextantAPI
 import SextantClient
 import SextantEmbedding
+import SextantMiniLM
 
 /// The embedders this process offers: the built-in hashing one always; more
 /// (all-MiniLM-L6-v2, remote APIs) are registered where available.
 enum Embedders {
+    /// all-MiniLM-L6-v2 becomes the default wherever its weights are installed
+    /// (tools/setup does it); the hashing embedder stays available by name.
     static func registry() -> EmbedderRegistry {
-        EmbedderRegistry(default: HashingEmbedder())
+        if let directory = MiniLMEmbedder.locateModel(), let miniLM = try? MiniLMEmbedder(modelDirectory: directory) {
+            var registry = EmbedderRegistry(default: miniLM)
+            registry.register(HashingEmbedder())
+            return registry
+        }
+        return EmbedderRegistry(default: HashingEmbedder())
     }
 }
 

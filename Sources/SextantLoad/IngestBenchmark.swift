@@ -69,7 +69,7 @@ public struct IngestBenchmark: Sendable {
             let withoutVectors = text.replacingOccurrences(
                 of: #",\s*"precomputed_vectors":\s*\{[^}]*\{[^}]*\}\s*\}"#, with: "", options: .regularExpression)
             try withoutVectors.write(toFile: work + "/mapping.json", atomically: true, encoding: .utf8)
-            arguments += ["--mapping", work + "/mapping.json", "--embedder", "builtin"]
+            arguments += ["--mapping", work + "/mapping.json", "--embedder", "sextant-hash"]
         }
         for k in [3, 4] { try FileManager.default.copyItem(atPath: dataset + "/csv/batch_\(k).csv", toPath: inbox + "/batch_\(k).csv") }
         progress("preloading batches 3 and 4")

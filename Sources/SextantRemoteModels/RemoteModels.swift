@@ -150,11 +150,13 @@ func vector(_ value: JSONValue?, _ dimension: Int) throws -> [Float] {
     return vector.map { $0 / norm }
 }
 
-/// Builds an embedder from a flag: `builtin` (or `sextant-hash`), `openai:MODEL`,
+/// Builds an embedder from a flag: `builtin` (the process's default: all-MiniLM-L6-v2
+/// where its weights are installed, else `sextant-hash`), `minilm`, `sextant-hash`, `openai:MODEL`,
 /// `gemini:MODEL`. Remote ones learn their dimension from one probe call.
 public enum EmbedderFactory {
     public static func make(_ spec: String, registry: EmbedderRegistry, policy: RemoteCallPolicy) async throws -> any Embedder {
         if spec == "builtin" || spec == "default" { return registry.default }
+        if spec == "minilm", let miniLM = registry.embedder("all-MiniLM-L6-v2@1") { return miniLM }
         if let embedder = registry.embedder(spec) { return embedder }
         if spec == "sextant-hash" { return HashingEmbedder() }
         let client = RemoteJSONClient(policy: policy)

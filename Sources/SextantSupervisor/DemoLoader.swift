@@ -37,11 +37,16 @@ public enum DemoLoader {
         var ids: [String] = []
         var texts: [String] = []
         var metadatas: [Metadata?] = []
+        // The sample carries all-MiniLM-L6-v2 vectors (float16): used when that
+        // is the embedder, so a first start does not spend a minute embedding.
+        let usesShippedVectors = descriptor.identifier == "all-MiniLM-L6-v2@1"
+        var shipped: [[Float]] = []
         var loaded = 0
         let start = Date()
         func flush() async throws {
             guard !ids.isEmpty else { return }
-            let vectors = try await embedder.embed(texts)
+            let vectors = shipped.count == ids.count ? shipped : try await embedder.embed(texts)
+            shipped.removeAll()
             try await collection.upsert(ids: ids, vectors: vectors, documents: texts, metadatas: metadatas)
             loaded += ids.count
             ids.removeAll()
@@ -58,13 +63,19 @@ public enum DemoLoader {
                 if let text = value as? String { metadata[key] = .string(text) }
                 if let number = value as? Int { metadata[key] = .int(Int64(number)) }
             }
+            if usesShippedVectors, let encoded = object["minilm_f16"] as? String, let bytes = Data(base64Encoded: encoded),
+               bytes.count == descriptor.dimension * 2 {
+                shipped.append(bytes.withUnsafeBytes { raw in
+                    (0..<descriptor.dimension).map { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
+                })
+            }
             ids.append(id)
             texts.append(title + ". " + body)
             metadatas.append(metadata)
             if ids.count == 256 { try await flush() }
         }
         try await flush()
-        logger.notice("loaded the demo collection '\(collectionName)': \(loaded) records embedded with \(descriptor.identifier) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        logger.notice("loaded the demo collection '\(collectionName)': \(loaded) records, vectors of \(descriptor.identifier) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
         return loaded
     }
 }

@@ -45,7 +45,8 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         let collections = try await http(.GET, up.apiURL + "/v1/collections").json?.arrayValue ?? []
         let demo = try #require(collections.first { $0["name"]?.stringValue == "demo" })
         #expect(demo["count"]?.intValue == 3_077)
-        #expect(demo["embedder"]?.stringValue == "sextant-hash@1")
+        // tools/setup installs the MiniLM weights, which makes it the default embedder.
+        #expect(demo["embedder"]?.stringValue == "all-MiniLM-L6-v2@1")
         let search = try await http(.POST, up.apiURL + "/v1/collections/demo/search", body: #"{"query": "\#(curlQuestion)", "k": 5}"#)
         #expect(search.status == 200)
         let results = search.json?["results"]?.arrayValue ?? []
@@ -192,13 +193,8 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         process.arguments = ["run", TestDataset.packageRoot + "/docs/openapi.yaml", "--url", up.apiURL, "--checks", "all",
                              "--exclude-checks", "positive_data_acceptance", "--max-examples", "60",
                              "-H", "Authorization: Bearer openapi-key"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output.suffix(4_000))")
+        let (status, out, err) = try CapturedRun.run(process)
+        #expect(status == 0, "\((out + err).suffix(4_000))")
     }
 
     @Test func refusesToListenPubliclyWithoutAKey() throws {

@@ -112,7 +112,7 @@ import Testing
              "metadata": {"section": "string", "installed_size": "int", "architecture": {"type": "string", "required": true}}}
             """.write(toFile: directory.file("mapping.json"), atomically: true, encoding: .utf8)
         let run = try ingest(directory.file("root"), engine, ["--collection", "small", "--source", inbox, "--mapping",
-                                                              directory.file("mapping.json"), "--batch", "2"])
+                                                              directory.file("mapping.json"), "--batch", "2", "--embedder", "sextant-hash"])
         #expect(run.status == 0, "\(run.stderr.suffix(2_000))")
         #expect(run.summary?.rowsIngested == 2)
         #expect(run.summary?.rowsQuarantined == 4)

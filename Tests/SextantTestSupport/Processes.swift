@@ -53,6 +53,9 @@ public enum SextantBinary {
     }
 
     /// Runs `sextant` to completion, returning (exit status, stdout, stderr).
+    /// Output goes through temporary files, not pipes: a pipe's write end
+    /// leaks into any process another test spawns at the same moment, and
+    /// reading to end-of-file would then wait for that unrelated process.
     public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
@@ -60,15 +63,34 @@ public enum SextantBinary {
         var merged = ProcessInfo.processInfo.environment
         for (key, value) in environment { merged[key] = value }
         process.environment = merged
-        let out = Pipe()
-        let err = Pipe()
+        let (status, out, err) = try CapturedRun.run(process)
+        return (status, out, err)
+    }
+}
+
+/// Runs a process with stdout and stderr captured in temporary files.
+public enum CapturedRun {
+    public static func run(_ process: Process, timeoutSeconds: Double = 900) throws -> (Int32, String, String) {
+        let directory = TemporaryDirectory("sextant-run")
+        defer { directory.remove() }
+        let outPath = directory.file("stdout")
+        let errPath = directory.file("stderr")
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { process.killHard() }
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        try? out.close()
+        try? err.close()
+        let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        return (process.terminationStatus, stdout, stderr)
     }
 }
 
@@ -92,19 +114,12 @@ public enum TestPython {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = [script.hasPrefix("/") ? script : TestDataset.packageRoot + "/" + script] + arguments
+        process.arguments = [script.hasPrefix("/") || script.hasPrefix("-") ? script : TestDataset.packageRoot + "/" + script] + arguments
         var merged = ProcessInfo.processInfo.environment
         for (key, value) in environment { merged[key] = value }
         process.environment = merged
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { process.killHard() }
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let (status, out, err) = try CapturedRun.run(process, timeoutSeconds: timeoutSeconds)
+        return (status, out + err)
     }
 }
 
