@@ -188,7 +188,7 @@ let package = Package(
             name: "SextantBackupTests",
             dependencies: ["SextantBackup", "SextantClient", "SextantObjectStore", "SextantSQLite", "SextantTestSupport"],
             swiftSettings: strict),
-        .testTarget(name: "SextantMiniLMTests", dependencies: ["SextantMiniLM", "SextantTestSupport", "SextantJSON"], swiftSettings: strict),
+        .testTarget(name: "SextantMiniLMTests", dependencies: ["SextantMiniLM", "SextantTestSupport", "SextantJSON", "SextantDatasets"], swiftSettings: strict),
         .testTarget(name: "SextantCLITests", dependencies: ["SextantTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SextantAPITests",

@@ -347,6 +347,16 @@ struct ChromaRoutes {
         return (filter, document)
     }
 
+    /// `ids` of get and delete: absent or null means none given.
+    static func optionalIDs(_ body: JSONValue) throws -> [String]? {
+        guard let value = body["ids"], !value.isNull else { return nil }
+        guard let items = value.arrayValue else { throw APIError.badRequest("'ids' must be a list of strings") }
+        return try items.map { item in
+            guard let id = item.stringValue else { throw APIError.badRequest("'ids' must hold strings") }
+            return id
+        }
+    }
+
     static func columns(_ records: [RecordResult], _ include: [String]) -> [String: JSONValue] {
         var out: [String: JSONValue] = ["ids": .array(records.map { .string($0.id) })]
         out["documents"] = include.contains("documents") ? .array(records.map { $0.document.map(JSONValue.string) ?? .null }) : .null
@@ -359,14 +369,7 @@ struct ChromaRoutes {
     }
 
     func get(_ handle: CollectionHandle, _ body: JSONValue) async throws -> Response {
-        let ids = try body["ids"].flatMap { value -> [String]? in
-            if value.isNull { return nil }
-            guard let items = value.arrayValue else { throw APIError.badRequest("'ids' must be a list of strings") }
-            return try items.map { item in
-                guard let id = item.stringValue else { throw APIError.badRequest("'ids' must hold strings") }
-                return id
-            }
-        }
+        let ids = try Self.optionalIDs(body)
         let (filter, document) = try Self.filters(body)
         let limit = try body.optional("limit", { $0.intValue }, "an integer")
         let offset = try body.optional("offset", { $0.intValue }, "an integer") ?? 0
@@ -417,14 +420,7 @@ struct ChromaRoutes {
     }
 
     func delete(_ handle: CollectionHandle, _ body: JSONValue) async throws -> Response {
-        let ids = try body["ids"].flatMap { value -> [String]? in
-            if value.isNull { return nil }
-            guard let items = value.arrayValue else { throw APIError.badRequest("'ids' must be a list of strings") }
-            return try items.map { item in
-                guard let id = item.stringValue else { throw APIError.badRequest("'ids' must hold strings") }
-                return id
-            }
-        }
+        let ids = try Self.optionalIDs(body)
         let (filter, document) = try Self.filters(body)
         guard ids != nil || filter != nil || document != nil else {
             throw APIError.badRequest("delete needs ids, a where clause or a where_document clause")

@@ -181,8 +181,7 @@ public struct BackupService: Sendable {
     /// Every SQLite database under the root that a service owns (not the engine's, not backup scratch).
     func sqliteDatabases() throws -> [String] {
         Self.regularFiles(under: dataRoot).filter { path in
-            path.hasSuffix(".sqlite") && !path.hasPrefix("engine/") && !path.hasPrefix("backup/") && !path.contains("/spool/")
-                && !path.hasPrefix(".restore")
+            path.hasSuffix(".sqlite") && !path.hasPrefix("engine/") && !path.contains("/spool/") && !path.hasPrefix(".restore")
         }
     }
 

@@ -67,12 +67,7 @@ struct BackupsCommand: AsyncParsableCommand {
         let service = BackupService(store: try ObjectStoreLocation.open(from, settings: try s3.settings()), dataRoot: "/nonexistent",
                                     logger: Logs.make("sextant.backups"))
         let manifests = try await service.list()
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(manifests), as: UTF8.self))
-            return
-        }
+        if json { return try printReport(manifests, json: true) { "" } }
         print("id                              created (UTC)         size bytes   records  files")
         for manifest in manifests {
             let created = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: manifest.createdAtSeconds))

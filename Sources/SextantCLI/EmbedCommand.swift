@@ -26,7 +26,7 @@ struct EmbedCommand: AsyncParsableCommand {
         var vectors: [[Float]] = []
         vectors.reserveCapacity(lines.count)
         for chunkStart in stride(from: 0, to: lines.count, by: 64) {
-            vectors += embedder.embedSync(Array(lines[chunkStart..<min(chunkStart + 64, lines.count)]))
+            vectors += try embedder.embedSync(Array(lines[chunkStart..<min(chunkStart + 64, lines.count)]))
             if terminal {
                 let done = vectors.count
                 let elapsed = ContinuousClock.now - start

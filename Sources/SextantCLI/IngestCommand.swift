@@ -92,13 +92,7 @@ struct IngestCommand: AsyncParsableCommand {
         do {
             if case .once = plan {
                 let summary = try await worker.runOnce()
-                if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    print(String(decoding: try encoder.encode(summary), as: UTF8.self))
-                } else {
-                    print("summary: \(summary.line)")
-                }
+                try printReport(summary, json: json) { "summary: \(summary.line)" }
             } else {
                 logger.notice("ingesting \(source) into \(collection) \(plan)")
                 // SIGTERM / Ctrl-C cancels the run between batches' awaits; what

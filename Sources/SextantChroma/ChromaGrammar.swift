@@ -31,17 +31,6 @@ extension MetadataValue {
 }
 
 public enum ChromaGrammar {
-    /// The bounds metadata itself has (docs/LIMITS.md): a filter operand or key
-    /// longer than any stored value could be is refused here, not sent on.
-    public static let maximumStringBytes = 65_536
-    public static let maximumKeyBytes = 256
-
-    static func bounded(_ value: MetadataValue, at path: String) throws(GrammarError) -> MetadataValue {
-        if case .string(let text) = value, text.utf8.count > maximumStringBytes {
-            throw GrammarError("\(path): string exceeds \(maximumStringBytes) bytes")
-        }
-        return value
-    }
 
     /// A metadata object; null means "no metadata".
     public static func metadata(_ json: JSONValue, path: String) throws(GrammarError) -> Metadata? {
@@ -89,8 +78,7 @@ public enum ChromaGrammar {
             return key == "$and" ? .and(children) : .or(children)
         default:
             guard !key.hasPrefix("$") else { throw GrammarError("\(path): unknown operator '\(key)'") }
-            guard key.utf8.count <= Self.maximumKeyBytes else { throw GrammarError("\(path): key exceeds \(Self.maximumKeyBytes) bytes") }
-            if let scalar = MetadataValue(json: value) { return .eq(key, try bounded(scalar, at: "\(path).\(key)")) }
+            if let scalar = MetadataValue(json: value) { return .eq(key, scalar) }
             guard case .object(let operation) = value, operation.count == 1, let (op, operand) = operation.first else {
                 throw GrammarError("\(path).\(key): expected a value or an object with one operator, got \(value.typeName)")
             }
@@ -101,14 +89,13 @@ public enum ChromaGrammar {
                 var values: [MetadataValue] = []
                 for item in items {
                     guard let scalar = MetadataValue(json: item) else { throw GrammarError("\(at): list items must be scalars") }
-                    values.append(try bounded(scalar, at: at))
+                    values.append(scalar)
                 }
                 return op == "$in" ? .in(key, values) : .nin(key, values)
             case "$eq", "$ne", "$gt", "$gte", "$lt", "$lte":
-                guard let parsed = MetadataValue(json: operand) else {
+                guard let scalar = MetadataValue(json: operand) else {
                     throw GrammarError("\(at): operand must be a string, number or boolean, got \(operand.typeName)")
                 }
-                let scalar = try bounded(parsed, at: at)
                 switch op {
                 case "$eq": return .eq(key, scalar)
                 case "$ne": return .ne(key, scalar)

@@ -224,7 +224,6 @@ public final class IngestWorker: Sendable {
         }
         let progress = ProgressReporter(name: (name as NSString).lastPathComponent, totalBytes: reader.sizeBytes, logger: logger,
                                         terminal: configuration.showProgress && isatty(2) == 1)
-        var outcome = Outcome()
         var batch = Batch()
         var row = 0
         var pending: Task<Outcome, any Error>? = nil
@@ -266,8 +265,7 @@ public final class IngestWorker: Sendable {
         }
         if let previous = pending { totals = merge(totals, try await previous.value) }
         progress.done()
-        outcome = totals
-        return outcome
+        return totals
     }
 
     private func merge(_ a: Outcome, _ b: Outcome) -> Outcome {

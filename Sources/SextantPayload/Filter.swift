@@ -68,6 +68,7 @@ extension WhereFilter {
             if case .double(let number) = value, !number.isFinite {
                 throw .invalidFilter("\(path).\(key).\(op.rawValue): operand is not finite")
             }
+            try Self.validateOperand(value, path: "\(path).\(key).\(op.rawValue)")
         case .membership(let key, let negated, let values):
             try Self.validateKey(key, path: path)
             let name = negated ? "$nin" : "$in"
@@ -77,9 +78,17 @@ extension WhereFilter {
             }
             let isNumber = values[0].number != nil
             for value in values {
+                try Self.validateOperand(value, path: "\(path).\(key).\(name)")
                 let sameKind = isNumber ? value.number != nil : value.typeCode == values[0].typeCode
                 guard sameKind else { throw .invalidFilter("\(path).\(key).\(name): values must all be of one type") }
             }
+        }
+    }
+
+    /// No operand may be longer than a stored value can be.
+    private static func validateOperand(_ value: MetadataValue, path: String) throws(PayloadError) {
+        if case .string(let text) = value, text.utf8.count > MetadataLimits.maximumStringBytes {
+            throw .invalidFilter("\(path): string exceeds \(MetadataLimits.maximumStringBytes) bytes")
         }
     }
 

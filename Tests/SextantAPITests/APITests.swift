@@ -194,7 +194,7 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
                              "--exclude-checks", "positive_data_acceptance", "--max-examples", "60",
                              // A fixed seed keeps CI reproducible. Unseeded runs found that filter
                              // operands longer than the schema's 65,536 were accepted; they are
-                             // refused now (ChromaGrammar.maximumStringBytes).
+                             // refused now, by the engine's filter validation (SextantPayload).
                              "--seed", "102941097550819838013331677895990743224",
                              "-H", "Authorization: Bearer openapi-key"]
         let (status, out, err) = try CapturedRun.run(process)

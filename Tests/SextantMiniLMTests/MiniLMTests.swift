@@ -1,4 +1,5 @@
 import Foundation
+import SextantDatasets
 import SextantJSON
 import SextantMiniLM
 import SextantTestSupport
@@ -128,18 +129,9 @@ enum DatasetRecords {
 }
 
 enum VectorReader {
+    /// The first `count` rows of an fvecs file, through the dataset module's reader.
     static func rows(_ path: String, count: Int) throws -> [[Float]] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw MiniLMError("cannot read \(path)") }
-        return data.withUnsafeBytes { raw in
-            var rows: [[Float]] = []
-            var offset = 0
-            while rows.count < count && offset + 4 <= raw.count {
-                let dimension = Int(raw.loadUnaligned(fromByteOffset: offset, as: Int32.self))
-                offset += 4
-                rows.append((0..<dimension).map { raw.loadUnaligned(fromByteOffset: offset + $0 * 4, as: Float.self) })
-                offset += dimension * 4
-            }
-            return rows
-        }
+        let file = try VectorFiles.readFvecs(path)
+        return (0..<min(count, file.rows)).map { Array(file.row($0)) }
     }
 }

@@ -57,6 +57,13 @@ import Testing
         for _ in 0..<20 { deep = .and([deep]) }
         #expect(throws: PayloadError.self) { try deep.validate() }
         #expect(throws: PayloadError.self) { try DocumentFilter.contains("").validate() }
+        let long = MetadataValue.string(String(repeating: "ý", count: 40_000))  // 80,000 bytes: longer than any stored value
+        #expect(throws: PayloadError.invalidFilter("where.name.$eq: string exceeds 65536 bytes")) {
+            try WhereFilter.compare(key: "name", op: .eq, value: long).validate()
+        }
+        #expect(throws: PayloadError.invalidFilter("where.name.$nin: string exceeds 65536 bytes")) {
+            try WhereFilter.membership(key: "name", negated: true, values: [.string("a"), long]).validate()
+        }
     }
 
     @Test func documentFilters() {

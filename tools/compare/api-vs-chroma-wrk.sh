@@ -7,32 +7,17 @@
 #
 #   tools/compare/api-vs-chroma-wrk.sh [DATASET_DIR] [SECONDS]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+source "$(dirname "$0")/lib.sh"
 data=${1:-$root/../shared/data/debian-minilm}
 seconds=${2:-15}
 connections=${CONNECTIONS:-8}
-venv=$here/.venv-chroma
 command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
-if [ ! -x "$venv/bin/chroma" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "chromadb>=1.5,<1.6"
-fi
-(cd "$root" && swift build -c release --product sextant >&2)
-sextant=$root/.build/release/sextant
-work=$(mktemp -d /tmp/sextant-compare-XXXXXX)
-cleanup() { kill "$up_pid" "$chroma_pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-"$sextant" up --data "$work/sextant" --engine-listen 127.0.0.1:7792 --api-listen 127.0.0.1:8792 --no-demo > "$work/up.log" 2>&1 &
-up_pid=$!
-"$venv/bin/chroma" run --path "$work/chroma" --host 127.0.0.1 --port 8793 > "$work/chroma.log" 2>&1 &
-chroma_pid=$!
-for url in http://127.0.0.1:8792/api/v2/heartbeat http://127.0.0.1:8793/api/v2/heartbeat; do
-  for _ in $(seq 1 150); do curl -sf "$url" >/dev/null 2>&1 && break; sleep 0.2; done
-done
+start_background up.log "$sextant" up --data "$work/sextant" --engine-listen 127.0.0.1:7792 --api-listen 127.0.0.1:8792 --no-demo --no-ingest
+wait_http http://127.0.0.1:8792/api/v2/heartbeat
+start_chroma 8793
 "$sextant" load --chroma http://127.0.0.1:8792 --settle-engine 127.0.0.1:7792 --data "$data" --prepare-only "$work/sextant.requests"
 "$sextant" load --chroma http://127.0.0.1:8793 --data "$data" --prepare-only "$work/chroma.requests"
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); chromadb $("$venv/bin/pip" show chromadb | awk '/^Version/{print $2}'); wrk -t2 -c$connections -d${seconds}s"
+echo "$(machine_line); wrk -t2 -c$connections -d${seconds}s"
 run() { # name port requests
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$here/wrk-query.lua" "http://127.0.0.1:$2" -- "$3" > "$work/$1.wrk"
   awk -v name="$1" '/Requests\/sec/{q=$2} /^ +50%/{p50=$2} /^ +99%/{p99=$2} /Non-2xx|errors/{e=e" "$0}
