@@ -92,7 +92,7 @@ public final class Fetcher: Sendable {
                 guard let location = response.headers.first(name: "location"),
                       let target = CanonicalURL.canonical(location, relativeTo: current)
                 else { return .failed(reason: "\(current): redirect without a usable Location") }
-                guard allowed(target) else { return .skipped(reason: "redirect off the site or disallowed: \(target)") }
+                guard allowed(target) else { return .skipped(reason: "redirect to a page off the site, disallowed, or already seen: \(target)") }
                 current = target
                 continue
             case 304:

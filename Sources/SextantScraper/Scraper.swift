@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import Logging
 import NIOCore
 import SextantClient
@@ -218,13 +219,12 @@ public final class Scraper: Sendable {
 
         var seeds = [configuration.site.root]
         seeds += await readSitemaps(fetcher, robots: robots.policy).filter(allowed)
-        var seen = Set<String>()
+        let seen = URLClaims()
         var queue: [String] = []
         var head = 0
         var skippedByRules = 0
         func enqueue(_ url: String) {
-            guard !seen.contains(url) else { return }
-            seen.insert(url)
+            guard seen.claim(url) else { return }
             // Other sites' links are not ours to count; our own pages that robots.txt or --exclude rule out are.
             guard configuration.site.contains(url) else { return }
             if allowed(url) { queue.append(url) } else { skippedByRules += 1 }
@@ -247,11 +247,10 @@ public final class Scraper: Sendable {
                     started += 1
                     inFlight += 1
                     group.addTask { await self.process(url, fetcher: fetcher, handle: handle, run: runNumber, orphanLookup: orphanLookup,
-                                                       allowed: allowed) }
+                                                       allowed: allowed, seen: seen) }
                 }
                 guard let result = await group.next() else { break }
                 inFlight -= 1
-                seen.insert(result.finalURL)
                 if result.fetched { summary.pagesFetched += 1 }
                 switch result.kind {
                 case .new: summary.pagesNew += 1; summary.pagesChanged += 1
@@ -342,7 +341,8 @@ public final class Scraper: Sendable {
                                                                        allowed: { $0.hasPrefix(self.configuration.site.origin) })
             else { continue }
             let text = String(decoding: body, as: UTF8.self)
-            let locations = Self.sitemapLocations(text)
+            // The protocol wants absolute URLs; relative ones are read against the sitemap's own URL.
+            let locations = Self.sitemapLocations(text).compactMap { CanonicalURL.canonical($0, relativeTo: next) }
             if text.contains("<sitemapindex") {
                 pending += locations.filter { $0.hasPrefix(configuration.site.origin) }
             } else {
@@ -366,10 +366,13 @@ public final class Scraper: Sendable {
     // MARK: - One page
 
     func process(_ url: String, fetcher: Fetcher, handle: CollectionHandle, run: Int64, orphanLookup: Bool,
-                 allowed: @escaping @Sendable (String) -> Bool) async -> PageResult {
+                 allowed: @escaping @Sendable (String) -> Bool, seen: URLClaims) async -> PageResult {
         let collection = configuration.collection
         let known = try? state.page(collection: collection, url: url)
-        let outcome = await fetcher.get(url, etag: known?.etag, lastModified: known?.lastModified, allowed: allowed)
+        // A redirect is followed only onto a page of the site that this run has not
+        // taken on yet: a page reached by two URLs is fetched and indexed once.
+        let outcome = await fetcher.get(url, etag: known?.etag, lastModified: known?.lastModified,
+                                        allowed: { target in allowed(target) && seen.claim(target) })
         var result = PageResult(url: url, finalURL: url, kind: .failed)
         do {
             switch outcome {
@@ -498,6 +501,15 @@ public final class Scraper: Sendable {
             logger.warning("update callback failed: \(error)")
         }
     }
+}
+
+/// The URLs this run has taken on: shared by the crawl loop and the page tasks,
+/// so a redirect onto a page already queued does not index it twice.
+final class URLClaims: Sendable {
+    private let claimed = Mutex(Set<String>())
+
+    /// True the first time a URL is claimed.
+    func claim(_ url: String) -> Bool { claimed.withLock { $0.insert(url).inserted } }
 }
 
 extension Duration {

@@ -42,6 +42,9 @@ import Testing
         try write(root + "/orphan.html", "<html><head><title>Orphan</title></head><body><main><h1>Orphan</h1><p>A page that loses its only link.</p></main></body></html>")
         try write(root + "/big.html", "<html><body><p>" + String(repeating: "too large ", count: 30_000) + "</p></body></html>")
         try write(root + "/robots.txt", "User-agent: *\nDisallow: /faq/windows.html\n")
+        // Linked from nowhere: found through the sitemap only.
+        try write(root + "/listed.html", "<html><head><title>Listed</title></head><body><main><h1>Listed</h1><p>Only the sitemap names this page.</p></main></body></html>")
+        try write(root + "/sitemap.xml", "<?xml version=\"1.0\"?><urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\"><url><loc>/listed.html</loc></url></urlset>")
         let server = try BackgroundServer(
             python: [TestDataset.packageRoot + "/tools/python/site_server.py", "--root", root, "--port", "{port}",
                      "--log", directory.file("requests.jsonl"), "--slow-seconds", "5"],
@@ -55,7 +58,7 @@ import Testing
         <main><h1>Home</h1><p>Documentation mirror for the scraper test.</p>
         <ul><li><a href="tutorial/index.html">Tutorial</a></li><li><a href="faq/index.html?utm_source=home#top">FAQ</a></li>
         \(withOrphan ? "<li><a href=\"orphan.html\">Orphan</a></li>" : "")
-        <li><a href="big.html">Big</a></li><li><a href="slow/page.html">Slow</a></li><li><a href="fail/page.html">Fail</a></li>
+        <li><a href="big.html">Big</a></li><li><a href="tutorial">Tutorial again, redirected</a></li><li><a href="slow/page.html">Slow</a></li><li><a href="fail/page.html">Fail</a></li>
         <li><a href="https://www.python.org/">elsewhere</a></li></ul></main></body></html>
         """
     }
