@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "SextantAPI",
             dependencies: [
-                "SextantClient", "SextantJSON", "SextantChroma", "SextantEmbedding", "SextantSQLite",
+                "SextantClient", "SextantJSON", "SextantChroma", "SextantEmbedding", "SextantSQLite", "SextantAnswers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
+import SextantAnswers
 import SextantClient
 import SextantEmbedding
 import SextantJSON
@@ -20,6 +21,8 @@ public struct APIConfiguration: Sendable {
     public var embedders: EmbedderRegistry
     /// Engine connections in the API's pool.
     public var engineConnections = 4
+    /// The LLM for chat answers in the `llm` style (nil: extractive answers only).
+    public var answerModel: AnswerModel?
 
     public init(engineAddress: String, feedbackDatabasePath: String, embedders: EmbedderRegistry) {
         self.engineAddress = engineAddress
@@ -64,7 +67,8 @@ public enum APIServer {
         let metrics = MetricsRegistry()
         let engine = EngineGateway(client: client, metrics: metrics)
         let feedback = try FeedbackStore(path: configuration.feedbackDatabasePath)
-        let router = buildRouter(engine: engine, embedders: configuration.embedders, feedback: feedback, metrics: metrics,
+        let composer = AnswerComposer(client: client, embedders: configuration.embedders, model: configuration.answerModel)
+        let router = buildRouter(engine: engine, embedders: configuration.embedders, feedback: feedback, metrics: metrics, composer: composer,
                                  apiKey: configuration.apiKey, protectSearch: configuration.protectSearch)
         let app = Application(
             router: router,
@@ -93,7 +97,7 @@ public enum APIServer {
     }
 
     public static func buildRouter(engine: EngineGateway, embedders: EmbedderRegistry, feedback: FeedbackStore,
-                                   metrics: MetricsRegistry, apiKey: String?, protectSearch: Bool) -> Router<APIContext> {
+                                   metrics: MetricsRegistry, composer: AnswerComposer, apiKey: String?, protectSearch: Bool) -> Router<APIContext> {
         let router = Router(context: APIContext.self)
         router.add(middleware: ObservingMiddleware(metrics: metrics))
         router.add(middleware: AuthMiddleware(apiKey: apiKey, protectSearch: protectSearch))
@@ -111,6 +115,7 @@ public enum APIServer {
         }
         router.get("/") { _, _ in Reply.text(WebPage.html, contentType: "text/html; charset=utf-8") }
         NativeRoutes(engine: engine, embedders: embedders, feedback: feedback).register(on: router)
+        ChatRoutes(composer: composer).register(on: router)
         ChromaRoutes(engine: engine).register(on: router)
         return router
     }

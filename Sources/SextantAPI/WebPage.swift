@@ -1,7 +1,10 @@
 /// The Q&A page served at `/`: one self-contained HTML document (no build
-/// step, no framework, nothing fetched from elsewhere). A question goes to the
-/// native search route; results show their document, metadata and score, and
-/// each can be rated, which lands in the feedback store.
+/// step, no framework, nothing fetched from elsewhere). In search mode a
+/// question goes to the native search route; results show their document,
+/// metadata and score, and each can be rated, which lands in the feedback
+/// store. In chat mode the chat route answers (the bots' composer), and the
+/// conversation is kept per browser session (sessionStorage) and sent back as
+/// history, so the API stays stateless.
 enum WebPage {
     static let html = #"""
 <!doctype html>
@@ -31,6 +34,14 @@ enum WebPage {
   .meta span { display: inline-block; margin-right: .8rem; }
   .rate button { padding: .2rem .6rem; font-size: .9rem; cursor: pointer; }
   .rate .done { color: var(--accent); font-size: .9rem; }
+  .modes { display: flex; gap: 1rem; margin: .6rem 0 0; color: var(--muted); align-items: center; }
+  #chat { list-style: none; padding: 0; }
+  li.turn { border-radius: 10px; padding: .7rem 1rem; margin: .5rem 0; white-space: pre-wrap; }
+  li.turn.user { background: #e8eefc; margin-left: 3rem; }
+  li.turn.assistant { background: #fff; border: 1px solid var(--line); margin-right: 3rem; }
+  li.turn .sources { font-size: .85rem; color: var(--muted); margin-top: .4rem; white-space: normal; }
+  li.turn .sources a { color: var(--accent); margin-right: .8rem; }
+  [hidden] { display: none !important; }
 </style>
 </head>
 <body>
@@ -39,10 +50,16 @@ enum WebPage {
   <form id="ask">
     <input id="question" type="search" name="q" placeholder="Type a question…" autocomplete="off" required maxlength="2000">
     <select id="collection" name="collection" aria-label="Collection"></select>
-    <button class="primary" type="submit">Search</button>
+    <button class="primary" id="submit" type="submit">Search</button>
   </form>
+  <div class="modes">
+    <label><input type="radio" name="mode" value="search" checked> Search</label>
+    <label><input type="radio" name="mode" value="chat"> Chat</label>
+    <button type="button" id="new-chat" hidden>New conversation</button>
+  </div>
   <div id="status" role="status"></div>
   <ol id="results"></ol>
+  <ol id="chat" hidden></ol>
 </main>
 <script>
 const $ = (id) => document.getElementById(id);
@@ -71,11 +88,69 @@ async function rate(collection, query, id, rating, holder) {
   holder.replaceChildren(text("span", response.status === 201 ? "Thanks for the feedback" : "Feedback not saved", "done"));
 }
 
+const mode = () => document.querySelector("input[name=mode]:checked").value;
+const chatKey = () => `sextant-chat:${$("collection").value}`;
+const loadTurns = () => { try { return JSON.parse(sessionStorage.getItem(chatKey()) || "[]"); } catch (e) { return []; } };
+const saveTurns = (turns) => sessionStorage.setItem(chatKey(), JSON.stringify(turns.slice(-40)));
+
+function renderChat() {
+  const list = $("chat");
+  list.replaceChildren();
+  for (const turn of loadTurns()) {
+    const item = text("li", turn.text, `turn ${turn.role}`);
+    if (turn.sources && turn.sources.length) {
+      const sources = document.createElement("div");
+      sources.className = "sources";
+      sources.append("Sources: ");
+      turn.sources.forEach((s, i) => {
+        const label = `${i + 1}. ${s.title || s.id}`;
+        if (s.url) { const a = text("a", label); a.href = s.url; a.target = "_blank"; a.rel = "noopener"; sources.appendChild(a); }
+        else sources.appendChild(text("span", label + " "));
+      });
+      item.appendChild(sources);
+    }
+    list.appendChild(item);
+  }
+}
+
+function applyMode() {
+  const chat = mode() === "chat";
+  $("results").hidden = chat;
+  $("chat").hidden = !chat;
+  $("new-chat").hidden = !chat;
+  $("submit").textContent = chat ? "Ask" : "Search";
+  $("status").textContent = "";
+  if (chat) renderChat();
+}
+for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", applyMode);
+$("collection").addEventListener("change", () => { if (mode() === "chat") renderChat(); });
+$("new-chat").addEventListener("click", () => { sessionStorage.removeItem(chatKey()); renderChat(); });
+
+async function chat(message, collection) {
+  const turns = loadTurns();
+  const history = turns.slice(-12).map((t) => ({role: t.role, text: t.text.slice(0, 4000)}));
+  turns.push({role: "user", text: message});
+  saveTurns(turns);
+  renderChat();
+  $("status").textContent = "Thinking…";
+  const response = await fetch(`/v1/collections/${encodeURIComponent(collection)}/chat`, {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({message, history})
+  });
+  const body = await response.json();
+  if (!response.ok) { $("status").textContent = body.error ? body.error.message : "No answer."; return; }
+  turns.push({role: "assistant", text: body.answer, sources: body.sources});
+  saveTurns(turns);
+  renderChat();
+  $("status").textContent = `answered in ${body.took_ms.toFixed(1)} ms`;
+  $("question").value = "";
+}
+
 $("ask").addEventListener("submit", async (event) => {
   event.preventDefault();
   const query = $("question").value.trim();
   const collection = $("collection").value;
   if (!query || !collection) return;
+  if (mode() === "chat") { await chat(query, collection); return; }
   $("status").textContent = "Searching…";
   $("results").replaceChildren();
   const response = await fetch(`/v1/collections/${encodeURIComponent(collection)}/search`, {

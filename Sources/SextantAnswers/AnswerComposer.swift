@@ -129,7 +129,13 @@ public struct AnswerComposer: Sendable {
 
     public func answer(_ question: String, collection: String, style: ComposedAnswer.Style, systemPrompt: String? = nil,
                        history: [ConversationTurn] = []) async throws -> ComposedAnswer {
-        let sources = try await retrieve(question, collection: collection)
+        // A short follow-up ("tell me more", "and on Windows?") means little alone:
+        // retrieval reads it together with the previous question.
+        var query = question
+        if question.split(separator: " ").count <= 8, let previous = history.last(where: { $0.role == "user" }) {
+            query = String(previous.text.prefix(1_000)) + "\n" + question
+        }
+        let sources = try await retrieve(query, collection: collection)
         let extractive = Self.extractive(sources, settings: settings)
         guard style == .llm else { return ComposedAnswer(text: extractive, sources: sources, style: .extractive) }
         guard let model else {
@@ -170,8 +176,10 @@ public struct AnswerComposer: Sendable {
     /// answer shows the title separately, so the body is what follows.
     public static func body(of source: AnswerSource) -> String {
         let parts = source.text.split(separator: "\n", maxSplits: 1)
-        if parts.count == 2, let title = source.title, parts[0].hasPrefix(title) { return String(parts[1]) }
-        return source.text
+        if parts.count == 2, let title = source.title, parts[0].hasPrefix(title) {
+            return parts[1].trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return source.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     public static func trim(_ text: String, to limit: Int) -> String {

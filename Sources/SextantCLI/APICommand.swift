@@ -3,6 +3,8 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SextantAPI
+import SextantAnswers
+import SextantRemoteModels
 import SextantClient
 import SextantEmbedding
 import SextantMiniLM
@@ -32,6 +34,8 @@ struct APICommand: AsyncParsableCommand {
     @Option(name: .customLong("api-key-file"), help: "File holding the API key that write, admin and export routes require.")
     var apiKeyFile: String?
     @Flag(name: .customLong("protect-search"), help: "Require the API key for search routes too.") var protectSearch = false
+    @Option(name: .customLong("answer-model"), help: "LLM for chat answers in the llm style: gemini:MODEL or openai:MODEL.")
+    var answerModel: String?
 
     func validate() throws {
         // Run Swift concurrency's tasks on NIO's event loops, so a request does
@@ -53,6 +57,9 @@ struct APICommand: AsyncParsableCommand {
         configuration.port = port
         configuration.apiKey = try Secrets.read(apiKeyFile)
         configuration.protectSearch = protectSearch
+        do { configuration.answerModel = try answerModel.map { try AnswerModel.make($0, policy: RemoteCallPolicy()) } } catch {
+            throw ValidationError("\(error)")
+        }
         if protectSearch && configuration.apiKey == nil { throw ValidationError("--protect-search needs --api-key-file") }
         do { try await APIServer.run(configuration, logger: logger) } catch let error as APIStartError {
             throw ValidationError(error.description)
