@@ -59,13 +59,13 @@ import Testing
         let logPath: String
         var url: String { "http://127.0.0.1:\(port)" }
 
-        init(_ setup: Setup, logName: String = "gateway.log") throws {
+        init(_ setup: Setup, logName: String = "gateway.log", extra: [String] = [], environment: [String: String] = [:]) throws {
             port = freePort()
             logPath = setup.directory.file(logName)
             process = try SextantBinary.start(
                 ["bots", "--data", setup.root, "--engine", setup.engine.address, "--listen", "127.0.0.1:\(port)",
-                 "--telegram-api", setup.telegram.url, "--poll-seconds", "1", "--watch-ms", "200", "--retry-base-ms", "200"],
-                logPath: logPath, environment: ["SEXTANT_BOTS_KEY": GatewayTests.key])
+                 "--telegram-api", setup.telegram.url, "--poll-seconds", "1", "--watch-ms", "200", "--retry-base-ms", "200"] + extra,
+                logPath: logPath, environment: environment.merging(["SEXTANT_BOTS_KEY": GatewayTests.key]) { a, _ in a })
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline {
                 if log.contains("admin API listening") { return }
@@ -212,6 +212,35 @@ import Testing
         // The wrong key cannot open them: the gateway refuses to start the bots rather than use garbage.
         let store = try BotStore(path: setup.root + "/bots/bots.sqlite", secrets: try SecretBox(keyText: "another-key-entirely-0123456789"))
         #expect(throws: BotError.self) { try store.token(1) }
+    }
+
+    @Test func llmAnswersFallBackToExtractiveOnTimeout() async throws {
+        let setup = try await setUp()
+        defer { setup.telegram.stop(); setup.engine.stop(); setup.directory.remove() }
+        let model = try BackgroundServer(
+            python: [TestDataset.packageRoot + "/tools/python/model_standin.py", "--port", "{port}", "--key", "model-key",
+                     "--slow-marker", "SLOWLY", "--slow-seconds", "5"],
+            logPath: setup.directory.file("model.log"))
+        defer { model.stop() }
+        let gateway = try Gateway(setup, extra: ["--answer-model", "gemini:standin", "--answer-timeout-ms", "1000"],
+                                  environment: ["GEMINI_BASE_URL": model.url, "GEMINI_API_KEY": "model-key"])
+        let (status, created) = try await http(.POST, gateway.url + "/v1/bots", [
+            "platform": "telegram", "name": "llm_bot", "token": Self.goodToken, "collection": "kb", "answer_style": "llm",
+            "system_prompt": "Be brief.",
+        ])
+        #expect(status == 201 && (created as? [String: Any])?["answer_style"] as? String == "llm")
+        try await say(setup, "how do I clone with git?")
+        var messages = try await waitForSent(setup, 1)
+        let llm = messages.last?["text"] as? String ?? ""
+        #expect(llm.contains("LLM answer to 'how do I clone with git?', from [1] Git basics"), "\(llm)")
+        #expect(llm.contains("Sources"))
+        // The model takes 5 s, the limit is 1 s: the extractive answer goes out instead.
+        try await say(setup, "git clone SLOWLY please")
+        messages = try await waitForSent(setup, 2)
+        let fallback = messages.last?["text"] as? String ?? ""
+        #expect(!fallback.contains("LLM answer") && fallback.contains("git clone URL"), "\(fallback)")
+        #expect(try await sent(setup).errors.isEmpty)
+        _ = gateway
     }
 
     @Test func adminRoutesNeedTheKeyAndRefuseBadInput() async throws {

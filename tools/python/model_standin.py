@@ -8,6 +8,8 @@ Deterministic replies; fault injection for the retry and failure paths.
 
 --fail-every N   every Nth generateContent request answers 429 (then succeeds on retry)
 --fail-marker T  a generateContent prompt containing T answers 500, every time
+--slow-marker T  an answer prompt (bots, chat) containing T is answered after --slow-seconds
+POST /v1/chat/completions   OpenAI-compatible chat, answering like generateContent does
 GET /stats       request counts, as JSON
 """
 import argparse, hashlib, json, re, threading
@@ -19,6 +21,8 @@ parser.add_argument("--key", default="standin-key")
 parser.add_argument("--fail-every", type=int, default=0)
 parser.add_argument("--fail-marker", default="")
 parser.add_argument("--dimension", type=int, default=64)
+parser.add_argument("--slow-marker", default="", help="an answer prompt containing this waits --slow-seconds")
+parser.add_argument("--slow-seconds", type=float, default=5.0)
 args = parser.parse_args()
 lock = threading.Lock()
 stats = {"generate": 0, "generate_429": 0, "generate_500": 0, "gemini_embed": 0, "openai_embed": 0, "unauthorized": 0}
@@ -65,6 +69,13 @@ class Handler(BaseHTTPRequestHandler):
                     stats["gemini_embed"] += 1
                 texts = [r["content"]["parts"][0]["text"] for r in body["requests"]]
                 return self.reply(200, {"embeddings": [{"values": vector(t)} for t in texts]})
+        if self.path == "/v1/chat/completions":
+            if self.headers.get("Authorization") != f"Bearer {args.key}":
+                return self.reply(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+            prompt = "\n".join(m.get("content", "") for m in body.get("messages", []))
+            return self.reply(200, {"object": "chat.completion", "model": body.get("model"),
+                                    "choices": [{"index": 0, "message": {"role": "assistant", "content": self.answer(prompt)},
+                                                 "finish_reason": "stop"}]})
         if self.path == "/v1/embeddings":
             if self.headers.get("Authorization") != f"Bearer {args.key}":
                 return self.reply(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
@@ -76,8 +87,22 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"object": "list", "data": data, "model": body["model"]})
         self.reply(404, {"error": {"code": 404, "message": "not found"}})
 
+    def answer(self, prompt):
+        """A grounded answer to the bots' and chat's prompt: names the first passage, slow when told."""
+        if args.slow_marker and args.slow_marker in prompt:
+            import time
+            time.sleep(args.slow_seconds)
+        first = re.search(r"\[1\] ([^\n]*)", prompt)
+        question = prompt.rsplit("Question:", 1)[-1].strip()
+        return f"LLM answer to '{question}', from [1] {first.group(1) if first else 'nothing'}."
+
     def generate(self, body):
         prompt = "".join(p.get("text", "") for c in body["contents"] for p in c["parts"])
+        if "Answer the user's question" in prompt:
+            with lock:
+                stats["generate"] += 1
+            return self.reply(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": self.answer(prompt)}]},
+                                                    "finishReason": "STOP", "index": 0}]})
         with lock:
             stats["generate"] += 1
             count = stats["generate"]
