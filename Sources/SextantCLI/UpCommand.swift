@@ -27,6 +27,11 @@ struct UpCommand: AsyncParsableCommand {
     var site: String?
     @Option(name: .customLong("scrape-collection"), help: "Collection the scraper keeps current (with --site).") var scrapeCollection = "site"
     @Option(name: .customLong("scrape-interval"), help: "How often the site is scraped (with --site).") var scrapeInterval = "30m"
+    @Option(name: .customLong("bots-listen"), help: "Bot gateway admin address (the gateway runs when a token key is set).")
+    var botsListen = "127.0.0.1:8090"
+    @Option(name: .customLong("bots-key-file"), help: "Key that encrypts bot tokens (default: $SEXTANT_BOTS_KEY); enables the bot gateway.")
+    var botsKeyFile: String?
+    @Flag(name: .customLong("no-bots"), help: "Do not run the bot gateway even with a token key.") var noBots = false
     @OptionGroup var s3: S3Options
     @Option(name: .customLong("backup-to"), help: "s3://, gs:// or file:/// location: restore on an empty start, back up periodically and on shutdown.")
     var backupTo: String?
@@ -102,6 +107,14 @@ struct UpCommand: AsyncParsableCommand {
                             "--site", site, "--interval", scrapeInterval, "--skip-first-if-populated"],
                 stopTimeoutSeconds: 30))
         }
+        // The bot gateway needs the key that seals bot tokens; without one there is nothing it could start.
+        let botsEnabled = !noBots && (botsKeyFile != nil || !(ProcessInfo.processInfo.environment["SEXTANT_BOTS_KEY"] ?? "").isEmpty)
+        if botsEnabled {
+            var botsArguments = ["bots", "--data", data.data, "--engine", apiEngine, "--listen", botsListen]
+            if let botsKeyFile { botsArguments += ["--key-file", botsKeyFile] }
+            if let apiKeyFile { botsArguments += ["--api-key-file", apiKeyFile] }
+            try supervisor.start(ChildSpec(name: "bots", executable: executable, arguments: botsArguments, stopTimeoutSeconds: 15))
+        }
         await client.close()
         logger.notice("""
             Sextant is up.
@@ -111,6 +124,7 @@ struct UpCommand: AsyncParsableCommand {
               engine:                   \(engineListen)
               inbox (CSV → \(ingestCollection)):  \(noIngest ? "off" : root + "/inbox, every " + ingestInterval)
               scraper (site → \(scrapeCollection)):  \(site.map { $0 + ", every " + scrapeInterval } ?? "off (--site URL)")
+              bot gateway admin:        \(botsEnabled ? "http://" + botsListen : "off (set SEXTANT_BOTS_KEY)")
               data:                     \(data.data)
             Ctrl-C stops everything (the engine checkpoints last).
             """)
@@ -143,6 +157,7 @@ struct UpCommand: AsyncParsableCommand {
             supervisor.stop("api")
             supervisor.stop("ingest")
             supervisor.stop("scrape")
+            supervisor.stop("bots")
             let deadline = shutdownDeadline
             let keep = backupKeep
             let engineAddress = apiEngine

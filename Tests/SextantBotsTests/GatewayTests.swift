@@ -59,11 +59,12 @@ import Testing
         let logPath: String
         var url: String { "http://127.0.0.1:\(port)" }
 
-        init(_ setup: Setup, logName: String = "gateway.log", extra: [String] = [], environment: [String: String] = [:]) throws {
+        init(_ setup: Setup, root: String? = nil, engine: EngineProcess? = nil, logName: String = "gateway.log", extra: [String] = [],
+             environment: [String: String] = [:]) throws {
             port = freePort()
             logPath = setup.directory.file(logName)
             process = try SextantBinary.start(
-                ["bots", "--data", setup.root, "--engine", setup.engine.address, "--listen", "127.0.0.1:\(port)",
+                ["bots", "--data", root ?? setup.root, "--engine", (engine ?? setup.engine).address, "--listen", "127.0.0.1:\(port)",
                  "--telegram-api", setup.telegram.url, "--poll-seconds", "1", "--watch-ms", "200", "--retry-base-ms", "200"] + extra,
                 logPath: logPath, environment: environment.merging(["SEXTANT_BOTS_KEY": GatewayTests.key]) { a, _ in a })
             let deadline = Date().addingTimeInterval(30)
@@ -241,6 +242,40 @@ import Testing
         #expect(!fallback.contains("LLM answer") && fallback.contains("git clone URL"), "\(fallback)")
         #expect(try await sent(setup).errors.isEmpty)
         _ = gateway
+    }
+
+    /// Seed 000's redeploy: back up the whole root, restore it on a fresh disk, start again.
+    @Test func enabledBotsStartAgainAfterARestore() async throws {
+        let setup = try await setUp()
+        defer { setup.telegram.stop(); setup.engine.stop(); setup.directory.remove() }
+        var gateway: Gateway? = try Gateway(setup)
+        let url = gateway?.url ?? ""
+        let (status, _) = try await http(.POST, url + "/v1/bots", [
+            "platform": "telegram", "name": "kb_bot", "token": Self.goodToken, "collection": "kb",
+        ])
+        #expect(status == 201)
+        try await say(setup, "curl install")
+        #expect(try await waitForSent(setup, 1).count == 1)
+        let backups = "file://" + setup.directory.file("backups")
+        let (backupStatus, _, backupErr) = try SextantBinary.run(["backup", "--data", setup.root, "--engine", setup.engine.address, "--to", backups])
+        #expect(backupStatus == 0, "\(backupErr.suffix(1_000))")
+        gateway?.kill9()
+        gateway = nil
+        setup.engine.stop()
+
+        let restored = setup.directory.file("restored")
+        let (restoreStatus, _, restoreErr) = try SextantBinary.run(["restore", "--from", backups, "--data", restored])
+        #expect(restoreStatus == 0, "\(restoreErr.suffix(1_000))")
+        let engine = try EngineProcess(dataRoot: restored)
+        defer { engine.stop() }
+        let again = try Gateway(setup, root: restored, engine: engine, logName: "gateway-restored.log")
+        try await say(setup, "git clone")
+        let messages = try await waitForSent(setup, 2)
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await sent(setup).messages.count == 2, "the restored gateway repeated or skipped a message")
+        #expect((messages.last?["text"] as? String)?.contains("git clone") == true)
+        let list = try await bots(again)
+        #expect(list.first?["status"] as? String == "running" && list.first?["messages_answered"] as? Int == 2)
     }
 
     @Test func adminRoutesNeedTheKeyAndRefuseBadInput() async throws {
