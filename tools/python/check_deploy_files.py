@@ -11,7 +11,7 @@ compose = yaml.safe_load(open(os.path.join(root, "deploy/docker-compose.yml")))
 services = compose["services"]
 assert {"engine", "api", "ingest", "backup"} <= set(services), services.keys()
 assert {"engine-data", "api-data", "ingest-data", "inbox"} <= set(compose["volumes"])
-for name in ("engine", "api", "ingest", "scraper"):
+for name in ("engine", "api", "ingest", "scraper", "bots"):
     service = services[name]
     assert service["volumes"], name
     command = service["command"]
