@@ -62,7 +62,7 @@ public final class BotStore: Sendable {
             CREATE TABLE IF NOT EXISTS bot_state(
               bot_id INTEGER PRIMARY KEY REFERENCES bots(id) ON DELETE CASCADE,
               status TEXT NOT NULL DEFAULT 'stopped', last_error TEXT, telegram_offset INTEGER NOT NULL DEFAULT 0,
-              discord_session TEXT, discord_sequence INTEGER, discord_resume_url TEXT,
+              discord_session TEXT, discord_sequence INTEGER, discord_resume_url TEXT, discord_user TEXT,
               data_sequence INTEGER NOT NULL DEFAULT 0, messages_answered INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL);
             CREATE TABLE IF NOT EXISTS turns(
               id INTEGER PRIMARY KEY, bot_id INTEGER NOT NULL REFERENCES bots(id) ON DELETE CASCADE, chat_id TEXT NOT NULL,
@@ -196,15 +196,52 @@ public final class BotStore: Sendable {
         _ = try database.query("UPDATE bot_state SET data_sequence = ? WHERE bot_id = ?", [.integer(sequence), .integer(id)])
     }
 
+    /// A Discord Gateway session that can be resumed.
+    public struct DiscordSession: Sendable, Equatable {
+        public var sessionID: String
+        public var sequence: Int64?
+        public var resumeURL: String?
+        public var userID: String?
+    }
+
+    public func discordSession(_ id: Int64) throws -> DiscordSession? {
+        guard let row = try database.query(
+            "SELECT discord_session, discord_sequence, discord_resume_url, discord_user FROM bot_state WHERE bot_id = ?", [.integer(id)]).first,
+              let session = row[0].text else { return nil }
+        return DiscordSession(sessionID: session, sequence: row[1].integer, resumeURL: row[2].text, userID: row[3].text)
+    }
+
+    public func saveDiscordSession(_ id: Int64, _ session: DiscordSession?) throws {
+        _ = try database.query(
+            "UPDATE bot_state SET discord_session = ?, discord_sequence = ?, discord_resume_url = ?, discord_user = ? WHERE bot_id = ?",
+            [session.map { .text($0.sessionID) } ?? .null, session?.sequence.map(SQLValue.integer) ?? .null,
+             session?.resumeURL.map(SQLValue.text) ?? .null, session?.userID.map(SQLValue.text) ?? .null, .integer(id)])
+    }
+
+    /// Events up to `sequence` are handled: a resume replays only what came after.
+    public func saveDiscordSequence(_ id: Int64, _ sequence: Int64) throws {
+        _ = try database.query("UPDATE bot_state SET discord_sequence = MAX(COALESCE(discord_sequence, 0), ?) WHERE bot_id = ?",
+                               [.integer(sequence), .integer(id)])
+    }
+
     public func telegramOffset(_ id: Int64) throws -> Int64 {
         try database.query("SELECT telegram_offset FROM bot_state WHERE bot_id = ?", [.integer(id)]).first?.first?.integer ?? 0
     }
 
+    /// Where a bot is in its platform's stream of updates.
+    public enum Cursor: Sendable {
+        /// Telegram's next getUpdates offset.
+        case telegram(Int64)
+        /// The Discord Gateway sequence number handled.
+        case discord(Int64)
+        case none
+    }
+
     /// Records a message answered, in one transaction: both turns, the history
-    /// bound, the count, and the platform cursor (Telegram's next offset), so a
-    /// restart resumes exactly after the last answered message.
+    /// bound, the count, and the platform cursor, so a restart resumes exactly
+    /// after the last answered message.
     public func recordExchange(bot id: Int64, chat: String, question: String, answer: String, sources: [String],
-                               telegramOffset: Int64?) throws {
+                               cursor: Cursor) throws {
         let now = Date().timeIntervalSince1970
         let sourcesText = String(decoding: (try? JSONEncoder().encode(sources)) ?? Data("[]".utf8), as: UTF8.self)
         try database.transaction { transaction in
@@ -217,10 +254,15 @@ public final class BotStore: Sendable {
                 DELETE FROM turns WHERE bot_id = ? AND chat_id = ? AND id NOT IN
                   (SELECT id FROM turns WHERE bot_id = ? AND chat_id = ? ORDER BY id DESC LIMIT ?)
                 """, [.integer(id), .text(chat), .integer(id), .text(chat), .integer(Int64(Self.historyTurnsKept))])
-            if let telegramOffset {
+            switch cursor {
+            case .telegram(let offset):
                 _ = try transaction.query("UPDATE bot_state SET telegram_offset = ?, messages_answered = messages_answered + 1 WHERE bot_id = ?",
-                                          [.integer(telegramOffset), .integer(id)])
-            } else {
+                                          [.integer(offset), .integer(id)])
+            case .discord(let sequence):
+                _ = try transaction.query(
+                    "UPDATE bot_state SET discord_sequence = MAX(COALESCE(discord_sequence, 0), ?), messages_answered = messages_answered + 1 WHERE bot_id = ?",
+                    [.integer(sequence), .integer(id)])
+            case .none:
                 _ = try transaction.query("UPDATE bot_state SET messages_answered = messages_answered + 1 WHERE bot_id = ?", [.integer(id)])
             }
         }

@@ -9,6 +9,8 @@ import Synchronization
 
 public struct GatewayConfiguration: Sendable {
     public var telegramBaseURL = "https://api.telegram.org"
+    /// Discord's REST base (the Gateway URL comes from GET /gateway/bot).
+    public var discordAPIBaseURL = "https://discord.com/api/v10"
     /// Long-poll length of getUpdates; also how soon a stop or a data update is noticed by an idle bot.
     public var pollTimeoutSeconds: Int64 = 25
     /// How often collections' update events are checked.
@@ -116,6 +118,12 @@ public final class BotGateway: Sendable {
 
     public func resetLatency() { latency.withLock { $0.reset() } }
 
+    func recordLatency(since received: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - received
+        let micros = UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+        latency.withLock { _ = $0.record(micros) }
+    }
+
     /// Polls the update events of the running bots' collections; a new event
     /// restarts those bots between messages so they pick the fresh data up.
     public func watchUpdates() async {
@@ -148,7 +156,7 @@ public final class BotGateway: Sendable {
                 if let event = try? await client.lastUpdate(collection: bot.collection) { try store.setDataSequence(bot.id, event.sequence) }
                 switch bot.platform {
                 case .telegram: try await runTelegram(bot, generation: generation)
-                case .discord: throw BotError.platform("Discord is not supported by this gateway yet")
+                case .discord: try await runDiscord(bot, generation: generation)
                 }
                 failures = 0
                 logger.info("bot \(bot.name) restarting to pick up fresh data")
@@ -196,10 +204,8 @@ public final class BotGateway: Sendable {
                     let answer = try await reply(bot, username: username, text: text, chat: chat,
                                                  messageID: message["message_id"]?.intValue, api: api)
                     try store.recordExchange(bot: bot.id, chat: String(chat), question: text, answer: answer.text,
-                                             sources: answer.sources, telegramOffset: updateID + 1)
-                    let elapsed = ContinuousClock.now - received
-                    let micros = UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
-                    latency.withLock { _ = $0.record(micros) }
+                                             sources: answer.sources, cursor: .telegram(updateID + 1))
+                    recordLatency(since: received)
                 } else {
                     try store.skipTelegramUpdate(bot: bot.id, nextOffset: updateID + 1)
                 }

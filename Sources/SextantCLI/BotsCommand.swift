@@ -12,7 +12,7 @@ import SextantRemoteModels
 struct BotsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bots",
-        abstract: "Run the bot gateway: users' Telegram bots answering from the knowledge base.",
+        abstract: "Run the bot gateway: users' Telegram and Discord bots answering from the knowledge base.",
         discussion: """
             Bot configurations, running state and conversations live in ROOT/bots/bots.sqlite; tokens are \
             encrypted with the key from --key-file or $SEXTANT_BOTS_KEY. Manage bots with `sextant bot` or \
@@ -25,6 +25,8 @@ struct BotsCommand: AsyncParsableCommand {
     @Option(name: .customLong("api-key-file"), help: "API key for the admin routes (required beyond loopback).") var apiKeyFile: String?
     @Option(name: .customLong("key-file"), help: "Key that encrypts bot tokens at rest (default: $SEXTANT_BOTS_KEY).") var keyFile: String?
     @Option(name: .customLong("telegram-api"), help: "Telegram Bot API base URL.") var telegramAPI = "https://api.telegram.org"
+    @Option(name: .customLong("discord-api"), help: "Discord REST base URL (the Gateway URL comes from GET /gateway/bot).")
+    var discordAPI = "https://discord.com/api/v10"
     @Option(name: .customLong("poll-seconds"), help: "Long-poll length of getUpdates.") var pollSeconds: Int64 = 25
     @Option(name: .customLong("watch-ms"), help: "How often collections' update events are checked.") var watchMilliseconds = 2_000
     @Option(name: .customLong("retry-base-ms"), help: "First backoff after a bot fails (doubles up to 5 minutes).") var retryBaseMilliseconds = 1_000
@@ -51,6 +53,7 @@ struct BotsCommand: AsyncParsableCommand {
         let composer = AnswerComposer(client: client, embedders: Embedders.registry(), model: model, settings: settings)
         var gatewayConfiguration = GatewayConfiguration()
         gatewayConfiguration.telegramBaseURL = telegramAPI.hasSuffix("/") ? String(telegramAPI.dropLast()) : telegramAPI
+        gatewayConfiguration.discordAPIBaseURL = discordAPI.hasSuffix("/") ? String(discordAPI.dropLast()) : discordAPI
         gatewayConfiguration.pollTimeoutSeconds = pollSeconds
         gatewayConfiguration.updateWatchMilliseconds = watchMilliseconds
         gatewayConfiguration.retryBaseMilliseconds = retryBaseMilliseconds

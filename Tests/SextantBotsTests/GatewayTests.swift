@@ -13,6 +13,7 @@ import Testing
 /// engine and the Telegram stand-in (tools/python/telegram_standin.py), bots
 /// managed through `sextant bot` and the admin routes.
 @Suite(.serialized) struct GatewayTests {
+    init() {}
     static let key = "test-key-0123456789abcdef-not-for-production"
     static let goodToken = "1234567:AAGoodTokenForTheTestsOnly_xyz"
     static let badToken = "7654321:BBRejectedTokenForTheTests_abc"
