@@ -223,6 +223,34 @@ import Testing
         await client2.close()
         #expect(second.stop() == 0)
     }
+
+    /// The engine alone, as a container would run it: `sextant engine --backup-to`.
+    @Test func engineRestoresOnStartAndBacksUpOnSigterm() async throws {
+        let directory = TemporaryDirectory("sextant-backup")
+        defer { directory.remove() }
+        let target = "file://" + directory.file("target")
+        let first = try EngineProcess(dataRoot: directory.file("root1"), extraArguments: ["--backup-to", target, "--backup-every", "1h"])
+        let client = try await SextantClient.connect(to: first.address)
+        let notes = try await client.createCollection(name: "notes", dimension: 16)
+        let batch = records(0..<500)
+        try await notes.upsert(ids: batch.ids, vectors: batch.vectors, documents: batch.documents)
+        await client.close()
+        #expect(first.stop() == 0)
+        #expect(first.log.contains("no backup in"))
+        #expect(first.log.contains("shutdown backup") && first.log.contains("done in"), "\(first.log.suffix(2_000))")
+
+        // A fresh data root comes back with every acknowledged record.
+        let second = try EngineProcess(dataRoot: directory.file("root2"), extraArguments: ["--backup-to", target])
+        #expect(second.log.contains("restored backup"))
+        let client2 = try await SextantClient.connect(to: second.address)
+        let restored = try await client2.getCollection(name: "notes")
+        #expect(try await restored.count() == 500)
+        #expect(try await restored.get(ids: ["r0", "r499"]).count == 2)
+        await client2.close()
+        #expect(second.stop() == 0)
+        let (status, out, _) = try run(["backups", "--from", target])
+        #expect(status == 0 && out.split(separator: "\n").count >= 2, "\(out)")
+    }
 }
 
 @Suite struct DeploymentFilesTests {
