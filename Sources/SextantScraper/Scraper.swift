@@ -206,7 +206,11 @@ public final class Scraper: Sendable {
         }
         // A collection with records but no scrape state (state lost, or filled by
         // another writer first): ask the engine which chunks each page has.
-        let orphanLookup = try await handle.count() > 0 && state.isEmpty(collection: configuration.collection)
+        let orphanLookup: Bool
+        do { orphanLookup = try await handle.count() > 0 && state.isEmpty(collection: configuration.collection) } catch {
+            await fetcher.shutdown()
+            throw ScrapeError.engine("\(error)")
+        }
 
         let robots = await readRobots(fetcher)
         var complete = robots.complete
