@@ -320,9 +320,9 @@ final class Router: Sendable {
             try FileManager.default.createDirectory(atPath: request.destination + "/collections", withIntermediateDirectories: true)
             var reply = Sextant_V1_SnapshotReply()
             for target in targets {
-                let lsn = try await target.snapshot(to: request.destination + "/collections/" + target.id)
-                reply.lsnByCollectionID[target.id] = lsn
-                reply.recordsByCollectionID[target.id] = UInt64(target.count)
+                let position = try await target.snapshot(to: request.destination + "/collections/" + target.id)
+                reply.lsnByCollectionID[target.id] = position.lsn
+                reply.recordsByCollectionID[target.id] = UInt64(position.records)
             }
             return encode(reply)
         }

@@ -778,15 +778,25 @@ public final class Collection: @unchecked Sendable {
         return (manifest, dump, covered)
     }
 
+    /// What a snapshot holds: every write up to `lsn`, which leaves `records` live records.
+    public struct SnapshotPosition: Sendable, Equatable {
+        public var lsn: LSN
+        public var records: Int
+    }
+
     /// Writes a point-in-time copy of the collection into `destination` (which
     /// must not exist): the generation's immutable files hard-linked, the WAL
     /// copied up to the last acknowledged batch. It opens to exactly that state.
     @discardableResult
-    public func snapshot(to destination: String) async throws -> LSN {
+    public func snapshot(to destination: String) async throws -> SnapshotPosition {
         await checkpointLock.lock()
         defer { checkpointLock.unlock() }
         await writerLock.lock()
         let lastLSN = wal.lastLSN
+        // Read with the writer lock held: writes are logged and applied under it, so this
+        // count is exactly the state at lastLSN (reading it afterwards would include
+        // writes the snapshot does not hold).
+        let records = count
         do { try await wal.waitDurable(lastLSN) } catch {
             writerLock.unlock()
             throw error
@@ -814,7 +824,7 @@ public final class Collection: @unchecked Sendable {
             try Files.rename(staging, destination)
             try Files.syncDirectory(Files.directoryName(destination))
         }
-        return lastLSN
+        return SnapshotPosition(lsn: lastLSN, records: records)
     }
 
     /// Checkpoints (so the next open replays nothing) and stops accepting writes.

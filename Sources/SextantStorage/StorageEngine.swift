@@ -103,7 +103,7 @@ public final class StorageEngine: @unchecked Sendable {
         try Files.makeDirectories(destination + "/collections")
         var positions: [String: LSN] = [:]
         for collection in list() {
-            positions[collection.id] = try await collection.snapshot(to: destination + "/collections/" + collection.id)
+            positions[collection.id] = try await collection.snapshot(to: destination + "/collections/" + collection.id).lsn
         }
         return positions
     }

@@ -220,6 +220,7 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
         let records = makeRecords(4_000, dimensions: 8, seed: 4)
         var acknowledged = 0
         var snapshotLSN: UInt64 = 0
+        var snapshotRecords = 0
         try await withEngine(directory) { engine in
             let (collection, _) = try await engine.create(CollectionConfiguration(name: "s", dimension: 8, metric: .l2))
             try await collection.write(.add(Array(records[0..<1_000])))
@@ -231,7 +232,9 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
                     }
                 }
                 try await Task.sleep(for: .milliseconds(30))
-                snapshotLSN = try await collection.snapshot(to: snapshotDirectory)
+                let position = try await collection.snapshot(to: snapshotDirectory)
+                snapshotLSN = position.lsn
+                snapshotRecords = position.records
                 try await group.waitForAll()
             }
             acknowledged = collection.count
@@ -249,6 +252,8 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
             #expect(count >= 1_000 && count <= 4_000)
             #expect((count - 1_000) % 100 == 0, "whole batches only")
             #expect(UInt64((count - 1_000) / 100 + 1) == snapshotLSN, "LSN 1 is the first add, then one per batch")
+            // The record count the snapshot reports is the one it holds, not the live count after it.
+            #expect(count == snapshotRecords)
             let ids = Set(try collection.get(include: []).map(\.id))
             #expect(ids == Set(records.prefix(count).map(\.id)))
         }
