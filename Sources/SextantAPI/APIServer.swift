@@ -23,6 +23,8 @@ public struct APIConfiguration: Sendable {
     public var engineConnections = 4
     /// The LLM for chat answers in the `llm` style (nil: extractive answers only).
     public var answerModel: AnswerModel?
+    /// How long an LLM answer may take before the extractive one is returned.
+    public var answerTimeoutMilliseconds: Int64 = 15_000
 
     public init(engineAddress: String, feedbackDatabasePath: String, embedders: EmbedderRegistry) {
         self.engineAddress = engineAddress
@@ -67,7 +69,10 @@ public enum APIServer {
         let metrics = MetricsRegistry()
         let engine = EngineGateway(client: client, metrics: metrics)
         let feedback = try FeedbackStore(path: configuration.feedbackDatabasePath)
-        let composer = AnswerComposer(client: client, embedders: configuration.embedders, model: configuration.answerModel)
+        var answerSettings = AnswerComposer.Settings()
+        answerSettings.llmTimeoutMilliseconds = configuration.answerTimeoutMilliseconds
+        let composer = AnswerComposer(client: client, embedders: configuration.embedders, model: configuration.answerModel,
+                                      settings: answerSettings)
         let router = buildRouter(engine: engine, embedders: configuration.embedders, feedback: feedback, metrics: metrics, composer: composer,
                                  apiKey: configuration.apiKey, protectSearch: configuration.protectSearch)
         let app = Application(

@@ -36,6 +36,8 @@ struct APICommand: AsyncParsableCommand {
     @Flag(name: .customLong("protect-search"), help: "Require the API key for search routes too.") var protectSearch = false
     @Option(name: .customLong("answer-model"), help: "LLM for chat answers in the llm style: gemini:MODEL or openai:MODEL.")
     var answerModel: String?
+    @Option(name: .customLong("answer-timeout-ms"), help: "Time an LLM answer may take before the extractive one is returned.")
+    var answerTimeoutMilliseconds: Int64 = 15_000
 
     func validate() throws {
         // Run Swift concurrency's tasks on NIO's event loops, so a request does
@@ -57,6 +59,8 @@ struct APICommand: AsyncParsableCommand {
         configuration.port = port
         configuration.apiKey = try Secrets.read(apiKeyFile)
         configuration.protectSearch = protectSearch
+        guard answerTimeoutMilliseconds >= 100 else { throw ValidationError("--answer-timeout-ms must be at least 100") }
+        configuration.answerTimeoutMilliseconds = answerTimeoutMilliseconds
         do { configuration.answerModel = try answerModel.map { try AnswerModel.make($0, policy: RemoteCallPolicy()) } } catch {
             throw ValidationError("\(error)")
         }

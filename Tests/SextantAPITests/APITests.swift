@@ -178,6 +178,41 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         #expect(export.body.contains(#""result_id":"curl""#), "\(export.body)")
     }
 
+    /// The chat route with an LLM behind it: an OpenAI-compatible chat endpoint
+    /// (the model stand-in), grounded in the retrieved passages, with the
+    /// extractive answer when the model is too slow.
+    @Test func chatAnswersWithAnLLMAndFallsBackWhenItIsSlow() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let model = try BackgroundServer(
+            python: [TestDataset.packageRoot + "/tools/python/model_standin.py", "--port", "{port}", "--key", "chat-key",
+                     "--slow-marker", "SLOWLY", "--slow-seconds", "30"],
+            logPath: directory.file("model.log"))
+        defer { model.stop() }
+        let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--no-ingest", "--answer-model", "openai:standin", "--answer-timeout-ms", "1500"],
+                               environment: ["OPENAI_BASE_URL": model.url, "OPENAI_API_KEY": "chat-key"])
+        defer { up.stop() }
+        let answered = try await http(.POST, up.apiURL + "/v1/collections/demo/chat",
+                                      body: #"{"message": "\#(curlQuestion)", "style": "llm", "history": [{"role": "user", "text": "hello"}]}"#)
+        #expect(answered.status == 200, "\(answered.body)")
+        let reply = try JSON.parse(answered.body)
+        #expect(reply["style"]?.stringValue == "llm")
+        #expect(reply["answer"]?.stringValue?.hasPrefix("LLM answer to '\(curlQuestion)', from [1] ") == true, "\(answered.body)")
+        #expect((reply["sources"]?.arrayValue?.count ?? 0) == 4)
+        // The default style is extractive and needs no model.
+        let plain = try JSON.parse(try await http(.POST, up.apiURL + "/v1/collections/demo/chat", body: #"{"message": "curl"}"#).body)
+        #expect(plain["style"]?.stringValue == "extractive" && plain["fallback_reason"]?.isNull == true)
+        // A model slower than the 1.5 s limit: the extractive answer, with the reason.
+        let slow = try JSON.parse(try await http(.POST, up.apiURL + "/v1/collections/demo/chat",
+                                                 body: #"{"message": "curl SLOWLY", "style": "llm"}"#).body)
+        #expect(slow["style"]?.stringValue == "extractive" && slow["fallback_reason"]?.stringValue?.contains("1500 ms") == true,
+                "\(slow)")
+        // Bad chat requests are typed 4xx errors.
+        #expect(try await http(.POST, up.apiURL + "/v1/collections/demo/chat", body: #"{"message": ""}"#).status == 400)
+        #expect(try await http(.POST, up.apiURL + "/v1/collections/nope/chat", body: #"{"message": "x"}"#).status == 404)
+        #expect(try await http(.POST, up.apiURL + "/v1/collections/demo/chat", body: #"{"message": "x", "style": "poem"}"#).status == 400)
+    }
+
     @Test func runningServerMatchesItsOpenAPIDocument() async throws {
         let directory = TemporaryDirectory("sextant-api")
         defer { directory.remove() }
