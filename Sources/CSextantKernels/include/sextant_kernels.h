@@ -23,6 +23,21 @@ enum {
 /// Bitmask of SX_CPU_* flags supported by this CPU (and OS).
 uint32_t sx_cpu_features(void);
 
+// ---- bf16 matrix products (the embedder's linear layers) -------------------
+// c[m×n] = a[m×k] · wᵀ + bias, w (n×k, torch's layout) packed once by
+// sx_bf16_pack_weights. Needs n % SX_BF16_COLUMNS == 0 and k even; scratch
+// holds m·k/2 uint32. Call sx_bf16_linear only when sx_bf16_supported().
+
+enum { SX_BF16_COLUMNS = 32 };
+
+bool sx_bf16_supported(void);
+size_t sx_bf16_packed_count(int n, int k);
+void sx_bf16_pack_weights(const float *w, int n, int k, uint32_t *packed);
+void sx_bf16_linear(const float *a, int m, int k, const uint32_t *packed, int n, const float *bias, float *c, uint32_t *scratch);
+
+/// In place: v ← 0.5·v·(1 + erf(v/√2)), BERT's exact GELU (AVX-512 where available).
+void sx_gelu(float *values, size_t count);
+
 // ---- Distance kernels ----------------------------------------------------
 // "f16" vectors are IEEE-754 binary16 bit patterns. Queries are always f32:
 // the query is converted once, stored vectors are converted in registers.
