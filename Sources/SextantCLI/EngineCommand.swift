@@ -1,7 +1,4 @@
 import ArgumentParser
-import SextantBackup
-import SextantIngest
-import SextantObjectStore
 import Dispatch
 import Foundation
 import Logging
@@ -89,13 +86,7 @@ struct EngineCommand: AsyncParsableCommand {
     var unindexedLimit = 32_768
     @Option(name: .customLong("background-nice"), help: "Nice value of write processing and indexing threads (0-19).")
     var backgroundNice: Int32 = 10
-    @OptionGroup var s3: S3Options
-    @Option(name: .customLong("backup-to"), help: "s3://, gs:// or file:/// location: restore on an empty start, back up periodically and on shutdown.")
-    var backupTo: String?
-    @Option(name: .customLong("backup-every"), help: "Interval between backups (with --backup-to).") var backupEvery = "30m"
-    @Option(name: .customLong("backup-keep"), help: "Backups to keep (with --backup-to).") var backupKeep = 10
-    @Option(name: .customLong("shutdown-deadline"), help: "Seconds the shutdown backup may take (Cloud Run allows 10).")
-    var shutdownDeadline = 8.0
+    @OptionGroup var backup: BackupLifecycleOptions
 
     func run() async throws {
         let logger = Logs.make("sextant.engine")
@@ -122,43 +113,16 @@ struct EngineCommand: AsyncParsableCommand {
         configuration.kernels = Runtime.kernels
         logger.notice("\(Runtime.startupLine)")
         // With --backup-to, an empty data root (a fresh container) first gets the newest backup back.
-        var backups: BackupService? = nil
-        if let backupTo {
-            let service = BackupService(store: try ObjectStoreLocation.open(backupTo, settings: try s3.settings()), dataRoot: data.data,
-                                        logger: logger)
-            backups = service
-            if !service.hasEngineData() {
-                do {
-                    if try await service.list().isEmpty { logger.notice("no backup in \(backupTo) yet; starting empty") }
-                    else { _ = try await service.restore(id: nil) }
-                } catch let error as BackupError { throw ValidationError("cannot restore from \(backupTo): \(error)") }
-            }
-        }
+        let backups = try await backup.prepare(dataRoot: data.data, logger: logger)
         let server: EngineServer
         do { server = try await EngineServer.start(configuration, logger: logger) } catch let error as EngineStartError {
             throw ValidationError(error.description)
         }
         for address in server.addresses { logger.notice("listening on \(address)") }
         logger.notice("data in \(configuration.dataDirectory); \(server.storage.list().count) collections open")
-        var periodic: Task<Void, Never>? = nil
-        if let backups {
-            let interval = try Schedule.parseDuration(backupEvery)
-            let keep = backupKeep
-            let own = unix.map { "unix:" + $0 } ?? server.addresses.first.map { "\($0.ipAddress ?? "127.0.0.1"):\($0.port ?? 7700)" }
-            let token = configuration.token
-            periodic = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
-                    guard !Task.isCancelled, let own else { return }
-                    do {
-                        let client = try await SextantClient.connect(ClientConfiguration(address: try EngineAddress(parsing: own), token: token))
-                        _ = try await backups.backup(client: client, keep: keep)
-                        await client.close()
-                    } catch {
-                        logger.error("periodic backup failed: \(error)")
-                    }
-                }
-            }
+        let own = unix.map { "unix:" + $0 } ?? server.addresses.first.map { "\($0.ipAddress ?? "127.0.0.1"):\($0.port ?? 7700)" }
+        let periodic = try backups.flatMap { service in
+            try own.map { try backup.periodic(service, engine: $0, token: configuration.token, logger: logger) }
         }
         let signal = await Signals.wait()
         logger.notice("received signal \(signal)")
@@ -167,21 +131,6 @@ struct EngineCommand: AsyncParsableCommand {
         // backup holds every acknowledged write, and it is incremental, so it fits
         // the platform's shutdown grace period.
         try await server.shutdown()
-        if let backups {
-            let deadline = shutdownDeadline
-            let keep = backupKeep
-            let work = Task { try await backups.backup(client: nil, keep: keep) }
-            let timer = Task {
-                try await Task.sleep(nanoseconds: UInt64(deadline * 1e9))
-                work.cancel()
-            }
-            do {
-                let report = try await work.value
-                logger.notice("shutdown backup \(report.id) done in \(String(format: "%.2f", report.seconds)) s")
-            } catch {
-                logger.error("shutdown backup did not finish within \(deadline) s: \(error); the previous backup stays the newest")
-            }
-            timer.cancel()
-        }
+        if let backups { await backup.shutdownBackup(backups, engine: nil, token: nil, logger: logger) }
     }
 }

@@ -36,13 +36,7 @@ struct UpCommand: AsyncParsableCommand {
     var answerModel: String?
     @Option(name: .customLong("answer-timeout-ms"), help: "Time an LLM answer may take before the extractive one is sent.")
     var answerTimeoutMilliseconds: Int64 = 15_000
-    @OptionGroup var s3: S3Options
-    @Option(name: .customLong("backup-to"), help: "s3://, gs:// or file:/// location: restore on an empty start, back up periodically and on shutdown.")
-    var backupTo: String?
-    @Option(name: .customLong("backup-every"), help: "Interval between backups (with --backup-to).") var backupEvery = "30m"
-    @Option(name: .customLong("backup-keep"), help: "Backups to keep (with --backup-to).") var backupKeep = 10
-    @Option(name: .customLong("shutdown-deadline"), help: "Seconds the shutdown backup may take (Cloud Run allows 10).")
-    var shutdownDeadline = 8.0
+    @OptionGroup var backup: BackupLifecycleOptions
 
     func run() async throws {
         let logger = Logs.make("sextant.up")
@@ -50,24 +44,7 @@ struct UpCommand: AsyncParsableCommand {
             ? CommandLine.arguments[0] : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
         try FileManager.default.createDirectory(atPath: data.data, withIntermediateDirectories: true)
         let supervisor = Supervisor(logger: logger)
-        var backups: BackupService? = nil
-        if let backupTo {
-            let service = BackupService(store: try ObjectStoreLocation.open(backupTo, settings: try s3.settings()), dataRoot: data.data,
-                                        logger: logger)
-            backups = service
-            // An empty data root (a fresh container): bring back the newest backup, if any.
-            if !service.hasEngineData() {
-                do {
-                    if try await service.list().isEmpty {
-                        logger.notice("no backup in \(backupTo) yet; starting empty")
-                    } else {
-                        _ = try await service.restore(id: nil)
-                    }
-                } catch let error as BackupError {
-                    throw ValidationError("cannot restore from \(backupTo): \(error)")
-                }
-            }
-        }
+        let backups = try await backup.prepare(dataRoot: data.data, logger: logger)
         // The API reaches the engine over a Unix socket in the data root when the
         // path fits (sun_path is 108 bytes): cheaper per call than TCP loopback,
         // and only this user can connect. Other clients use the TCP address.
@@ -134,25 +111,7 @@ struct UpCommand: AsyncParsableCommand {
               data:                     \(data.data)
             Ctrl-C stops everything (the engine checkpoints last).
             """)
-        var periodic: Task<Void, Never>? = nil
-        if let backups {
-            let interval = try Schedule.parseDuration(backupEvery)
-            let keep = backupKeep
-            let engineAddress = apiEngine
-            periodic = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
-                    guard !Task.isCancelled else { return }
-                    do {
-                        let client = try await SextantClient.connect(to: engineAddress)
-                        _ = try await backups.backup(client: client, keep: keep)
-                        await client.close()
-                    } catch {
-                        logger.error("periodic backup failed: \(error)")
-                    }
-                }
-            }
-        }
+        let periodic = try backups.map { try backup.periodic($0, engine: apiEngine, token: nil, logger: logger) }
         let signal = await Signals.wait()
         logger.notice("received signal \(signal); stopping")
         periodic?.cancel()
@@ -164,25 +123,7 @@ struct UpCommand: AsyncParsableCommand {
             supervisor.stop("ingest")
             supervisor.stop("scrape")
             supervisor.stop("bots")
-            let deadline = shutdownDeadline
-            let keep = backupKeep
-            let engineAddress = apiEngine
-            let shutdownBackup = Task {
-                let client = try await SextantClient.connect(to: engineAddress)
-                defer { Task { await client.close() } }
-                return try await backups.backup(client: client, keep: keep)
-            }
-            let timer = Task {
-                try await Task.sleep(nanoseconds: UInt64(deadline * 1e9))
-                shutdownBackup.cancel()
-            }
-            do {
-                let report = try await shutdownBackup.value
-                logger.notice("shutdown backup \(report.id) done in \(String(format: "%.2f", report.seconds)) s")
-            } catch {
-                logger.error("shutdown backup did not finish within \(deadline) s: \(error); the previous backup stays the newest")
-            }
-            timer.cancel()
+            await backup.shutdownBackup(backups, engine: apiEngine, token: nil, logger: logger)
         }
         supervisor.stopAll()
     }
