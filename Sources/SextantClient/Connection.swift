@@ -198,6 +198,9 @@ final class Connection: Sendable {
         try await Self.send(channel, method, body, timeout: timeout)
     }
 
+    /// Whether the caller runs on this connection's event loop thread.
+    var isOnCurrentThread: Bool { channel.eventLoop.inEventLoop }
+
     private static func send(_ channel: any Channel, _ method: Method, _ body: ByteBuffer, timeout: TimeAmount?) async throws
         -> ByteBuffer
     {

@@ -99,6 +99,18 @@ public final class SextantClient: Sendable {
         }
     }
 
+    /// A connection for the next call. A caller already on an event loop thread
+    /// (the search API's handlers, with a shared group) gets a connection served
+    /// by that same thread when one is live: the request is written and its reply
+    /// read without waking another thread. Others go round-robin.
+    private func pickConnection() async throws -> Connection {
+        if ownsGroup == false, let local = slots.withLock({ slots in slots.first { $0?.isActive == true && $0?.isOnCurrentThread == true } }),
+           let local {
+            return local
+        }
+        return try await connection(at: next.add(1, ordering: .relaxed).oldValue % slotCount)
+    }
+
     /// Sends one request and decodes the reply. Retries idempotent calls on UNAVAILABLE.
     public func call<Reply: SwiftProtobuf.Message>(
         _ method: Method, _ request: some SwiftProtobuf.Message, as _: Reply.Type, idempotent: Bool,
@@ -114,9 +126,8 @@ public final class SextantClient: Sendable {
                 try await Task.sleep(for: .milliseconds(backoff))
                 backoff = min(backoff * 2, configuration.retryMaximumBackoffMilliseconds)
             }
-            let index = next.add(1, ordering: .relaxed).oldValue % slotCount
             do {
-                let connection = try await connection(at: index)
+                let connection = try await pickConnection()
                 let reply = try await connection.send(method, body, timeout: timeout)
                 do { return try MessageCodec.decode(Reply.self, from: reply) } catch {
                     throw SextantError(.internal, "reply to \(method) does not decode: \(error)")
