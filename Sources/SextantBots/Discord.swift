@@ -323,15 +323,15 @@ extension BotGateway {
             let received = ContinuousClock.now
             for mention in ["<@\(selfID)>", "<@!\(selfID)>"] { content = content.replacingOccurrences(of: mention, with: "") }
             content = content.trimmingCharacters(in: .whitespacesAndNewlines)
-            let answer = try await composeText(bot, question: content, chat: channel)
-            for (index, part) in DiscordREST.split(answer.markup).enumerated() {
+            let outcome = try await compose(bot, question: content == "help" || content == "/help" ? "" : content, chat: channel)
+            for (index, part) in DiscordREST.split(Self.discordText(outcome)).enumerated() {
                 var body: [String: JSONValue] = ["content": .string(part), "allowed_mentions": .object(["parse": .array([])])]
                 if index == 0, let messageID = data["id"]?.stringValue {
                     body["message_reference"] = .object(["message_id": .string(messageID), "fail_if_not_exists": .bool(false)])
                 }
                 _ = try await rest.request(.POST, "/channels/\(channel)/messages", route: "messages:\(channel)", body: .object(body))
             }
-            try store.recordExchange(bot: bot.id, chat: channel, question: content, answer: answer.text, sources: answer.sources,
+            try store.recordExchange(bot: bot.id, chat: channel, question: content, answer: outcome.text, sources: outcome.sourceIDs,
                                      cursor: sequence.map { .discord($0) } ?? .none)
             recordLatency(since: received)
         default:
@@ -339,29 +339,18 @@ extension BotGateway {
         }
     }
 
-    /// The answer as Discord text: passages, then up to three sources (links in <> so no embeds unfold).
-    func composeText(_ bot: BotRecord, question: String, chat: String) async throws -> (text: String, markup: String, sources: [String]) {
-        if question.isEmpty || question == "help" || question == "/help" {
-            let text = "Ask me a question and I answer from the \(bot.collection) knowledge base, with the sources I used."
-            return (text, DiscordREST.escape(text), [])
-        }
-        let history = (try? store.history(bot: bot.id, chat: chat)) ?? []
-        do {
-            let answer = try await composer.answer(question, collection: bot.collection, style: bot.answerStyle,
-                                                   systemPrompt: bot.systemPrompt.isEmpty ? nil : bot.systemPrompt, history: history)
-            var markup = DiscordREST.escape(answer.text)
-            let shown = answer.sources.prefix(3)
-            if !shown.isEmpty {
-                markup += "\n\n**Sources**"
-                for (index, source) in shown.enumerated() {
-                    markup += "\n\(index + 1). " + DiscordREST.escape(String((source.title ?? source.id).prefix(120)))
-                    if let url = source.url { markup += " <\(url)>" }
-                }
+    /// Discord text for a reply: passages, then up to three sources (links in <> so no embeds unfold).
+    static func discordText(_ outcome: Outcome) -> String {
+        guard case .answer(let answer) = outcome else { return DiscordREST.escape(outcome.text) }
+        var markup = DiscordREST.escape(answer.text)
+        let shown = answer.sources.prefix(3)
+        if !shown.isEmpty {
+            markup += "\n\n**Sources**"
+            for (index, source) in shown.enumerated() {
+                markup += "\n\(index + 1). " + DiscordREST.escape(String((source.title ?? source.id).prefix(120)))
+                if let url = source.url { markup += " <\(url)>" }
             }
-            return (answer.text, markup, answer.sources.map { $0.url ?? $0.id })
-        } catch let error as AnswerError {
-            let text = "I cannot answer right now: \(error)"
-            return (text, DiscordREST.escape(text), [])
         }
+        return markup
     }
 }

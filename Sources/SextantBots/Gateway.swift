@@ -222,29 +222,54 @@ public final class BotGateway: Sendable {
     /// Composes and sends the answer to one message.
     func reply(_ bot: BotRecord, username: String, text: String, chat: Int64, messageID: Int64?, api: TelegramAPI) async throws -> Reply {
         let command = text.split(separator: " ").first.map { String($0.split(separator: "@").first ?? "") } ?? ""
-        var blocks: [MarkdownV2.Block]
-        var plain: String
-        var sources: [String] = []
-        if command == "/start" || command == "/help" {
-            plain = "Ask me a question and I answer from the \(bot.collection) knowledge base, with the sources I used."
-            blocks = [MarkdownV2.bold("Hello!"), MarkdownV2.plain(plain)]
-        } else {
-            let history = (try? store.history(bot: bot.id, chat: String(chat))) ?? []
-            do {
-                let answer = try await composer.answer(text, collection: bot.collection, style: bot.answerStyle,
-                                                       systemPrompt: bot.systemPrompt.isEmpty ? nil : bot.systemPrompt, history: history)
-                plain = answer.text
-                sources = answer.sources.map { $0.url ?? $0.id }
-                blocks = Self.format(answer)
-            } catch let error as AnswerError {
-                plain = "I cannot answer right now: \(error)"
-                blocks = [MarkdownV2.plain(plain)]
-            }
+        let outcome = try await compose(bot, question: command == "/start" || command == "/help" ? "" : text, chat: String(chat))
+        let blocks: [MarkdownV2.Block]
+        switch outcome {
+        case .help(let help): blocks = [MarkdownV2.bold("Hello!"), MarkdownV2.plain(help)]
+        case .answer(let answer): blocks = Self.format(answer)
+        case .unavailable(let reason): blocks = [MarkdownV2.plain(reason)]
         }
         for message in MarkdownV2.messages(blocks) {
             try await send(api, chat: chat, markup: message, replyTo: messageID)
         }
-        return Reply(text: plain, sources: sources)
+        return Reply(text: outcome.text, sources: outcome.sourceIDs)
+    }
+
+    /// What a bot says to a message, before any platform's formatting.
+    enum Outcome: Sendable {
+        case help(String)
+        case answer(ComposedAnswer)
+        case unavailable(String)
+
+        /// The reply as plain text, for the conversation store.
+        var text: String {
+            switch self {
+            case .help(let text), .unavailable(let text): return text
+            case .answer(let answer): return answer.text
+            }
+        }
+
+        var sourceIDs: [String] {
+            if case .answer(let answer) = self { return answer.sources.map { $0.url ?? $0.id } }
+            return []
+        }
+    }
+
+    /// The one answer path of every platform: an empty question gets the help
+    /// text; otherwise the composer answers with this chat's history.
+    /// An engine that cannot be reached throws: the message stays unanswered and
+    /// is retried after the bot's backoff, instead of getting an apology.
+    func compose(_ bot: BotRecord, question: String, chat: String) async throws -> Outcome {
+        guard !question.isEmpty else {
+            return .help("Ask me a question and I answer from the \(bot.collection) knowledge base, with the sources I used.")
+        }
+        let history = (try? store.history(bot: bot.id, chat: chat)) ?? []
+        do {
+            return .answer(try await composer.answer(question, collection: bot.collection, style: bot.answerStyle,
+                                                     systemPrompt: bot.systemPrompt.isEmpty ? nil : bot.systemPrompt, history: history))
+        } catch let error as AnswerError {
+            return .unavailable("I cannot answer right now: \(error)")
+        }
     }
 
     static func format(_ answer: ComposedAnswer) -> [MarkdownV2.Block] {
