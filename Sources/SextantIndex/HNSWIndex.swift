@@ -234,6 +234,24 @@ public final class HNSWIndex: @unchecked Sendable {
         raiseHighWater(to: slot &+ 1)
     }
 
+    /// The sign code (`SignCodes`) of a stored vector.
+    public func signCode(_ slot: UInt32, into code: UnsafeMutablePointer<UInt64>) {
+        assert(Int(slot) < slotHighWater, "sign code of a slot never written")
+        SignCodes.encode(halves: vector(slot), dimensions: layout.dimensions, into: code)
+    }
+
+    /// True when a stored vector has length 1 within f16 rounding: sign codes
+    /// rank unit vectors by angle, which is their order under every metric.
+    public func hasUnitLength(_ slot: UInt32) -> Bool {
+        var sum: Float = 0
+        let stored = vector(slot)
+        for index in 0..<layout.dimensions {
+            let value = HalfConversion.toFloat(stored[index])
+            sum += value * value
+        }
+        return abs(sum - 1) <= 0.01
+    }
+
     /// Links a slot whose vector `writeVector` stored into the graph.
     public func link(slot: UInt32) throws(IndexError) {
         guard Int(slot) < slotHighWater else { throw .slotOutOfRange(slot) }

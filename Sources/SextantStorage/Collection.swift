@@ -87,6 +87,7 @@ public final class Collection: @unchecked Sendable {
         self.directory = directory
         self.wal = wal
         tail = UnindexedTail(limit: unindexedLimit)
+        tail.prepareCodes(dimensions: generation.index.layout.dimensions)
         current = Mutex(generation)
         self.state = Mutex(state)
     }
@@ -179,7 +180,7 @@ public final class Collection: @unchecked Sendable {
         while start < pending.count {  // replay never exceeds capacity: it re-applies what fit before
             let chunk = Array(pending[start..<min(start + tail.free, pending.count)])
             if chunk.isEmpty { break }
-            _ = tail.publish(chunk)
+            publishToTail(chunk, generation)
             start += chunk.count
             if start < pending.count { drainTailSynchronously() }
         }
@@ -254,6 +255,7 @@ public final class Collection: @unchecked Sendable {
             liveRecords: 0, files: [:])
         try Files.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
         let generation = try Generation.empty(layout: layout)
+        tail.prepareCodes(dimensions: dimension)
         current.withLock { $0 = generation }
         state.withLock {
             $0.configuration = configuration
@@ -478,9 +480,23 @@ public final class Collection: @unchecked Sendable {
                 }
             }
         }
-        let fitted = tail.publish(published)
-        precondition(fitted, "writers wait for tail room before applying")
+        publishToTail(published, generation)
         for slot in retired { retire(slot, generation, &state) }
+    }
+
+    /// Sign codes rank the tail by angle, which is every metric's order only for
+    /// unit vectors: the first vector of another length (under l2 or ip) turns the
+    /// code ranking off for this collection until the process restarts.
+    private let tailCodesRank = Atomic<Bool>(true)
+
+    private func publishToTail(_ slots: [UInt32], _ generation: Generation) {
+        if layout.metric != .cosine && tailCodesRank.load(ordering: .relaxed)
+            && !slots.allSatisfy({ generation.index.hasUnitLength($0) })
+        {
+            tailCodesRank.store(false, ordering: .relaxed)
+        }
+        let fitted = tail.publish(slots) { slot, code in generation.index.signCode(slot, into: code) }
+        precondition(fitted, "writers wait for tail room before applying")
     }
 
     private func retire(_ slot: UInt32, _ generation: Generation, _ state: inout MutationState) {
@@ -603,17 +619,35 @@ public final class Collection: @unchecked Sendable {
         let generation = current.withLock { $0 }
         let token = generation.index.gate.enter()
         defer { generation.index.gate.exit(token) }
-        let pending = tail.snapshot()
+        let filtered = filter != nil || documentFilter != nil
+        let rankByCode = !filtered && tailCodesRank.load(ordering: .relaxed)
+        // Filtered queries are exact over the tail: every matching record counts.
+        let snapshot = rankByCode ? nil : tail.snapshot()
         var results: [[RecordView]] = []
         results.reserveCapacity(vectors.count)
         for vector in vectors {
             guard vector.count == layout.dimensions else {
                 throw StorageError.invalidArgument("query vector has \(vector.count) dimensions, the collection has \(layout.dimensions)")
             }
+            // Taken before the graph search, so a record the indexer links meanwhile is found by one or the other.
+            let pending = snapshot ?? tailCandidates(vector, k: k)
             let hits = try nearest(generation, vector, k: k, ef: ef, filter: filter, documentFilter: documentFilter, pending: pending)
             results.append(hits.compactMap { view(generation, $0.slot, include: include, distance: $0.distance) })
         }
         return results
+    }
+
+    /// Tail records worth scoring exactly for an unfiltered query: all of them
+    /// while the tail is small, else the `tailRerankCount(k)` nearest by sign code.
+    private func tailCandidates(_ vector: [Float], k: Int) -> [UInt32] {
+        let keep = StorageLimits.tailRerankCount(k: k)
+        let words = SignCodes.words(dimensions: layout.dimensions)
+        let ranked = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { code -> [UInt32]? in
+            guard let base = code.baseAddress, let query = vector.withUnsafeBufferPointer({ $0.baseAddress }) else { return nil }
+            SignCodes.encode(floats: query, dimensions: layout.dimensions, into: base)
+            return tail.nearestByCode(base, keep: keep, minimumCount: 4 * keep, bits: layout.dimensions)
+        }
+        return ranked ?? tail.snapshot()
     }
 
     private func nearest(

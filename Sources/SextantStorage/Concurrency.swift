@@ -1,4 +1,5 @@
 import CSextantKernels
+import SextantKernels
 import Dispatch
 import Synchronization
 
@@ -113,6 +114,12 @@ final class UnindexedTail: @unchecked Sendable {
         var spaceWaiters: [(needed: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
     private let claims = Mutex(Claims())
+    /// Each entry's sign code (`SignCodes`), `codeWords` words, allocated when
+    /// the collection's dimension is known and before the first publish; read
+    /// in place by queries (see `nearestByCode`). The address sits in an atomic
+    /// so that a reader never races the one-time allocation.
+    private let codesAddress = Atomic<UInt>(0)
+    private(set) var codeWords = 0
 
     /// The power of two at or above `requested`, within 64...1<<20.
     static func roundedCapacity(_ requested: Int) -> Int {
@@ -139,6 +146,23 @@ final class UnindexedTail: @unchecked Sendable {
         slots.deallocate()
         done.deallocate()
         positions.deallocate()
+        if let codes { codes.deallocate() }
+    }
+
+    private var codes: UnsafeMutablePointer<UInt64>? {
+        UnsafeMutablePointer(bitPattern: codesAddress.load(ordering: .acquiring))
+    }
+
+    /// Sizes the code table for a dimension; called once, before anything is
+    /// published (collection open, or the first write that decides the dimension).
+    func prepareCodes(dimensions: Int) {
+        precondition(count == 0 || codes != nil, "codes are prepared before the first publish")
+        guard codes == nil, dimensions > 0 else { return }
+        let words = SignCodes.words(dimensions: dimensions)
+        let table = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity * words)
+        table.initialize(repeating: 0, count: capacity * words)
+        codeWords = words
+        codesAddress.store(UInt(bitPattern: table), ordering: .releasing)
     }
 
     private var headPointer: UnsafeMutablePointer<UInt64> { positions }
@@ -169,14 +193,17 @@ final class UnindexedTail: @unchecked Sendable {
 
     /// Appends slots; the caller checked room under the same serialisation.
     /// Returns false if there was not enough room (nothing appended).
-    func publish(_ newSlots: [UInt32]) -> Bool {
+    /// `code` writes a slot's sign code (`codeWords` words) into the table.
+    func publish(_ newSlots: [UInt32], code: (UInt32, UnsafeMutablePointer<UInt64>) -> Void) -> Bool {
         guard !newSlots.isEmpty else { return true }
         guard newSlots.count <= free else { return false }
+        guard let codes else { preconditionFailure("publish before prepareCodes") }
         let start = tail
         for (offset, slot) in newSlots.enumerated() {
             let position = Int((start + UInt64(offset)) & UInt64(capacity - 1))
             slots[position] = slot
             done[position] = false
+            code(slot, codes + position * codeWords)
         }
         sx_store_release_u64(tailPointer, start + UInt64(newSlots.count))
         return true
@@ -218,6 +245,34 @@ final class UnindexedTail: @unchecked Sendable {
         let end = tail
         guard end > start else { return [] }
         return (start..<end).map { slots[Int($0 & UInt64(capacity - 1))] }
+    }
+
+    /// The slots of the `keep` tail entries whose sign codes are nearest to
+    /// `query`, ranked in place without copying the tail; nil when the tail holds
+    /// fewer than `minimumCount` entries (an exact scan of all is then cheap).
+    ///
+    /// Call it before searching the graph. An entry can be recycled while this
+    /// reads it only after the indexer linked its record, so a record missed
+    /// here is in the graph by the time the graph search starts; a recycled entry
+    /// read half-updated yields some other valid slot, which exact scoring and
+    /// the liveness check after it treat like any other candidate.
+    func nearestByCode(_ query: UnsafePointer<UInt64>, keep: Int, minimumCount: Int, bits: Int) -> [UInt32]? {
+        let start = head
+        let end = tail
+        let total = Int(end &- start)
+        guard total >= max(minimumCount, keep + 1), let codes else { return nil }
+        assert(total <= capacity, "the tail never holds more than its ring")
+        let mask = UInt64(capacity - 1)
+        let first = Int(start & mask)
+        let leading = min(total, capacity - first)
+        let distances = UnsafeMutablePointer<UInt16>.allocate(capacity: total)
+        defer { distances.deallocate() }
+        SignCodes.distances(codes: codes + first * codeWords, words: codeWords, query: query, count: leading, into: distances)
+        if leading < total {
+            SignCodes.distances(codes: codes, words: codeWords, query: query, count: total - leading, into: distances + leading)
+        }
+        let chosen = SignCodes.smallest(UnsafeBufferPointer(start: distances, count: total), keep: keep, bits: bits)
+        return chosen.map { slots[Int((start + UInt64($0)) & mask)] }
     }
 
     var hasUnclaimed: Bool { claims.withLock { $0.nextToClaim < tail } }

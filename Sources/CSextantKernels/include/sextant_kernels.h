@@ -74,6 +74,23 @@ void sx_batch_f16_avx512(const float *query, const uint16_t *base, size_t stride
                          const uint32_t *slots, size_t count, size_t dimensions,
                          uint32_t metric, float *out);
 
+// ---- Sign codes (the unindexed tail's prefilter) ---------------------------
+// Bit i (word i/64, bit i%64) is set when component i is negative; unused bits
+// of the last word are zero. A code is (dimensions + 63) / 64 words.
+
+void sx_sign_code_f16(const uint16_t *vector, size_t dimensions, uint64_t *code);
+void sx_sign_code_f32(const float *vector, size_t dimensions, uint64_t *code);
+/// out[i] = popcount(codes[i] XOR query) over `words` words, for `count` codes
+/// stored back to back. POPCNT where the CPU has it (chosen on first call).
+void sx_hamming_codes(const uint64_t *codes, size_t words, const uint64_t *query, size_t count, uint16_t *out);
+/// Positions (0..<count) of the `keep` smallest distances (each clamped to
+/// `maximum`, at most 65,535), ties broken by position, into `chosen`; returns
+/// min(keep, count). A histogram pass and a collect pass, no sort.
+size_t sx_select_smallest_u16(const uint16_t *distances, size_t count, size_t keep, size_t maximum,
+                              uint32_t *chosen);
+void sx_hamming_codes_portable(const uint64_t *codes, size_t words, const uint64_t *query, size_t count,
+                               uint16_t *out);
+
 // ---- Conversions -----------------------------------------------------------
 
 uint16_t sx_f32_to_f16_bits(float value);

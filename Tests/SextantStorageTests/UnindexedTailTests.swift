@@ -1,0 +1,99 @@
+import Foundation
+import SextantDatasets
+import SextantKernels
+import SextantPayload
+import SextantStorage
+import SextantTestSupport
+import Testing
+
+/// Queries over records written but not yet linked into the graph: with the
+/// indexer stopped, everything written stays in the unindexed tail.
+@Suite struct UnindexedTailTests {
+    /// The exact top k (among `candidates`) by brute force over the stored (f16)
+    /// form of the vectors, with the C kernels: debug builds of Swift loops are slow.
+    private func exactTop(_ query: [Float], _ stored: [[Float]], k: Int, metric: Metric, candidates: [Int]? = nil) -> Set<Int> {
+        let kernels = DistanceKernels.selected
+        let scored = (candidates ?? Array(stored.indices)).map { index -> (Int, Float) in
+            let distance = query.withUnsafeBufferPointer { q in
+                stored[index].withUnsafeBufferPointer { v in
+                    metric == .l2 ? kernels.l2SquaredFloat(q.baseAddress, v.baseAddress, q.count)
+                        : 1 - kernels.dotFloat(q.baseAddress, v.baseAddress, q.count)
+                }
+            }
+            return (index, distance)
+        }
+        return Set(scored.sorted { $0.1 < $1.1 }.prefix(k).map(\.0))
+    }
+
+    private func storedForm(_ vector: [Float], normalize: Bool) -> [Float] {
+        var copy = vector
+        if normalize { copy.withUnsafeMutableBufferPointer { VectorMath.normalize($0) } }
+        return copy.map { HalfConversion.toFloat(HalfConversion.toHalf($0)) }
+    }
+
+    /// 8,000 MiniLM records in the tail (twice the size at which queries rank it
+    /// by sign code): unfiltered queries keep their recall, filtered ones stay exact.
+    @Test func largeTailRankedBySignCodeKeepsRecall() async throws {
+        let base = try VectorFiles.readFvecs(TestDataset.file("base.fvecs"))
+        let queries = try VectorFiles.readFvecs(TestDataset.file("queries.fvecs"))
+        let count = 8_000
+        let vectors = (0..<count).map { Array(base.row($0)) }
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            engine.indexer.stop()
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "tail", dimension: 384, metric: .cosine))
+            for start in stride(from: 0, to: count, by: 1_000) {
+                let records = (start..<start + 1_000).map { index in
+                    RecordInput(id: "r\(index)", vector: vectors[index], metadata: ["even": .bool(index % 2 == 0)])
+                }
+                _ = try await collection.write(.upsert(records))
+            }
+            #expect(collection.stats().unindexedRecords == count, "nothing may be linked while the indexer is stopped")
+            let stored = vectors.map { storedForm($0, normalize: true) }
+            var found = 0
+            var filteredExact = 0
+            let sample = 100
+            for number in 0..<sample {
+                let query = storedForm(Array(queries.row(number)), normalize: true)
+                let truth = exactTop(query, stored, k: 10, metric: .cosine)
+                let hits = try collection.query([query], k: 10, include: [.distances])[0]
+                #expect(hits.count == 10)
+                found += hits.filter { truth.contains(Int($0.id.dropFirst()) ?? -1) }.count
+
+                // Exact: ten even records, none farther than the true tenth (up to rounding of the sums).
+                let evenTruth = exactTop(query, stored, k: 10, metric: .cosine, candidates: Array(stride(from: 0, to: count, by: 2)))
+                let tenth = evenTruth.map { index in 1 - zip(query, stored[index]).reduce(0) { $0 + $1.0 * $1.1 } }.max() ?? 0
+                let filtered = try collection.query(
+                    [query], k: 10, filter: .compare(key: "even", op: .eq, value: .bool(true)), include: [.distances])[0]
+                let allEven = filtered.allSatisfy { (Int($0.id.dropFirst()) ?? 1) % 2 == 0 }
+                if filtered.count == 10 && allEven && filtered.allSatisfy({ ($0.distance ?? 2) <= tenth + 1e-4 }) { filteredExact += 1 }
+            }
+            let recall = Double(found) / Double(sample * 10)
+            #expect(recall >= 0.97, "recall@10 over a tail ranked by sign code: \(recall)")
+            #expect(filteredExact == sample, "filtered queries scan the tail exactly")
+        }
+    }
+
+    /// Sign codes only rank unit vectors faithfully: once a vector of another
+    /// length arrives under l2, queries go back to scoring the whole tail exactly.
+    @Test func nonUnitVectorsUnderL2KeepTheExactScan() async throws {
+        let count = 6_000
+        let vectors = randomVectors(count: count, dimensions: 32, seed: 11)
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            engine.indexer.stop()
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "l2", dimension: 32, metric: .l2))
+            for start in stride(from: 0, to: count, by: 1_000) {
+                _ = try await collection.write(.upsert((start..<start + 1_000).map { RecordInput(id: "r\($0)", vector: vectors[$0]) }))
+            }
+            let stored = vectors.map { storedForm($0, normalize: false) }
+            for query in randomVectors(count: 20, dimensions: 32, seed: 12) {
+                let truth = exactTop(query, stored, k: 10, metric: .l2)
+                let hits = try collection.query([query], k: 10, include: [.distances])[0]
+                #expect(Set(hits.compactMap { Int($0.id.dropFirst()) }) == truth)
+            }
+        }
+    }
+}
