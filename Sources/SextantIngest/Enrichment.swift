@@ -27,10 +27,12 @@ public struct CleanupEnricher: Enricher {
     }
 
     public func clean(_ text: String) -> String {
-        // One pass over scalars; ASCII (nearly all of it) never consults
-        // Unicode property tables, which dominated a profile of the worker.
-        var output = String.UnicodeScalarView()
-        var line = String.UnicodeScalarView()
+        // One pass over UTF-8 bytes into a byte buffer. ASCII (nearly all of it)
+        // never consults Unicode property tables or appends scalar by scalar,
+        // which together took most of the worker's CPU in a profile.
+        var output: [UInt8] = []
+        output.reserveCapacity(text.utf8.count)
+        var line: [UInt8] = []
         var lineHasText = false
         var pendingSpace = false
         var indentation = 0
@@ -39,7 +41,10 @@ public struct CleanupEnricher: Enricher {
 
         func endLine() {
             if lineHasText {
-                if wroteLine { output.append(contentsOf: String(repeating: "\n", count: min(blankLines, 1) + 1).unicodeScalars) }
+                if wroteLine {
+                    output.append(0x0A)
+                    if blankLines > 0 { output.append(0x0A) }
+                }
                 output.append(contentsOf: line)
                 wroteLine = true
                 blankLines = 0
@@ -53,8 +58,21 @@ public struct CleanupEnricher: Enricher {
         }
 
         var previousWasCR = false
-        for scalar in text.unicodeScalars {
-            let value = scalar.value
+        var utf8 = text.utf8.makeIterator()
+        while let byte = utf8.next() {
+            let value: UInt32
+            var scalar: Unicode.Scalar?
+            if byte < 0x80 {
+                value = UInt32(byte)
+            } else {
+                // String's bytes are valid UTF-8: gather the rest of this scalar.
+                let length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : 2
+                var decoded = UInt32(byte) & (length == 4 ? 0x07 : length == 3 ? 0x0F : 0x1F)
+                for _ in 1..<length { decoded = decoded << 6 | UInt32(utf8.next() ?? 0x80) & 0x3F }
+                guard let valid = Unicode.Scalar(decoded) else { continue }
+                scalar = valid
+                value = decoded
+            }
             if value == 0x0A || value == 0x0D {
                 if value == 0x0A && previousWasCR { previousWasCR = false; continue }
                 previousWasCR = value == 0x0D
@@ -68,22 +86,22 @@ public struct CleanupEnricher: Enricher {
                 continue
             }
             if value < 0x20 || value == 0x7F { continue }
-            if value >= 0x80 {
+            if let scalar {
                 let category = scalar.properties.generalCategory
                 if category == .control || (category == .format && value != 0x200D) { continue }
             }
             if !lineHasText {
-                for _ in 0..<indentation { line.append(" ") }
+                for _ in 0..<indentation { line.append(0x20) }
                 lineHasText = true
             } else if pendingSpace {
-                line.append(" ")
+                line.append(0x20)
             }
             pendingSpace = false
-            line.append(scalar)
+            if let scalar { line.append(contentsOf: scalar.utf8) } else { line.append(byte) }
         }
         endLine()
-        var cleaned = String(output)
-        if cleaned.unicodeScalars.count > maximumCharacters && cleaned.count > maximumCharacters {
+        var cleaned = String(decoding: output, as: UTF8.self)
+        if output.count > maximumCharacters && cleaned.unicodeScalars.count > maximumCharacters && cleaned.count > maximumCharacters {
             var cut = cleaned.prefix(maximumCharacters)
             if let space = cut.lastIndex(where: { $0 == " " || $0 == "\n" }), cut.distance(from: cut.startIndex, to: space) > maximumCharacters / 2 {
                 cut = cut[..<space]
@@ -122,22 +140,48 @@ public struct KeywordEnricher: Enricher {
     }
 
     public func keywords(_ text: String) -> [String] {
-        var counts: [String: Int] = [:]
-        var order: [String: Int] = [:]
-        var word = String.UnicodeScalarView()
+        // Words are collected as scalars; an all-ASCII word (nearly all) is
+        // lower-cased byte by byte, others through String.lowercased().
+        var firstSeen: [String: Int] = [:]
+        var tallies: [(word: String, count: Int)] = []
+        var word: [Unicode.Scalar] = []
+        word.reserveCapacity(64)
         var letters = 0
+        var ascii = true
         func finish() {
             defer {
                 word.removeAll(keepingCapacity: true)
                 letters = 0
+                ascii = true
             }
-            while word.last == "-" { word.removeLast() }
-            while word.first == "-" { word.removeFirst() }
-            guard word.count >= 3, word.count <= 40, letters > 0 else { return }
-            let candidate = String(word).lowercased()
+            var start = 0
+            var end = word.count
+            while end > start && word[end - 1] == "-" { end -= 1 }
+            while start < end && word[start] == "-" { start += 1 }
+            let length = end - start
+            guard length >= 3, length <= 40, letters > 0 else { return }
+            let candidate: String
+            if ascii {
+                candidate = String(unsafeUninitializedCapacity: length) { buffer in
+                    for index in 0..<length {
+                        var byte = UInt8(truncatingIfNeeded: word[start + index].value)
+                        if byte >= 0x41 && byte <= 0x5A { byte += 0x20 }
+                        buffer[index] = byte
+                    }
+                    return length
+                }
+            } else {
+                var view = String.UnicodeScalarView()
+                view.append(contentsOf: word[start..<end])
+                candidate = String(view).lowercased()
+            }
             guard !Self.stopWords.contains(candidate) else { return }
-            counts[candidate, default: 0] += 1
-            if order[candidate] == nil { order[candidate] = order.count }
+            if let index = firstSeen[candidate] {
+                tallies[index].count += 1
+            } else {
+                firstSeen[candidate] = tallies.count
+                tallies.append((candidate, 1))
+            }
         }
         for scalar in text.unicodeScalars {
             let value = scalar.value
@@ -153,12 +197,16 @@ public struct KeywordEnricher: Enricher {
             if isLetter || isDigit || value == 0x2D {
                 word.append(scalar)
                 if isLetter { letters += 1 }
+                if value >= 0x80 { ascii = false }
             } else if !word.isEmpty {
                 finish()
             }
         }
         if !word.isEmpty { finish() }
-        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : (order[$0.key] ?? 0) < (order[$1.key] ?? 0) }
-            .prefix(count).map(\.key)
+        // Most frequent first; ties in order of first appearance.
+        let ranked = tallies.indices.sorted { a, b in
+            tallies[a].count != tallies[b].count ? tallies[a].count > tallies[b].count : a < b
+        }
+        return ranked.prefix(count).map { tallies[$0].word }
     }
 }

@@ -183,12 +183,22 @@ struct ResolvedMapping: Sendable {
     let metadata: [(Mapping.Column, Int)]
     let columnCount: Int
 
+    /// `trimmingCharacters(in: .whitespaces)`, without the trip through
+    /// NSString when the field starts and ends with a visible ASCII character
+    /// (which it nearly always does: a profile had the trip at 14% of the worker).
+    static func trimmed(_ field: String) -> String {
+        guard let first = field.utf8.first, let last = field.utf8.last else { return field }
+        let visible: (UInt8) -> Bool = { $0 > 0x20 && $0 < 0x7F }
+        if visible(first) && visible(last) { return field }
+        return field.trimmingCharacters(in: .whitespaces)
+    }
+
     /// The row as a record, or the reason it goes to the quarantine.
     func convert(_ fields: [String], row: Int, line: Int) -> Result<IngestRow, RowProblem> {
         guard fields.count == columnCount else {
             return .failure(RowProblem("expected \(columnCount) fields, found \(fields.count)"))
         }
-        let id = fields[id].trimmingCharacters(in: .whitespaces)
+        let id = Self.trimmed(fields[id])
         guard !id.isEmpty else { return .failure(RowProblem("missing id ('\(mapping.idColumn)' is empty)")) }
         guard id.utf8.count <= 1_024 else { return .failure(RowProblem("id exceeds 1024 bytes")) }
         var parts: [String] = []
@@ -200,7 +210,7 @@ struct ResolvedMapping: Sendable {
         guard !document.isEmpty else { return .failure(RowProblem("empty document (\(mapping.documentColumns.joined(separator: ", ")))")) }
         var metadata: Metadata = [:]
         for (column, index) in self.metadata {
-            let text = fields[index].trimmingCharacters(in: .whitespaces)
+            let text = Self.trimmed(fields[index])
             if text.isEmpty {
                 if column.required { return .failure(RowProblem("missing value for required column '\(column.name)'")) }
                 continue

@@ -105,3 +105,155 @@ import Testing
         #expect(keywords.keywords("The video editor edits video and audio; video editing for audio files") == ["video", "audio", "editor"])
     }
 }
+
+/// The enrichers as they were before the byte-level rewrite, kept as the
+/// reference the fast versions must match exactly.
+private struct ReferenceEnrichment {
+    let maximumCharacters: Int
+    let count: Int
+    static let stopWords: Set<String> = [
+        "the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "her", "was", "one", "our", "out", "has", "have",
+        "had", "his", "how", "its", "may", "new", "now", "see", "two", "way", "who", "did", "get", "use", "used", "using",
+        "this", "that", "with", "from", "they", "will", "would", "there", "their", "what", "about", "which", "when", "make",
+        "like", "than", "then", "them", "these", "some", "such", "into", "also", "other", "more", "most", "only", "over",
+        "each", "both", "very", "your", "been", "being", "were", "does", "should", "could", "provides", "package", "contains",
+        "files", "file", "support", "includes", "based", "allows", "can't", "it's", "etc", "via", "well", "many", "much",
+    ]
+
+    func clean(_ text: String) -> String {
+        // One pass over scalars; ASCII (nearly all of it) never consults
+        // Unicode property tables, which dominated a profile of the worker.
+        var output = String.UnicodeScalarView()
+        var line = String.UnicodeScalarView()
+        var lineHasText = false
+        var pendingSpace = false
+        var indentation = 0
+        var blankLines = 0
+        var wroteLine = false
+
+        func endLine() {
+            if lineHasText {
+                if wroteLine { output.append(contentsOf: String(repeating: "\n", count: min(blankLines, 1) + 1).unicodeScalars) }
+                output.append(contentsOf: line)
+                wroteLine = true
+                blankLines = 0
+            } else if wroteLine {
+                blankLines += 1
+            }
+            line.removeAll(keepingCapacity: true)
+            lineHasText = false
+            pendingSpace = false
+            indentation = 0
+        }
+
+        var previousWasCR = false
+        for scalar in text.unicodeScalars {
+            let value = scalar.value
+            if value == 0x0A || value == 0x0D {
+                if value == 0x0A && previousWasCR { previousWasCR = false; continue }
+                previousWasCR = value == 0x0D
+                endLine()
+                continue
+            }
+            previousWasCR = false
+            let isSpace = value == 0x20 || value == 0x09 || value == 0xA0
+            if isSpace {
+                if !lineHasText { indentation = min(indentation + 1, 16) } else { pendingSpace = true }
+                continue
+            }
+            if value < 0x20 || value == 0x7F { continue }
+            if value >= 0x80 {
+                let category = scalar.properties.generalCategory
+                if category == .control || (category == .format && value != 0x200D) { continue }
+            }
+            if !lineHasText {
+                for _ in 0..<indentation { line.append(" ") }
+                lineHasText = true
+            } else if pendingSpace {
+                line.append(" ")
+            }
+            pendingSpace = false
+            line.append(scalar)
+        }
+        endLine()
+        var cleaned = String(output)
+        if cleaned.unicodeScalars.count > maximumCharacters && cleaned.count > maximumCharacters {
+            var cut = cleaned.prefix(maximumCharacters)
+            if let space = cut.lastIndex(where: { $0 == " " || $0 == "\n" }), cut.distance(from: cut.startIndex, to: space) > maximumCharacters / 2 {
+                cut = cut[..<space]
+            }
+            cleaned = String(cut)
+        }
+        return cleaned
+    }
+
+    func keywords(_ text: String) -> [String] {
+        var counts: [String: Int] = [:]
+        var order: [String: Int] = [:]
+        var word = String.UnicodeScalarView()
+        var letters = 0
+        func finish() {
+            defer {
+                word.removeAll(keepingCapacity: true)
+                letters = 0
+            }
+            while word.last == "-" { word.removeLast() }
+            while word.first == "-" { word.removeFirst() }
+            guard word.count >= 3, word.count <= 40, letters > 0 else { return }
+            let candidate = String(word).lowercased()
+            guard !Self.stopWords.contains(candidate) else { return }
+            counts[candidate, default: 0] += 1
+            if order[candidate] == nil { order[candidate] = order.count }
+        }
+        for scalar in text.unicodeScalars {
+            let value = scalar.value
+            let isLetter: Bool
+            let isDigit: Bool
+            if value < 0x80 {
+                isLetter = (value >= 0x41 && value <= 0x5A) || (value >= 0x61 && value <= 0x7A)
+                isDigit = value >= 0x30 && value <= 0x39
+            } else {
+                isLetter = scalar.properties.isAlphabetic
+                isDigit = scalar.properties.numericType != nil
+            }
+            if isLetter || isDigit || value == 0x2D {
+                word.append(scalar)
+                if isLetter { letters += 1 }
+            } else if !word.isEmpty {
+                finish()
+            }
+        }
+        if !word.isEmpty { finish() }
+        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : (order[$0.key] ?? 0) < (order[$1.key] ?? 0) }
+            .prefix(count).map(\.key)
+    }
+
+}
+
+@Suite struct EnrichmentEquivalenceTests {
+    static let awkward: [String] = [
+        "", " ", "\n\n", "a\r\nb\rc\n\rd", "\u{00A0}lead\u{00A0}nbsp\u{00A0} \u{00A0}x",
+        "zero\u{200B}width\u{200D}joiner\u{FEFF}bom\u{0085}nel", "İstanbul İSTANBUL straße STRASSE ǅemal",
+        "naïve café—crème brûlée, über-cool -dash- --- x-y-z", "emoji 🦀🦀 rust 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ① ② ③ ٣٤٥ digits",
+        "\t\tindented\tcode  with   runs\u{0007}\u{007F}\u{0001}", String(repeating: "wörd ", count: 30),
+        String(repeating: "long-hyphenated-word-that-keeps-going-on-and-on ", count: 3),
+    ]
+
+    @Test func fastEnrichersMatchTheReference() throws {
+        var documents = Self.awkward
+        var reader = try CSVReader(path: TestDataset.file("csv/batch_1.csv"))
+        defer { reader.close() }
+        _ = try reader.next()  // header
+        while documents.count < 2_500, let record = try reader.next() {
+            documents.append(record.fields.joined(separator: ". "))
+        }
+        for limit in [40, 16_000] {
+            let fast = CleanupEnricher(maximumCharacters: limit)
+            let reference = ReferenceEnrichment(maximumCharacters: limit, count: 8)
+            for document in documents { #expect(fast.clean(document) == reference.clean(document)) }
+        }
+        let fast = KeywordEnricher(count: 8)
+        let reference = ReferenceEnrichment(maximumCharacters: 0, count: 8)
+        for document in documents { #expect(fast.keywords(document) == reference.keywords(document)) }
+    }
+}
