@@ -207,7 +207,7 @@ let package = Package(
                 "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc", "SextantEngine", "SextantClient",
                 "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
                 "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM", "SextantScraper",
-                "SextantAnswers", "SextantBots",
+                "SextantAnswers", "SextantBots", "SextantConcurrency",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),

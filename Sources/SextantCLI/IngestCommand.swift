@@ -1,4 +1,5 @@
 import ArgumentParser
+import SextantConcurrency
 import Foundation
 import SextantClient
 import SextantEmbedding
@@ -55,7 +56,12 @@ struct IngestCommand: AsyncParsableCommand {
         if chosen > 1 { throw ValidationError("choose one of --schedule, --interval, --once") }
     }
 
+    /// Under `nice` (as `sextant up` starts it) the work runs at that niceness on every thread.
     func run() async throws {
+        try await InheritedNiceness.run { try await work() }
+    }
+
+    private func work() async throws {
         let logger = Logs.make("sextant.ingest")
         let plan: Schedule
         do {

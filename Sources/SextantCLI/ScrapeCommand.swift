@@ -1,4 +1,5 @@
 import ArgumentParser
+import SextantConcurrency
 import Foundation
 import SextantClient
 import SextantIngest
@@ -36,7 +37,12 @@ struct ScrapeCommand: AsyncParsableCommand {
         if once && interval != nil { throw ValidationError("choose one of --interval and --once") }
     }
 
+    /// Under `nice` (as `sextant up` starts it) the work runs at that niceness on every thread.
     func run() async throws {
+        try await InheritedNiceness.run { try await work() }
+    }
+
+    private func work() async throws {
         let logger = Logs.make("sextant.scrape")
         let intervalSeconds: Double?
         do { intervalSeconds = try interval.map(Schedule.parseDuration) } catch let error as IngestError {

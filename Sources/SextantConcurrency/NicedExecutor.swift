@@ -60,3 +60,32 @@ public final class NicedExecutor: TaskExecutor, @unchecked Sendable {
     }
 }
 
+
+/// The nice value a process was started with (`nice -n 10 sextant ingest …`,
+/// as `sextant up` starts its background workers), made to stick.
+///
+/// Linux schedules threads, not processes, and Swift's global executor on
+/// Linux (libdispatch) sets each worker thread's nice from its QoS class: 0 for
+/// default work, whatever the process inherited. A niced worker therefore ran
+/// at full priority next to the engine's query threads. Running the command's
+/// work on a `NicedExecutor` at the inherited value restores what the operator
+/// asked for.
+public enum InheritedNiceness {
+    /// The main thread's nice value (its thread id is the process id), which
+    /// nothing in the process changes.
+    public static let value: Int32 = {
+        errno = 0
+        let niceness = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(getpid()))
+        return errno == 0 ? niceness : 0
+    }()
+
+    private static let executor: NicedExecutor? = value > 0
+        ? NicedExecutor(threads: max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))), niceness: value, name: "sextant-niced") : nil
+
+    /// Runs `body` on threads at the inherited nice value when it is positive,
+    /// else as it would have run.
+    public static func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        guard let executor else { return try await body() }
+        return try await withTaskExecutorPreference(executor) { try await body() }
+    }
+}
