@@ -645,7 +645,7 @@ public final class Collection: @unchecked Sendable {
         let ranked = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { code -> [UInt32]? in
             guard let base = code.baseAddress, let query = vector.withUnsafeBufferPointer({ $0.baseAddress }) else { return nil }
             SignCodes.encode(floats: query, dimensions: layout.dimensions, into: base)
-            return tail.nearestByCode(base, keep: keep, minimumCount: 4 * keep, bits: layout.dimensions)
+            return tail.nearestByCode(base, keep: keep, minimumCount: 4 * keep)
         }
         return ranked ?? tail.snapshot()
     }

@@ -159,8 +159,9 @@ final class UnindexedTail: @unchecked Sendable {
         precondition(count == 0 || codes != nil, "codes are prepared before the first publish")
         guard codes == nil, dimensions > 0 else { return }
         let words = SignCodes.words(dimensions: dimensions)
-        let table = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity * words)
-        table.initialize(repeating: 0, count: capacity * words)
+        let tableWords = SignCodes.Blocks.words(entries: capacity, dimensions: dimensions)
+        let table = UnsafeMutablePointer<UInt64>.allocate(capacity: tableWords)
+        table.initialize(repeating: 0, count: tableWords)
         codeWords = words
         codesAddress.store(UInt(bitPattern: table), ordering: .releasing)
     }
@@ -199,11 +200,14 @@ final class UnindexedTail: @unchecked Sendable {
         guard newSlots.count <= free else { return false }
         guard let codes else { preconditionFailure("publish before prepareCodes") }
         let start = tail
+        let scratch = UnsafeMutablePointer<UInt64>.allocate(capacity: codeWords)
+        defer { scratch.deallocate() }
         for (offset, slot) in newSlots.enumerated() {
             let position = Int((start + UInt64(offset)) & UInt64(capacity - 1))
             slots[position] = slot
             done[position] = false
-            code(slot, codes + position * codeWords)
+            code(slot, scratch)
+            SignCodes.Blocks.store(scratch, entry: position, words: codeWords, in: codes)
         }
         sx_store_release_u64(tailPointer, start + UInt64(newSlots.count))
         return true
@@ -247,8 +251,9 @@ final class UnindexedTail: @unchecked Sendable {
         return (start..<end).map { slots[Int($0 & UInt64(capacity - 1))] }
     }
 
-    /// The slots of the `keep` tail entries whose sign codes are nearest to
-    /// `query`, ranked in place without copying the tail; nil when the tail holds
+    /// The slots of at least `keep` tail entries whose sign codes are nearest to
+    /// `query` (every entry nearer than the farthest one returned is among
+    /// them), ranked in place without copying the tail; nil when the tail holds
     /// fewer than `minimumCount` entries (an exact scan of all is then cheap).
     ///
     /// Call it before searching the graph. An entry can be recycled while this
@@ -256,23 +261,19 @@ final class UnindexedTail: @unchecked Sendable {
     /// here is in the graph by the time the graph search starts; a recycled entry
     /// read half-updated yields some other valid slot, which exact scoring and
     /// the liveness check after it treat like any other candidate.
-    func nearestByCode(_ query: UnsafePointer<UInt64>, keep: Int, minimumCount: Int, bits: Int) -> [UInt32]? {
+    func nearestByCode(_ query: UnsafePointer<UInt64>, keep: Int, minimumCount: Int) -> [UInt32]? {
         let start = head
         let end = tail
         let total = Int(end &- start)
         guard total >= max(minimumCount, keep + 1), let codes else { return nil }
         assert(total <= capacity, "the tail never holds more than its ring")
-        let mask = UInt64(capacity - 1)
-        let first = Int(start & mask)
+        let first = Int(start & UInt64(capacity - 1))
         let leading = min(total, capacity - first)
-        let distances = UnsafeMutablePointer<UInt16>.allocate(capacity: total)
-        defer { distances.deallocate() }
-        SignCodes.distances(codes: codes + first * codeWords, words: codeWords, query: query, count: leading, into: distances)
-        if leading < total {
-            SignCodes.distances(codes: codes, words: codeWords, query: query, count: total - leading, into: distances + leading)
+        var entries = SignCodes.Blocks.nearest(in: codes, words: codeWords, query: query, first: first, count: leading, keep: keep)
+        if leading < total {  // the range wraps: the best of each part, scored exactly later
+            entries += SignCodes.Blocks.nearest(in: codes, words: codeWords, query: query, first: 0, count: total - leading, keep: keep)
         }
-        let chosen = SignCodes.smallest(UnsafeBufferPointer(start: distances, count: total), keep: keep, bits: bits)
-        return chosen.map { slots[Int((start + UInt64($0)) & mask)] }
+        return entries.map { slots[Int($0)] }
     }
 
     var hasUnclaimed: Bool { claims.withLock { $0.nextToClaim < tail } }

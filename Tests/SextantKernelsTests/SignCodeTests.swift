@@ -55,3 +55,50 @@ import Testing
         }
     }
 }
+
+@Suite struct BlockedSignCodeTests {
+    /// Blocked storage gives the same distances as plain codes, and `nearest`
+    /// returns at least `keep` entries of the range with nothing nearer left out,
+    /// on ranges that start and end mid-block.
+    @Test func blockedNearestIsASupersetOfTheTrueNearest() {
+        var state: UInt64 = 99
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let words = 6
+        let entries = 8_192
+        var plain = [UInt64](repeating: 0, count: entries * words)
+        // Codes drawn around a few centres, so distances cluster and tie as real ones do.
+        let centres = (0..<4).map { _ in (0..<words).map { _ in next() } }
+        for entry in 0..<entries {
+            for word in 0..<words { plain[entry * words + word] = centres[entry % 4][word] ^ (next() & next() & next()) }
+        }
+        var blocks = [UInt64](repeating: .max, count: SignCodes.Blocks.words(entries: entries, dimensions: words * 64))
+        for entry in 0..<entries {
+            plain.withUnsafeBufferPointer { code in
+                SignCodes.Blocks.store(code.baseAddress! + entry * words, entry: entry, words: words, in: &blocks)
+            }
+        }
+        let query = (0..<words).map { _ in next() }
+        var reference = [UInt16](repeating: 0, count: entries)
+        SignCodes.distances(codes: plain, words: words, query: query, count: entries, into: &reference)
+        for (first, count) in [(0, entries), (3, 5_000), (1_001, 7_000), (8_000, 190), (5, 3)] {
+            var blocked = [UInt16](repeating: 0, count: count)
+            SignCodes.Blocks.distances(in: blocks, words: words, query: query, first: first, count: count, into: &blocked)
+            #expect(blocked == Array(reference[first..<first + count]))
+            for keep in [1, 64, 1_024] {
+                let chosen = SignCodes.Blocks.nearest(in: blocks, words: words, query: query, first: first, count: count, keep: keep)
+                #expect(chosen.count >= min(keep, count))
+                #expect(Set(chosen).count == chosen.count, "no entry twice")
+                #expect(chosen.allSatisfy { Int($0) >= first && Int($0) < first + count })
+                let farthest = chosen.map { reference[Int($0)] }.max() ?? 0
+                let nearer = (first..<first + count).filter { reference[$0] < farthest }
+                #expect(Set(nearer).isSubset(of: Set(chosen.map(Int.init))), "an entry nearer than one returned was left out")
+            }
+        }
+    }
+}

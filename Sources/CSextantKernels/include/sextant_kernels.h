@@ -88,6 +88,19 @@ void sx_hamming_codes(const uint64_t *codes, size_t words, const uint64_t *query
 /// min(keep, count). A histogram pass and a collect pass, no sort.
 size_t sx_select_smallest_u16(const uint16_t *distances, size_t count, size_t keep, size_t maximum,
                               uint32_t *chosen);
+/// Codes in blocks of eight entries, word-major inside a block (block b holds
+/// entries 8b..8b+7; word w of the eight is eight consecutive uint64), so that
+/// AVX-512 VPOPCNTQ counts eight codes per load. `words` ≤ 64.
+void sx_block_code_store(uint64_t *blocks, size_t words, size_t entry, const uint64_t *code);
+/// out[i] = Hamming distance of entry first + i to `query`, for i < count.
+void sx_block_code_distances(const uint64_t *blocks, size_t words, const uint64_t *query, size_t first, size_t count,
+                             uint16_t *out);
+/// Entries of [first, first + count) near `query`: at least min(keep, count) of
+/// them, among them every entry nearer than the farthest one returned (a sampled
+/// threshold, about 1.5 × keep entries; exact selection when the sample misjudges).
+/// `chosen` holds `capacity` (≥ keep + 8) entry numbers, `scratch` `count` distances.
+size_t sx_block_code_nearest(const uint64_t *blocks, size_t words, const uint64_t *query, size_t first, size_t count,
+                             size_t keep, uint32_t *chosen, size_t capacity, uint16_t *scratch);
 void sx_hamming_codes_portable(const uint64_t *codes, size_t words, const uint64_t *query, size_t count,
                                uint16_t *out);
 
