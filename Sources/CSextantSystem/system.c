@@ -2,6 +2,7 @@
 #include "sextant_system.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -18,3 +19,34 @@ void sx_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), n
 int sx_set_thread_niceness(int niceness) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness) == 0 ? 0 : -errno;
 }
+
+
+// sched_setattr has no glibc wrapper. Layout: include/uapi/linux/sched/types.h.
+struct sx_sched_attr {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+};
+
+int sx_set_thread_slice(uint64_t nanoseconds) {
+#ifdef SYS_sched_setattr
+    errno = 0;
+    int niceness = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    if (errno != 0) return -errno;
+    struct sx_sched_attr attributes = {0};
+    attributes.size = sizeof attributes;
+    attributes.sched_policy = 0;  // SCHED_OTHER, keeping the thread's nice value
+    attributes.sched_nice = niceness;
+    attributes.sched_runtime = nanoseconds;
+    return syscall(SYS_sched_setattr, 0, &attributes, 0) == 0 ? 0 : -errno;
+#else
+    (void)nanoseconds;
+    return -ENOSYS;
+#endif
+}
+

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SextantConcurrency
 import Foundation
 import NIOCore
 import NIOPosix
@@ -51,6 +52,8 @@ struct APICommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logs.make("sextant.api")
+        // Searches run on these loops, next to the engine on a small host: short slices.
+        for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() { loop.execute { LatencySensitive.markCurrentThread() } }
         guard case .tcp(let host, let port) = try EngineAddress(parsing: listen) else { throw ValidationError("--listen takes host:port") }
         var configuration = APIConfiguration(
             engineAddress: engine.engine, feedbackDatabasePath: data.data + "/api/feedback.sqlite", embedders: Embedders.registry())

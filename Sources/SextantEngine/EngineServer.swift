@@ -91,6 +91,8 @@ public final class EngineServer: Sendable {
             directory: configuration.dataDirectory, indexerThreads: configuration.indexerThreads,
             indexerNiceness: configuration.writeNiceness, unindexedLimit: configuration.unindexedLimit)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+        // Queries run on the event loops (small ones inline): give them short slices.
+        for loop in group.makeIterator() { loop.execute { LatencySensitive.markCurrentThread() } }
         let pool = NIOThreadPool(numberOfThreads: max(1, System.coreCount))
         pool.start()
         var info = Sextant_V1_ServerInfo()

@@ -2,6 +2,8 @@
 #ifndef SEXTANT_SYSTEM_H
 #define SEXTANT_SYSTEM_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -12,6 +14,13 @@ int sx_eventfd(void);
 void sx_set_thread_name(const char *name);
 /// Sets the calling thread's nice value (Linux schedules threads individually).
 int sx_set_thread_niceness(int niceness);
+
+/// Asks the scheduler for a short time slice (EEVDF's per-task slice, Linux
+/// 6.12 and later; 100 µs to 100 ms): a thread that sleeps and wakes often, like
+/// an event loop serving queries, then preempts batch work on wake-up instead of
+/// waiting out that work's slice. Keeps the thread's nice value. 0 or -errno
+/// (EINVAL on older kernels, where the call changes nothing).
+int sx_set_thread_slice(uint64_t nanoseconds);
 
 #ifdef __cplusplus
 }
