@@ -198,7 +198,6 @@ let package = Package(
                 "SextantClient", "SextantDatasets", "SextantJSON", "SextantChroma", "SextantConcurrency", "SextantEmbedding",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict),
 

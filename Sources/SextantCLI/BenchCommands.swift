@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import NIOPosix
 import SextantBench
 import SextantIndex
 import SextantKernels
@@ -122,7 +121,6 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.collection = collection
         configuration.limit = limit
         let target: any LoadTarget
-        QueryLoops.mark(MultiThreadedEventLoopGroup.singleton)  // the HTTP client's loops
         if let chroma {
             var settle: SextantClient? = nil
             if let settleEngine { settle = try await SextantClient.connect(to: settleEngine) }
@@ -131,7 +129,6 @@ struct LoadCommand: AsyncParsableCommand {
             var clientConfiguration = ClientConfiguration(
                 address: try EngineAddress(parsing: engine.engine), token: try Secrets.read(engine.tokenFile))
             clientConfiguration.connections = max(1, clients)
-            clientConfiguration.eventLoopGroup = QueryLoops.group
             target = SextantTarget(client: try await SextantClient.connect(clientConfiguration), ef: ef)
         }
         let quiet = json

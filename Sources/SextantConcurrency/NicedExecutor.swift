@@ -93,8 +93,12 @@ public enum InheritedNiceness {
 /// Threads that answer queries: short sleeps, short bursts of work, and a
 /// latency budget of a millisecond or two.
 public enum LatencySensitive {
-    /// The slice asked for: the smallest Linux accepts.
-    public static let sliceNanoseconds: UInt64 = 100_000
+    /// The slice asked for: 100 µs (the smallest Linux accepts) unless
+    /// `SEXTANT_QUERY_SLICE_US` says otherwise; 0 leaves the kernel's default.
+    public static let sliceNanoseconds: UInt64 = {
+        guard let raw = getenv("SEXTANT_QUERY_SLICE_US"), let microseconds = UInt64(String(cString: raw)) else { return 100_000 }
+        return microseconds * 1_000
+    }()
 
     /// Asks for a short scheduler slice for the calling thread, so that on wake-up
     /// it preempts niced background work (indexing, ingestion) at once instead of
@@ -102,5 +106,5 @@ public enum LatencySensitive {
     /// query p99 about 10% lower (docs/BENCHMARKS.md). Returns false where the
     /// kernel has no per-task slices (before 6.12); nothing changes there.
     @discardableResult
-    public static func markCurrentThread() -> Bool { sx_set_thread_slice(sliceNanoseconds) == 0 }
+    public static func markCurrentThread() -> Bool { sliceNanoseconds > 0 && sx_set_thread_slice(sliceNanoseconds) == 0 }
 }

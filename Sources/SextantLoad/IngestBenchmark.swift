@@ -56,9 +56,7 @@ public struct IngestBenchmark: Sendable {
         try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let collection = "bench-ingest-\(vectors.rawValue)"
-        var clientConfiguration = ClientConfiguration(address: try EngineAddress(parsing: engine))
-        clientConfiguration.eventLoopGroup = QueryLoops.group
-        let client = try await SextantClient.connect(clientConfiguration)
+        let client = try await SextantClient.connect(to: engine)
         try? await client.deleteCollection(name: collection)
 
         var arguments = ["ingest", "--data", work, "--engine", engine, "--collection", collection, "--source", inbox, "--once",
