@@ -219,7 +219,7 @@ let package = Package(
 
         // Tests sit beside the module they test; shared helpers live in SextantTestSupport.
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
-        .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "CSextantKernels"], swiftSettings: strict),
+        .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "CSextantKernels", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(name: "SextantObjectStoreTests", dependencies: ["SextantObjectStore", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SextantIngestTests",

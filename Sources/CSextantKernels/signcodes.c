@@ -24,54 +24,6 @@ void sx_sign_code_f32(const float *vector, size_t dimensions, uint64_t *code) {
     }
 }
 
-static void hamming_portable(const uint64_t *codes, size_t words, const uint64_t *query, size_t count,
-                             uint16_t *out) {
-    for (size_t i = 0; i < count; i++) {
-        const uint64_t *code = codes + i * words;
-        uint32_t distance = 0;
-        for (size_t w = 0; w < words; w++) distance += (uint32_t)__builtin_popcountll(code[w] ^ query[w]);
-        out[i] = (uint16_t)distance;
-    }
-}
-
-#if defined(__x86_64__)
-// The same loop; the attribute lets the compiler emit the POPCNT instruction.
-__attribute__((target("popcnt")))
-static void hamming_popcnt(const uint64_t *codes, size_t words, const uint64_t *query, size_t count,
-                           uint16_t *out) {
-    for (size_t i = 0; i < count; i++) {
-        const uint64_t *code = codes + i * words;
-        uint32_t distance = 0;
-        for (size_t w = 0; w < words; w++) distance += (uint32_t)__builtin_popcountll(code[w] ^ query[w]);
-        out[i] = (uint16_t)distance;
-    }
-}
-#endif
-
-typedef void (*hamming_kernel)(const uint64_t *, size_t, const uint64_t *, size_t, uint16_t *);
-
-static hamming_kernel chosen_hamming(void) {
-    static hamming_kernel chosen = 0;
-    hamming_kernel kernel = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
-    if (kernel) return kernel;
-    kernel = hamming_portable;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("popcnt")) kernel = hamming_popcnt;
-#endif
-    __atomic_store_n(&chosen, kernel, __ATOMIC_RELEASE);
-    return kernel;
-}
-
-void sx_hamming_codes(const uint64_t *codes, size_t words, const uint64_t *query, size_t count, uint16_t *out) {
-    chosen_hamming()(codes, words, query, count, out);
-}
-
-void sx_hamming_codes_portable(const uint64_t *codes, size_t words, const uint64_t *query, size_t count,
-                               uint16_t *out) {
-    hamming_portable(codes, words, query, count, out);
-}
-
 size_t sx_select_smallest_u16(const uint16_t *distances, size_t count, size_t keep, size_t maximum,
                               uint32_t *chosen) {
     if (keep >= count) {
@@ -121,8 +73,11 @@ void sx_block_code_store(uint64_t *blocks, size_t words, size_t entry, const uin
     for (size_t w = 0; w < words; w++) block[w * 8 + (entry & 7)] = code[w];
 }
 
-static void block_distances_portable(const uint64_t *blocks, size_t words, const uint64_t *query, size_t block,
-                                     uint32_t distances[8]) {
+// One body, compiled twice: plain, and with POPCNT allowed (the builtin then
+// becomes one instruction instead of a bit-twiddling sequence).
+static inline __attribute__((always_inline)) void block_distances_body(const uint64_t *blocks, size_t words,
+                                                                        const uint64_t *query, size_t block,
+                                                                        uint32_t distances[8]) {
     const uint64_t *base = blocks + block * words * 8;
     for (size_t lane = 0; lane < 8; lane++) distances[lane] = 0;
     for (size_t w = 0; w < words; w++) {
@@ -132,18 +87,17 @@ static void block_distances_portable(const uint64_t *blocks, size_t words, const
     }
 }
 
+static void block_distances_portable(const uint64_t *blocks, size_t words, const uint64_t *query, size_t block,
+                                     uint32_t distances[8]) {
+    block_distances_body(blocks, words, query, block, distances);
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 __attribute__((target("popcnt")))
 static void block_distances_popcnt(const uint64_t *blocks, size_t words, const uint64_t *query, size_t block,
                                    uint32_t distances[8]) {
-    const uint64_t *base = blocks + block * words * 8;
-    for (size_t lane = 0; lane < 8; lane++) distances[lane] = 0;
-    for (size_t w = 0; w < words; w++) {
-        for (size_t lane = 0; lane < 8; lane++) {
-            distances[lane] += (uint32_t)__builtin_popcountll(base[w * 8 + lane] ^ query[w]);
-        }
-    }
+    block_distances_body(blocks, words, query, block, distances);
 }
 
 __attribute__((target("avx512f,avx512vpopcntdq")))
@@ -202,9 +156,8 @@ static block_kernel chosen_block_kernel(void) {
     return kernel;
 }
 
-void sx_block_code_distances(const uint64_t *blocks, size_t words, const uint64_t *query, size_t first, size_t count,
-                             uint16_t *out) {
-    block_kernel kernel = chosen_block_kernel();
+static void block_code_distances(block_kernel kernel, const uint64_t *blocks, size_t words, const uint64_t *query,
+                                 size_t first, size_t count, uint16_t *out) {
     uint32_t distances[8];
     size_t end = first + count;
     for (size_t block = first >> 3; block * 8 < end; block++) {
@@ -214,6 +167,27 @@ void sx_block_code_distances(const uint64_t *blocks, size_t words, const uint64_
             if (entry >= first && entry < end) out[entry - first] = (uint16_t)distances[lane];
         }
     }
+}
+
+void sx_block_code_distances(const uint64_t *blocks, size_t words, const uint64_t *query, size_t first, size_t count,
+                             uint16_t *out) {
+    block_code_distances(chosen_block_kernel(), blocks, words, query, first, count, out);
+}
+
+int sx_block_code_distances_variant(int variant, const uint64_t *blocks, size_t words, const uint64_t *query,
+                                    size_t first, size_t count, uint16_t *out) {
+    block_kernel kernel = 0;
+    if (variant == 0) kernel = block_distances_portable;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (variant == 1 && __builtin_cpu_supports("popcnt")) kernel = block_distances_popcnt;
+    if (variant == 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq")) {
+        kernel = block_distances_avx512;
+    }
+#endif
+    if (!kernel) return -1;
+    block_code_distances(kernel, blocks, words, query, first, count, out);
+    return 0;
 }
 
 size_t sx_block_code_nearest(const uint64_t *blocks, size_t words, const uint64_t *query, size_t first, size_t count,
@@ -262,7 +236,7 @@ size_t sx_block_code_nearest(const uint64_t *blocks, size_t words, const uint64_
     }
     if (taken >= keep && taken + 8 <= capacity) return taken;
     // The sample misjudged (too few passed, or too many to hold): rank exactly.
-    sx_block_code_distances(blocks, words, query, first, count, scratch);
+    block_code_distances(kernel, blocks, words, query, first, count, scratch);
     size_t n = sx_select_smallest_u16(scratch, count, keep, bits, chosen);
     for (size_t i = 0; i < n; i++) chosen[i] += (uint32_t)first;
     return n;

@@ -19,14 +19,6 @@ public enum SignCodes {
         sx_sign_code_f32(floats, dimensions, code)
     }
 
-    /// `out[i]` = Hamming distance between `query` and the i-th of `count` codes stored back to back.
-    public static func distances(
-        codes: UnsafePointer<UInt64>, words: Int, query: UnsafePointer<UInt64>, count: Int,
-        into out: UnsafeMutablePointer<UInt16>
-    ) {
-        sx_hamming_codes(codes, words, query, count, out)
-    }
-
     /// Positions of the `keep` smallest distances (clamped to `bits`), ties
     /// broken by position, in ascending position order.
     public static func smallest(_ distances: UnsafeBufferPointer<UInt16>, keep: Int, bits: Int) -> [Int] {

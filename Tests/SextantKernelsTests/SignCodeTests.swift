@@ -1,23 +1,18 @@
 import CSextantKernels
 import SextantKernels
+import SextantTestSupport
 import Testing
 
 @Suite struct SignCodeTests {
-    private struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+    /// Hamming distance between the code of entry `entry` and `query`, plainly.
+    static func distance(_ codes: [UInt64], _ entry: Int, _ words: Int, _ query: [UInt64]) -> Int {
+        (0..<words).reduce(0) { $0 + (codes[entry * words + $1] ^ query[$1]).nonzeroBitCount }
     }
 
     /// Bit i is the sign of component i, from f32 and f16 alike, unused bits zero.
     @Test func codesAreSignBits() {
         for dimensions in [1, 63, 64, 65, 384, 4096] {
-            var generator = Generator(state: UInt64(dimensions))
+            var generator = SeededGenerator(seed: UInt64(dimensions))
             let vector = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &generator) }
             let halves = vector.map { HalfConversion.toHalf($0) }
             let words = SignCodes.words(dimensions: dimensions)
@@ -33,59 +28,52 @@ import Testing
         }
     }
 
-    /// The POPCNT kernel, the portable one and a plain count agree; selection
-    /// returns exactly the `keep` nearest, ties by position, like a stable sort.
-    @Test func hammingAndSelectionMatchAPlainReference() {
-        var generator = Generator(state: 7)
-        let words = 6
+    /// Selection returns exactly the `keep` smallest, ties by position, like a stable sort.
+    @Test func selectionMatchesAStableSort() {
+        var generator = SeededGenerator(seed: 7)
         let count = 5_000
-        let codes = (0..<count * words).map { _ in UInt64.random(in: 0...UInt64.max, using: &generator) & 0xFFFF_FF0F_FFFF_FFFF }
-        let query = (0..<words).map { _ in UInt64.random(in: 0...UInt64.max, using: &generator) }
-        var fast = [UInt16](repeating: 0, count: count)
-        var portable = [UInt16](repeating: 0, count: count)
-        SignCodes.distances(codes: codes, words: words, query: query, count: count, into: &fast)
-        sx_hamming_codes_portable(codes, words, query, count, &portable)
-        let plain = (0..<count).map { i in (0..<words).reduce(0) { $0 + (codes[i * words + $1] ^ query[$1]).nonzeroBitCount } }
-        #expect(fast == portable)
-        #expect(fast.map(Int.init) == plain)
+        let distances = (0..<count).map { _ in UInt16.random(in: 100...260, using: &generator) }
         for keep in [0, 1, 10, 1_024, 4_999, 5_000, 9_000] {
-            let chosen = fast.withUnsafeBufferPointer { SignCodes.smallest($0, keep: keep, bits: words * 64) }
-            let expected = (0..<count).sorted { fast[$0] != fast[$1] ? fast[$0] < fast[$1] : $0 < $1 }.prefix(keep).sorted()
+            let chosen = distances.withUnsafeBufferPointer { SignCodes.smallest($0, keep: keep, bits: 384) }
+            let expected = (0..<count).sorted { distances[$0] != distances[$1] ? distances[$0] < distances[$1] : $0 < $1 }
+                .prefix(keep).sorted()
             #expect(chosen == Array(expected))
         }
     }
 }
 
 @Suite struct BlockedSignCodeTests {
-    /// Blocked storage gives the same distances as plain codes, and `nearest`
-    /// returns at least `keep` entries of the range with nothing nearer left out,
-    /// on ranges that start and end mid-block.
+    /// Every kernel variant this CPU has (portable, POPCNT, AVX-512 VPOPCNTQ) gives
+    /// the plain distances, and `nearest` returns at least `keep` entries of the
+    /// range with nothing nearer left out, on ranges that start and end mid-block.
     @Test func blockedNearestIsASupersetOfTheTrueNearest() {
-        var state: UInt64 = 99
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var generator = SeededGenerator(seed: 99)
         let words = 6
         let entries = 8_192
         var plain = [UInt64](repeating: 0, count: entries * words)
         // Codes drawn around a few centres, so distances cluster and tie as real ones do.
-        let centres = (0..<4).map { _ in (0..<words).map { _ in next() } }
+        let centres = (0..<4).map { _ in (0..<words).map { _ in generator.next() } }
         for entry in 0..<entries {
-            for word in 0..<words { plain[entry * words + word] = centres[entry % 4][word] ^ (next() & next() & next()) }
-        }
-        var blocks = [UInt64](repeating: .max, count: SignCodes.Blocks.words(entries: entries, dimensions: words * 64))
-        for entry in 0..<entries {
-            plain.withUnsafeBufferPointer { code in
-                SignCodes.Blocks.store(code.baseAddress! + entry * words, entry: entry, words: words, in: &blocks)
+            for word in 0..<words {
+                plain[entry * words + word] = centres[entry % 4][word] ^ (generator.next() & generator.next() & generator.next())
             }
         }
-        let query = (0..<words).map { _ in next() }
-        var reference = [UInt16](repeating: 0, count: entries)
-        SignCodes.distances(codes: plain, words: words, query: query, count: entries, into: &reference)
+        var blocks = [UInt64](repeating: .max, count: SignCodes.Blocks.words(entries: entries, dimensions: words * 64))
+        plain.withUnsafeBufferPointer { codes in
+            for entry in 0..<entries {
+                if let base = codes.baseAddress { SignCodes.Blocks.store(base + entry * words, entry: entry, words: words, in: &blocks) }
+            }
+        }
+        let query = (0..<words).map { _ in generator.next() }
+        let reference = (0..<entries).map { UInt16(SignCodeTests.distance(plain, $0, words, query)) }
+        var variants = 0
+        for variant in 0..<3 {
+            var out = [UInt16](repeating: 0, count: 5_000)
+            guard sx_block_code_distances_variant(Int32(variant), blocks, words, query, 3, 5_000, &out) == 0 else { continue }
+            variants += 1
+            #expect(out == Array(reference[3..<5_003]), "kernel variant \(variant)")
+        }
+        #expect(variants >= 1)
         for (first, count) in [(0, entries), (3, 5_000), (1_001, 7_000), (8_000, 190), (5, 3)] {
             var blocked = [UInt16](repeating: 0, count: count)
             SignCodes.Blocks.distances(in: blocks, words: words, query: query, first: first, count: count, into: &blocked)

@@ -80,9 +80,6 @@ void sx_batch_f16_avx512(const float *query, const uint16_t *base, size_t stride
 
 void sx_sign_code_f16(const uint16_t *vector, size_t dimensions, uint64_t *code);
 void sx_sign_code_f32(const float *vector, size_t dimensions, uint64_t *code);
-/// out[i] = popcount(codes[i] XOR query) over `words` words, for `count` codes
-/// stored back to back. POPCNT where the CPU has it (chosen on first call).
-void sx_hamming_codes(const uint64_t *codes, size_t words, const uint64_t *query, size_t count, uint16_t *out);
 /// Positions (0..<count) of the `keep` smallest distances (each clamped to
 /// `maximum`, at most 65,535), ties broken by position, into `chosen`; returns
 /// min(keep, count). A histogram pass and a collect pass, no sort.
@@ -95,14 +92,17 @@ void sx_block_code_store(uint64_t *blocks, size_t words, size_t entry, const uin
 /// out[i] = Hamming distance of entry first + i to `query`, for i < count.
 void sx_block_code_distances(const uint64_t *blocks, size_t words, const uint64_t *query, size_t first, size_t count,
                              uint16_t *out);
+/// The same with one kernel variant (0 portable, 1 POPCNT, 2 AVX-512
+/// VPOPCNTQ), for tests of every path; -1 if this CPU lacks it.
+int sx_block_code_distances_variant(int variant, const uint64_t *blocks, size_t words, const uint64_t *query,
+                                    size_t first, size_t count, uint16_t *out);
 /// Entries of [first, first + count) near `query`: at least min(keep, count) of
 /// them, among them every entry nearer than the farthest one returned (a sampled
 /// threshold, about 1.5 × keep entries; exact selection when the sample misjudges).
 /// `chosen` holds `capacity` (≥ keep + 8) entry numbers, `scratch` `count` distances.
 size_t sx_block_code_nearest(const uint64_t *blocks, size_t words, const uint64_t *query, size_t first, size_t count,
                              size_t keep, uint32_t *chosen, size_t capacity, uint16_t *scratch);
-void sx_hamming_codes_portable(const uint64_t *codes, size_t words, const uint64_t *query, size_t count,
-                               uint16_t *out);
+
 
 // ---- Conversions -----------------------------------------------------------
 
