@@ -103,7 +103,8 @@ public enum LatencySensitive {
     /// Asks for a short scheduler slice for the calling thread, so that on wake-up
     /// it preempts niced background work (indexing, ingestion) at once instead of
     /// after that work's slice. Measured on 2 cores during a 20,000-row ingest:
-    /// query p99 about 10% lower (docs/BENCHMARKS.md). Returns false where the
+    /// mean query p99 5.1 vs 5.8 ms over three A/B rounds (docs/BENCHMARKS.md,
+    /// issue 6), less than the host's run-to-run spread. Returns false where the
     /// kernel has no per-task slices (before 6.12); nothing changes there.
     @discardableResult
     public static func markCurrentThread() -> Bool { sliceNanoseconds > 0 && sx_set_thread_slice(sliceNanoseconds) == 0 }
