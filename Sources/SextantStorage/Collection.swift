@@ -87,7 +87,9 @@ public final class Collection: @unchecked Sendable {
         self.directory = directory
         self.wal = wal
         tail = UnindexedTail(limit: unindexedLimit)
-        tail.prepareCodes(dimensions: generation.index.layout.dimensions)
+        // A collection still waiting for its dimension has a one-dimensional
+        // placeholder generation: its codes are sized when the first write decides.
+        if state.configuration.dimension > 0 { tail.prepareCodes(dimensions: state.configuration.dimension) }
         current = Mutex(generation)
         self.state = Mutex(state)
     }
@@ -495,6 +497,8 @@ public final class Collection: @unchecked Sendable {
         {
             tailCodesRank.store(false, ordering: .relaxed)
         }
+        precondition(tail.codeWords == SignCodes.words(dimensions: generation.index.layout.dimensions),
+                     "tail codes sized for another dimension")
         let fitted = tail.publish(slots) { slot, code in generation.index.signCode(slot, into: code) }
         precondition(fitted, "writers wait for tail room before applying")
     }

@@ -33,7 +33,10 @@ import Testing
 
     /// 8,000 MiniLM records in the tail (twice the size at which queries rank it
     /// by sign code): unfiltered queries keep their recall, filtered ones stay exact.
-    @Test func largeTailRankedBySignCodeKeepsRecall() async throws {
+    /// Also for a collection created without a dimension (as ChromaDB's clients
+    /// create them), whose tail codes are sized by its first write.
+    @Test(arguments: [384, 0])
+    func largeTailRankedBySignCodeKeepsRecall(declaredDimension: Int) async throws {
         let base = try VectorFiles.readFvecs(TestDataset.file("base.fvecs"))
         let queries = try VectorFiles.readFvecs(TestDataset.file("queries.fvecs"))
         let count = 8_000
@@ -42,7 +45,8 @@ import Testing
         defer { directory.remove() }
         try await withEngine(directory) { engine in
             engine.indexer.stop()
-            let (collection, _) = try await engine.create(CollectionConfiguration(name: "tail", dimension: 384, metric: .cosine))
+            let (collection, _) = try await engine.create(
+                CollectionConfiguration(name: "tail", dimension: declaredDimension, metric: .cosine))
             for start in stride(from: 0, to: count, by: 1_000) {
                 let records = (start..<start + 1_000).map { index in
                     RecordInput(id: "r\(index)", vector: vectors[index], metadata: ["even": .bool(index % 2 == 0)])
