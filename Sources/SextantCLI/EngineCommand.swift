@@ -79,6 +79,8 @@ struct EngineCommand: AsyncParsableCommand {
     var tokenFile: String?
     @Option(name: .customLong("indexer-threads"), help: "Background threads linking records into the index.")
     var indexerThreads = 1
+    @Option(name: .customLong("event-loop-threads"), help: "Threads serving connections and answering queries (default: one per core).")
+    var eventLoopThreads: Int?
     @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted.")
     var maxFrameBytes = 64 << 20
     @Option(name: .customLong("unindexed-limit"),
@@ -103,6 +105,10 @@ struct EngineCommand: AsyncParsableCommand {
         configuration.unixSocketPath = unix
         configuration.token = try Secrets.read(tokenFile)
         configuration.indexerThreads = indexerThreads
+        if let eventLoopThreads {
+            guard (1...256).contains(eventLoopThreads) else { throw ValidationError("--event-loop-threads must be in 1...256") }
+            configuration.eventLoopThreads = eventLoopThreads
+        }
         configuration.maximumFrameBytes = maxFrameBytes
         guard (0...19).contains(backgroundNice) else { throw ValidationError("--background-nice must be in 0...19") }
         guard unindexedLimit >= 64 else { throw ValidationError("--unindexed-limit must be at least 64") }
