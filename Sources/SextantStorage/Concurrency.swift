@@ -160,8 +160,10 @@ final class UnindexedTail: @unchecked Sendable {
         guard codes == nil, dimensions > 0 else { return }
         let words = SignCodes.words(dimensions: dimensions)
         let tableWords = SignCodes.Blocks.words(entries: capacity, dimensions: dimensions)
+        // Left uninitialised: an entry's words are written before it is published
+        // and only published entries count, so pages are touched as the ring is
+        // used (an idle collection costs address space, not memory).
         let table = UnsafeMutablePointer<UInt64>.allocate(capacity: tableWords)
-        table.initialize(repeating: 0, count: tableWords)
         codeWords = words
         codesAddress.store(UInt(bitPattern: table), ordering: .releasing)
     }
