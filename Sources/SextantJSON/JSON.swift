@@ -381,8 +381,64 @@ struct Parser {
         return value
     }
 
+    /// The common shape, `-?digits(.digits)?` with at most 15 significant digits
+    /// (every number in an embedding a client sends), in one pass with no
+    /// overflow or bounds checks; nil hands anything else to the general path
+    /// below, which gives the same value for this shape (Clinger's exact case).
+    /// Returns the value and the offset after it.
+    static func plainDecimal(_ bytes: [UInt8], _ start: Int) -> (JSONValue, Int)? {
+        bytes.withUnsafeBufferPointer { buffer -> (JSONValue, Int)? in
+            let count = buffer.count
+            var position = start
+            let negative = buffer[position] == UInt8(ascii: "-")
+            if negative { position &+= 1 }
+            var mantissa: UInt64 = 0
+            var significant = 0
+            var integerDigits = 0
+            while position < count {
+                let digit = buffer[position] &- UInt8(ascii: "0")
+                guard digit < 10 else { break }
+                mantissa = mantissa &* 10 &+ UInt64(digit)
+                if mantissa != 0 { significant &+= 1 }
+                integerDigits &+= 1
+                position &+= 1
+            }
+            guard integerDigits > 0 else { return nil }
+            var fractionDigits = 0
+            if position < count && buffer[position] == UInt8(ascii: ".") {
+                position &+= 1
+                while position < count {
+                    let digit = buffer[position] &- UInt8(ascii: "0")
+                    guard digit < 10 else { break }
+                    mantissa = mantissa &* 10 &+ UInt64(digit)
+                    if mantissa != 0 { significant &+= 1 }
+                    fractionDigits &+= 1
+                    position &+= 1
+                }
+                guard fractionDigits > 0 else { return nil }
+            }
+            if position < count {
+                let next = buffer[position]
+                if next == UInt8(ascii: "e") || next == UInt8(ascii: "E") || next == UInt8(ascii: ".")
+                    || next == UInt8(ascii: "+") || next == UInt8(ascii: "-") { return nil }
+            }
+            if fractionDigits == 0 {
+                guard integerDigits <= 18 else { return nil }
+                let value = Int64(mantissa)
+                return (.int(negative ? -value : value), position)
+            }
+            guard significant <= 15, fractionDigits <= 22 else { return nil }
+            let magnitude = Double(mantissa) / powersOfTen[fractionDigits]
+            return (.double(negative ? -magnitude : magnitude), position)
+        }
+    }
+
     mutating func number() throws(JSONError) -> JSONValue {
         let start = index
+        if let (value, end) = Self.plainDecimal(bytes, start) {
+            index = end
+            return value
+        }
         var isFloat = false
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
         guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else {
@@ -413,6 +469,8 @@ struct Parser {
             }
             return .int(negative ? -value : value)
         }
+        // 19-digit integers that still fit Int64 stay exact (strtod would round them).
+        if !isFloat, let exact = Int64(String(decoding: bytes[start..<index], as: UTF8.self)) { return .int(exact) }
         if let exact = Self.fastDouble(bytes, start, index) { return .double(exact) }
         // strtod on a small stack buffer: no String allocated per number.
         guard length < 64 else { throw JSONError(message: "number too long", offset: start) }

@@ -59,3 +59,43 @@ import Testing
         #expect(throws: GrammarError.self) { try ChromaGrammar.metadata(JSON.parse(#"{"a": [1]}"#), path: "m") }
     }
 }
+
+@Suite struct JSONNumberTests {
+    /// Every number is the correctly rounded double of its text (or the exact
+    /// integer): the one-pass decimal path, Clinger's fast path and strtod alike,
+    /// over the shapes embeddings arrive in and the edges between the paths.
+    @Test func numbersParseToTheCorrectlyRoundedValue() throws {
+        var state: UInt64 = 42
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        var texts = ["0", "-0", "7", "-12", "3.0", "-0.0", "0.5", "00.5", "0.000123", "123456789012345678", "-123456789012345678",
+                     "1234567890123456789", "0.123456789012345", "0.1234567890123456", "0.12345678901234567",
+                     "1.5e3", "-2.5E-7", "1e22", "1e23", "0.0000000000000000000001", "0.00000000000000000000001", "9007199254740993.0"]
+        for _ in 0..<20_000 {
+            let bits = UInt32(truncatingIfNeeded: next())
+            let float = Float(bitPattern: bits & 0x3FFF_FFFF | (bits & 0x8000_0000))  // finite floats of every magnitude up to ~2
+            texts.append("\(float)")                               // shortest float32 text (Swift, orjson)
+            texts.append("\(Double(float))")                       // the same value widened (Python's json of a float32)
+            texts.append("\(Double(bitPattern: next() >> 2))")     // tiny doubles (exponent notation)
+            texts.append("\(Double(Int64(next() % 1_000_000_000_000)) / 1e6)")  // plain decimals of up to 18 digits
+        }
+        let body = "[" + texts.joined(separator: ",") + "]"
+        let parsed = try #require(try JSON.parse(body).arrayValue)
+        #expect(parsed.count == texts.count)
+        for (text, value) in zip(texts, parsed) {
+            let isInteger = !text.contains(".") && !text.lowercased().contains("e")
+            if isInteger, let integer = Int64(text) {
+                #expect(value == .int(integer), "\(text)")
+            } else {
+                let expected = try #require(Double(text))
+                guard case .double(let actual) = value else { Issue.record("\(text) parsed as \(value)"); continue }
+                #expect(actual.bitPattern == expected.bitPattern, "\(text): \(actual) vs \(expected)")
+            }
+        }
+    }
+}
