@@ -264,11 +264,18 @@ final class UnindexedTail: @unchecked Sendable {
     /// read half-updated yields some other valid slot, which exact scoring and
     /// the liveness check after it treat like any other candidate.
     func nearestByCode(_ query: UnsafePointer<UInt64>, keep: Int, minimumCount: Int) -> [UInt32]? {
-        let start = head
+        // Head and tail are two loads: in between, the indexer and writers may
+        // both move. A head past the tail read means an emptied tail; a tail more
+        // than a ring ahead means the oldest entries were recycled, hence linked,
+        // and the graph search that follows finds them.
         let end = tail
-        let total = Int(end &- start)
+        let headNow = head
+        guard headNow < end else { return nil }
+        let ring = UInt64(capacity)
+        let start = end > ring ? max(headNow, end - ring) : headNow
+        let total = Int(end - start)
         guard total >= max(minimumCount, keep + 1), let codes else { return nil }
-        assert(total <= capacity, "the tail never holds more than its ring")
+        assert(total <= capacity, "never more than one ring")
         let first = Int(start & UInt64(capacity - 1))
         let leading = min(total, capacity - first)
         var entries = SignCodes.Blocks.nearest(in: codes, words: codeWords, query: query, first: first, count: leading, keep: keep)
