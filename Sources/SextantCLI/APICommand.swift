@@ -35,10 +35,7 @@ struct APICommand: AsyncParsableCommand {
     @Option(name: .customLong("api-key-file"), help: "File holding the API key that write, admin and export routes require.")
     var apiKeyFile: String?
     @Flag(name: .customLong("protect-search"), help: "Require the API key for search routes too.") var protectSearch = false
-    @Option(name: .customLong("answer-model"), help: "LLM for chat answers in the llm style: gemini:MODEL or openai:MODEL.")
-    var answerModel: String?
-    @Option(name: .customLong("answer-timeout-ms"), help: "Time an LLM answer may take before the extractive one is returned.")
-    var answerTimeoutMilliseconds: Int64 = 15_000
+    @OptionGroup var answers: AnswerOptions
 
     func validate() throws {
         // Run Swift concurrency's tasks on NIO's event loops, so a request does
@@ -62,11 +59,8 @@ struct APICommand: AsyncParsableCommand {
         configuration.port = port
         configuration.apiKey = try Secrets.read(apiKeyFile)
         configuration.protectSearch = protectSearch
-        guard answerTimeoutMilliseconds >= 100 else { throw ValidationError("--answer-timeout-ms must be at least 100") }
-        configuration.answerTimeoutMilliseconds = answerTimeoutMilliseconds
-        do { configuration.answerModel = try answerModel.map { try AnswerModel.make($0, policy: RemoteCallPolicy()) } } catch {
-            throw ValidationError("\(error)")
-        }
+        configuration.answerTimeoutMilliseconds = answers.answerTimeoutMilliseconds
+        configuration.answerModel = try answers.model()
         if protectSearch && configuration.apiKey == nil { throw ValidationError("--protect-search needs --api-key-file") }
         do { try await APIServer.run(configuration, logger: logger) } catch let error as APIStartError {
             throw ValidationError(error.description)

@@ -30,10 +30,7 @@ struct BotsCommand: AsyncParsableCommand {
     @Option(name: .customLong("poll-seconds"), help: "Long-poll length of getUpdates.") var pollSeconds: Int64 = 25
     @Option(name: .customLong("watch-ms"), help: "How often collections' update events are checked.") var watchMilliseconds = 2_000
     @Option(name: .customLong("retry-base-ms"), help: "First backoff after a bot fails (doubles up to 5 minutes).") var retryBaseMilliseconds = 1_000
-    @Option(name: .customLong("answer-model"), help: "LLM for bots whose answer style is llm: gemini:MODEL or openai:MODEL.")
-    var answerModel: String?
-    @Option(name: .customLong("answer-timeout-ms"), help: "Time an LLM answer may take before the extractive one is sent.")
-    var answerTimeoutMilliseconds: Int64 = 15_000
+    @OptionGroup var answers: AnswerOptions
 
     func run() async throws {
         let logger = Logs.make("sextant.bots")
@@ -43,13 +40,10 @@ struct BotsCommand: AsyncParsableCommand {
         do { secrets = try SecretBox.load(keyFile: keyFile) } catch { throw ValidationError(error.description) }
         if secrets == nil { logger.warning("no token key (\(SecretBox.environmentVariable) or --key-file): bots cannot be created or started") }
         let store = try BotStore(path: data.data + "/bots/bots.sqlite", secrets: secrets)
-        let model: AnswerModel?
-        do { model = try answerModel.map { try AnswerModel.make($0, policy: RemoteCallPolicy()) } } catch {
-            throw ValidationError("\(error)")
-        }
+        let model = try answers.model()
         let client = try await engine.connect()
         var settings = AnswerComposer.Settings()
-        settings.llmTimeoutMilliseconds = answerTimeoutMilliseconds
+        settings.llmTimeoutMilliseconds = answers.answerTimeoutMilliseconds
         let composer = AnswerComposer(client: client, embedders: Embedders.registry(), model: model, settings: settings)
         var gatewayConfiguration = GatewayConfiguration()
         gatewayConfiguration.telegramBaseURL = telegramAPI.hasSuffix("/") ? String(telegramAPI.dropLast()) : telegramAPI

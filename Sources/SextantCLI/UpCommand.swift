@@ -32,10 +32,7 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customLong("bots-key-file"), help: "Key that encrypts bot tokens (default: $SEXTANT_BOTS_KEY); enables the bot gateway.")
     var botsKeyFile: String?
     @Flag(name: .customLong("no-bots"), help: "Do not run the bot gateway even with a token key.") var noBots = false
-    @Option(name: .customLong("answer-model"), help: "LLM for llm-style answers (web chat and bots): gemini:MODEL or openai:MODEL.")
-    var answerModel: String?
-    @Option(name: .customLong("answer-timeout-ms"), help: "Time an LLM answer may take before the extractive one is sent.")
-    var answerTimeoutMilliseconds: Int64 = 15_000
+    @OptionGroup var answers: AnswerOptions
     @OptionGroup var backup: BackupLifecycleOptions
 
     func run() async throws {
@@ -57,7 +54,7 @@ struct UpCommand: AsyncParsableCommand {
         let apiEngine = useSocket ? "unix:" + socketPath : engineListen
         var apiArguments = ["api", "--data", data.data, "--engine", apiEngine, "--listen", apiListen]
         if let apiKeyFile { apiArguments += ["--api-key-file", apiKeyFile] }
-        if let answerModel { apiArguments += ["--answer-model", answerModel, "--answer-timeout-ms", "\(answerTimeoutMilliseconds)"] }
+        apiArguments += answers.arguments
         try supervisor.start(ChildSpec(name: "api", executable: executable, arguments: apiArguments, stopTimeoutSeconds: 15))
 
         let client = try await Self.waitForEngine(engineListen)
@@ -95,7 +92,7 @@ struct UpCommand: AsyncParsableCommand {
             var botsArguments = ["bots", "--data", data.data, "--engine", apiEngine, "--listen", botsListen]
             if let botsKeyFile { botsArguments += ["--key-file", botsKeyFile] }
             if let apiKeyFile { botsArguments += ["--api-key-file", apiKeyFile] }
-            if let answerModel { botsArguments += ["--answer-model", answerModel, "--answer-timeout-ms", "\(answerTimeoutMilliseconds)"] }
+            botsArguments += answers.arguments
             try supervisor.start(ChildSpec(name: "bots", executable: executable, arguments: botsArguments, stopTimeoutSeconds: 15))
         }
         await client.close()
