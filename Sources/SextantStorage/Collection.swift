@@ -646,10 +646,13 @@ public final class Collection: @unchecked Sendable {
     private func tailCandidates(_ vector: [Float], k: Int) -> [UInt32] {
         let keep = StorageLimits.tailRerankCount(k: k)
         let words = SignCodes.words(dimensions: layout.dimensions)
+        let dimensions = layout.dimensions
         let ranked = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { code -> [UInt32]? in
-            guard let base = code.baseAddress, let query = vector.withUnsafeBufferPointer({ $0.baseAddress }) else { return nil }
-            SignCodes.encode(floats: query, dimensions: layout.dimensions, into: base)
-            return tail.nearestByCode(base, keep: keep, minimumCount: 4 * keep)
+            vector.withUnsafeBufferPointer { query -> [UInt32]? in
+                guard let base = code.baseAddress, let floats = query.baseAddress else { return nil }
+                SignCodes.encode(floats: floats, dimensions: dimensions, into: base)
+                return tail.nearestByCode(base, keep: keep, minimumCount: 4 * keep)
+            }
         }
         return ranked ?? tail.snapshot()
     }
