@@ -394,27 +394,24 @@ struct Parser {
             if negative { position &+= 1 }
             var mantissa: UInt64 = 0
             var significant = 0
-            var integerDigits = 0
-            while position < count {
-                let digit = buffer[position] &- UInt8(ascii: "0")
-                guard digit < 10 else { break }
-                mantissa = mantissa &* 10 &+ UInt64(digit)
-                if mantissa != 0 { significant &+= 1 }
-                integerDigits &+= 1
-                position &+= 1
-            }
-            guard integerDigits > 0 else { return nil }
-            var fractionDigits = 0
-            if position < count && buffer[position] == UInt8(ascii: ".") {
-                position &+= 1
+            /// Folds a run of digits into the mantissa; returns how many there were.
+            func digitRun() -> Int {
+                let first = position
                 while position < count {
                     let digit = buffer[position] &- UInt8(ascii: "0")
                     guard digit < 10 else { break }
                     mantissa = mantissa &* 10 &+ UInt64(digit)
                     if mantissa != 0 { significant &+= 1 }
-                    fractionDigits &+= 1
                     position &+= 1
                 }
+                return position &- first
+            }
+            let integerDigits = digitRun()
+            guard integerDigits > 0 else { return nil }
+            var fractionDigits = 0
+            if position < count && buffer[position] == UInt8(ascii: ".") {
+                position &+= 1
+                fractionDigits = digitRun()
                 guard fractionDigits > 0 else { return nil }
             }
             if position < count {
