@@ -243,13 +243,15 @@ public final class HNSWIndex: @unchecked Sendable {
     /// True when a stored vector has length 1 within f16 rounding: sign codes
     /// rank unit vectors by angle, which is their order under every metric.
     public func hasUnitLength(_ slot: UInt32) -> Bool {
-        var sum: Float = 0
-        let stored = vector(slot)
-        for index in 0..<layout.dimensions {
-            let value = HalfConversion.toFloat(stored[index])
-            sum += value * value
+        // One F16C conversion of the whole vector, then the length with the
+        // selected dot kernel: this runs per record on writes to l2/ip collections.
+        let dimensions = layout.dimensions
+        let squaredLength = withUnsafeTemporaryAllocation(of: Float.self, capacity: dimensions) { buffer -> Float in
+            guard let floats = buffer.baseAddress else { return 0 }
+            HalfConversion.toFloat(vector(slot), floats, count: dimensions)
+            return kernels.dotFloat(floats, floats, dimensions)
         }
-        return abs(sum - 1) <= 0.01
+        return abs(squaredLength - 1) <= 0.01
     }
 
     /// Links a slot whose vector `writeVector` stored into the graph.
