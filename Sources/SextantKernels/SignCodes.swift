@@ -18,19 +18,6 @@ public enum SignCodes {
     public static func encode(floats: UnsafePointer<Float>, dimensions: Int, into code: UnsafeMutablePointer<UInt64>) {
         sx_sign_code_f32(floats, dimensions, code)
     }
-
-    /// Positions of the `keep` smallest distances (clamped to `bits`), ties
-    /// broken by position, in ascending position order.
-    public static func smallest(_ distances: UnsafeBufferPointer<UInt16>, keep: Int, bits: Int) -> [Int] {
-        precondition(bits >= 0 && bits <= Int(UInt16.max), "code length out of range")
-        guard keep > 0, let base = distances.baseAddress else { return [] }
-        let wanted = min(keep, distances.count)
-        let positions = [UInt32](unsafeUninitializedCapacity: wanted) { buffer, initialized in
-            initialized = sx_select_smallest_u16(base, distances.count, wanted, bits, buffer.baseAddress)
-        }
-        assert(positions.count == wanted, "selection returns exactly min(keep, count) positions")
-        return positions.map { Int($0) }
-    }
 }
 
 extension SignCodes {
