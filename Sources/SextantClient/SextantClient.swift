@@ -41,6 +41,10 @@ public final class SextantClient: Sendable {
     private let slotCount: Int
     private let next = Atomic<Int>(0)
     private let reconnecting: [AsyncSerialGate]
+    /// One executor per event loop of the client's group. A task that prefers one
+    /// (`Task(executorPreference:)`, `group.addTask(executorPreference:)`) makes
+    /// its calls on a connection served by that loop's thread.
+    public let executors: [EventLoopExecutor]
 
     private init(configuration: ClientConfiguration, group: any EventLoopGroup, ownsGroup: Bool) {
         self.configuration = configuration
@@ -49,6 +53,7 @@ public final class SextantClient: Sendable {
         slotCount = max(1, configuration.connections)
         slots = Mutex(Array(repeating: nil, count: max(1, configuration.connections)))
         reconnecting = (0..<max(1, configuration.connections)).map { _ in AsyncSerialGate() }
+        executors = group.makeIterator().map(EventLoopExecutor.init)
     }
 
     /// Connects the pool (every connection says Hello) or throws UNAVAILABLE / UNAUTHENTICATED.
@@ -100,11 +105,12 @@ public final class SextantClient: Sendable {
     }
 
     /// A connection for the next call. A caller already on an event loop thread
-    /// (the search API's handlers, with a shared group) gets a connection served
-    /// by that same thread when one is live: the request is written and its reply
-    /// read without waking another thread. Others go round-robin.
+    /// (the search API's handlers with a shared group, or a task preferring one of
+    /// `executors`) gets a connection served by that same thread when one is live:
+    /// the request is written and its reply read without waking another thread.
+    /// Others go round-robin.
     private func pickConnection() async throws -> Connection {
-        if ownsGroup == false, let local = slots.withLock({ slots in slots.first { $0?.isActive == true && $0?.isOnCurrentThread == true } }),
+        if let local = slots.withLock({ slots in slots.first { $0?.isActive == true && $0?.isOnCurrentThread == true } }),
            let local {
             return local
         }

@@ -54,6 +54,8 @@ public final class SextantTarget: LoadTarget, @unchecked Sendable {
     }
 
     public func close() async { await client.close() }
+
+    public var queryExecutors: [any TaskExecutor] { client.executors }
 }
 
 /// A ChromaDB server through its REST API (/api/v2), as chromadb's HttpClient

@@ -174,6 +174,34 @@ func expectCode(_ code: StatusCode, _ body: () async throws -> Void, sourceLocat
         }
     }
 
+    @Test func callersOnTheClientsEventLoopsStayThere() async throws {
+        try await withEngine(connections: 2) { _, client in
+            #expect(client.executors.count >= 1)
+            let handle = try await client.createCollection(name: "local", dimension: 16, metric: .l2)
+            let data = vectors(500, dimension: 16, seed: 5)
+            try await handle.add(ids: (0..<500).map { "l\($0)" }, vectors: data)
+            let executors = client.executors
+            let stayed = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<64 {
+                    let executor = executors[index % executors.count]
+                    group.addTask(executorPreference: executor) {
+                        var onLoop = executor.eventLoop.inEventLoop
+                        for step in 0..<20 {
+                            let row = (index * 20 + step) % 500
+                            let hits = try await handle.query(vectors: [data[row]], k: 1)
+                            #expect(hits[0].first?.id == "l\(row)")
+                            // Resumed by the reply on the same thread, not handed to another executor.
+                            onLoop = onLoop && executor.eventLoop.inEventLoop
+                        }
+                        return onLoop
+                    }
+                }
+                return try await group.reduce(true) { $0 && $1 }
+            }
+            #expect(stayed, "every task ran on its event loop before and after each call")
+        }
+    }
+
     @Test func gracefulShutdownCheckpointsAndRestartsClean() async throws {
         let directory = TemporaryDirectory("sextant-engine")
         defer { directory.remove() }
