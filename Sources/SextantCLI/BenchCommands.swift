@@ -4,6 +4,7 @@ import SextantBench
 import SextantIndex
 import SextantKernels
 import SextantClient
+import SextantConcurrency
 import SextantLoad
 
 struct Bench: AsyncParsableCommand {
@@ -159,7 +160,7 @@ struct BenchIngest: AsyncParsableCommand {
     @Option(help: "precomputed (base.fvecs) or builtin (the no-network embedder).") var vectors = "precomputed"
     @Option(help: "The mapping file.") var mapping = "tools/mappings/debian-minilm.json"
     @Option(help: "Concurrent query clients.") var clients = 8
-    @Option(name: .customLong("worker-nice"), help: "Niceness of the ingest process (sextant up uses 10).") var workerNice = 10
+    @Option(name: .customLong("worker-nice"), help: "Niceness of the ingest process (default: what sextant up uses).") var workerNice = Int(BatchNiceness.workers)
     @Flag(help: "Print only the JSON report.") var json = false
 
     func run() async throws {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SextantBackup
 import SextantClient
+import SextantConcurrency
 import SextantIngest
 import SextantObjectStore
 import SextantSupervisor
@@ -69,7 +70,7 @@ struct UpCommand: AsyncParsableCommand {
         // Started after the demo load, so the engine's first collection is the demo.
         if !noIngest {
             // The worker is a batch job: niced, so queries keep the CPU first.
-            var ingestArguments = ["-n", "10", executable, "ingest", "--data", data.data, "--engine", apiEngine,
+            var ingestArguments = ["-n", String(BatchNiceness.workers), executable, "ingest", "--data", data.data, "--engine", apiEngine,
                                    "--collection", ingestCollection, "--source", root + "/inbox", "--interval", ingestInterval,
                                    "--no-progress"]
             if let ingestMapping { ingestArguments += ["--mapping", ingestMapping] }
@@ -82,7 +83,7 @@ struct UpCommand: AsyncParsableCommand {
             // the collection is empty (a first start), otherwise waits one interval.
             try supervisor.start(ChildSpec(
                 name: "scrape", executable: "/usr/bin/nice",
-                arguments: ["-n", "10", executable, "scrape", "--data", data.data, "--engine", apiEngine, "--collection", scrapeCollection,
+                arguments: ["-n", String(BatchNiceness.workers), executable, "scrape", "--data", data.data, "--engine", apiEngine, "--collection", scrapeCollection,
                             "--site", site, "--interval", scrapeInterval, "--skip-first-if-populated"],
                 stopTimeoutSeconds: 30))
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import SextantClient
+import SextantConcurrency
 import SextantDatasets
 import SextantEmbedding
 
@@ -40,7 +41,7 @@ public struct IngestBenchmark: Sendable {
     public var idleSeconds = 5.0
     /// The worker runs at this niceness, as `sextant up` runs it: a batch
     /// job yields the CPU to queries.
-    public var workerNiceness = 10
+    public var workerNiceness = Int(BatchNiceness.workers)
 
     public init(engine: String, dataset: String, executable: String, mapping: String, vectors: Vectors) {
         self.engine = engine
