@@ -146,10 +146,14 @@ final class ResponseHandler: ChannelDuplexHandler {
 final class Connection: Sendable {
     let channel: any Channel
     let hello: Sextant_V1_HelloReply
+    /// A flush is queued on the event loop: requests written meanwhile by callers
+    /// on that loop go out with it, in one write system call.
+    private let flushQueued: NIOLoopBoundBox<Bool>
 
     private init(channel: any Channel, hello: Sextant_V1_HelloReply) {
         self.channel = channel
         self.hello = hello
+        flushQueued = .makeBoxSendingValue(false, eventLoop: channel.eventLoop)
     }
 
     var isActive: Bool { channel.isActive }
@@ -195,21 +199,38 @@ final class Connection: Sendable {
     }
 
     func send(_ method: Method, _ body: ByteBuffer, timeout: TimeAmount?) async throws -> ByteBuffer {
-        try await Self.send(channel, method, body, timeout: timeout)
+        try await Self.send(channel, method, body, timeout: timeout, flush: flush)
+    }
+
+    /// For a caller on the loop (one preferring the loop's executor): queues one
+    /// flush behind the tasks already queued there. The replies of one read
+    /// resume several callers, and their next requests then share a write.
+    private func flush() {
+        guard !flushQueued.value else { return }
+        flushQueued.value = true
+        channel.eventLoop.execute { [self] in
+            flushQueued.value = false
+            channel.flush()
+        }
     }
 
     /// Whether the caller runs on this connection's event loop thread.
     var isOnCurrentThread: Bool { channel.eventLoop.inEventLoop }
 
-    private static func send(_ channel: any Channel, _ method: Method, _ body: ByteBuffer, timeout: TimeAmount?) async throws
-        -> ByteBuffer
+    private static func send(_ channel: any Channel, _ method: Method, _ body: ByteBuffer, timeout: TimeAmount?,
+                             flush: (() -> Void)? = nil) async throws -> ByteBuffer
     {
         let promise = channel.eventLoop.makePromise(of: Frame.self)
         let deadline = timeout.map { UInt32(clamping: $0.nanoseconds / 1_000_000) } ?? 0
         let frame = Frame(header: FrameHeader(kind: .request, method: method, requestID: 0, deadlineMilliseconds: deadline),
                           body: body)
-        channel.writeAndFlush(
-            ResponseHandler.Outgoing.request(.init(frame: frame, promise: promise, timeout: timeout)), promise: nil)
+        let request = ResponseHandler.Outgoing.request(.init(frame: frame, promise: promise, timeout: timeout))
+        if let flush, channel.eventLoop.inEventLoop {
+            channel.write(request, promise: nil)
+            flush()
+        } else {
+            channel.writeAndFlush(request, promise: nil)
+        }
         let response = try await promise.futureResult.get()
         guard response.header.status == .ok else {
             let detail = (try? MessageCodec.decode(Sextant_V1_ErrorDetail.self, from: response.body))?.message ?? ""

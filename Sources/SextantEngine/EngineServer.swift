@@ -232,6 +232,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var inFlight = 0
     private var handshakeTimer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
+    /// Between a read's first frame and its channelReadComplete: responses
+    /// answered inline are written, and flushed once at the end of the read. A
+    /// pipelining client sends several requests per read, and each flush is a
+    /// write system call.
+    private var reading = false
+    private var flushPending = false
 
     init(router: Router, settings: ConnectionSettings, connections: ConnectionRegistry, logger: Logger) {
         self.router = router
@@ -254,17 +260,27 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
         switch unwrapInboundIn(data) {
         case .preamble:
             state = .awaitingHello
         case .oversized(let header, let length):
+            state = .closing
             respond(context, header, .failure(RequestError(
                 .resourceExhausted, "frame of \(length) bytes exceeds the \(settings.maximumFrameBytes)-byte limit; closing")))
-            state = .closing
             context.close(promise: nil)
         case .frame(let frame):
             handle(context, frame)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        if flushPending {
+            flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -317,29 +333,29 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func hello(_ context: ChannelHandlerContext, _ frame: Frame) {
         guard frame.header.method == .hello else {
-            respond(context, frame.header, .failure(RequestError(.unauthenticated, "the first request must be Hello")))
             state = .closing
+            respond(context, frame.header, .failure(RequestError(.unauthenticated, "the first request must be Hello")))
             context.close(promise: nil)
             return
         }
         let request: Sextant_V1_Hello
         do { request = try MessageCodec.decode(Sextant_V1_Hello.self, from: frame.body) } catch {
-            respond(context, frame.header, .failure(RequestError(.invalidArgument, "\(error)")))
             state = .closing
+            respond(context, frame.header, .failure(RequestError(.invalidArgument, "\(error)")))
             context.close(promise: nil)
             return
         }
         guard request.protocolVersion == ProtocolLimits.version else {
+            state = .closing
             respond(context, frame.header, .failure(RequestError(
                 .failedPrecondition, "protocol version \(request.protocolVersion) is not served (this engine speaks \(ProtocolLimits.version))")))
-            state = .closing
             context.close(promise: nil)
             return
         }
         guard Self.constantTimeEqual(request.token, settings.token) else {
             logger.info("rejected Hello from \(context.remoteAddress?.description ?? "?"): bad or missing token")
-            respond(context, frame.header, .failure(RequestError(.unauthenticated, "bad or missing token")))
             state = .closing
+            respond(context, frame.header, .failure(RequestError(.unauthenticated, "bad or missing token")))
             context.close(promise: nil)
             return
         }
@@ -376,7 +392,13 @@ final class ConnectionHandler: ChannelInboundHandler {
             frame = Frame(header: FrameHeader(kind: .response, status: error.status, method: request.method, requestID: request.requestID),
                           body: MessageCodec.encode(detail))
         }
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        // A response before a close is flushed at once: close drops unflushed writes.
+        if reading && state != .closing {
+            context.write(wrapOutboundOut(frame), promise: nil)
+            flushPending = true
+        } else {
+            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        }
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
