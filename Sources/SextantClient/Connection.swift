@@ -199,35 +199,33 @@ final class Connection: Sendable {
     }
 
     func send(_ method: Method, _ body: ByteBuffer, timeout: TimeAmount?) async throws -> ByteBuffer {
-        try await Self.send(channel, method, body, timeout: timeout, flush: flush)
-    }
-
-    /// For a caller on the loop (one preferring the loop's executor): queues one
-    /// flush behind the tasks already queued there. The replies of one read
-    /// resume several callers, and their next requests then share a write.
-    private func flush() {
-        guard !flushQueued.value else { return }
-        flushQueued.value = true
-        channel.eventLoop.execute { [self] in
-            flushQueued.value = false
-            channel.flush()
-        }
+        try await Self.send(channel, method, body, timeout: timeout, flushQueued: flushQueued)
     }
 
     /// Whether the caller runs on this connection's event loop thread.
     var isOnCurrentThread: Bool { channel.eventLoop.inEventLoop }
 
+    /// With `flushQueued`, a caller on the channel's loop (one preferring the
+    /// loop's executor) writes and queues one flush behind the tasks already
+    /// queued there: the replies of one read resume several callers, and their
+    /// next requests then share a write. Anyone else flushes at once.
     private static func send(_ channel: any Channel, _ method: Method, _ body: ByteBuffer, timeout: TimeAmount?,
-                             flush: (() -> Void)? = nil) async throws -> ByteBuffer
+                             flushQueued: NIOLoopBoundBox<Bool>? = nil) async throws -> ByteBuffer
     {
         let promise = channel.eventLoop.makePromise(of: Frame.self)
         let deadline = timeout.map { UInt32(clamping: $0.nanoseconds / 1_000_000) } ?? 0
         let frame = Frame(header: FrameHeader(kind: .request, method: method, requestID: 0, deadlineMilliseconds: deadline),
                           body: body)
         let request = ResponseHandler.Outgoing.request(.init(frame: frame, promise: promise, timeout: timeout))
-        if let flush, channel.eventLoop.inEventLoop {
+        if let flushQueued, channel.eventLoop.inEventLoop {
             channel.write(request, promise: nil)
-            flush()
+            if !flushQueued.value {
+                flushQueued.value = true
+                channel.eventLoop.execute {
+                    flushQueued.value = false
+                    channel.flush()
+                }
+            }
         } else {
             channel.writeAndFlush(request, promise: nil)
         }

@@ -91,11 +91,10 @@ public enum InheritedNiceness {
 }
 
 /// The nice value `sextant up` starts its batch workers (ingest, scrape) with,
-/// and `sextant bench ingest` measures at. Measured on 2 cores with 8 closed-loop
-/// query clients (docs/BENCHMARKS.md, issue 6): at 10 a 20,000-row batch with the
-/// built-in embedder took 15-35 s, as the worker got a few percent of the CPU,
-/// and once a write waited out the client's 30 s deadline; at 5 it takes 3-9 s,
-/// at the cost of query p99 (about 5 ms against 3-4.5 ms).
+/// and `sextant bench ingest` measures at. On 2 cores with 8 closed-loop query
+/// clients (docs/BENCHMARKS.md, issue 6), a worker at 10 got a few percent of
+/// the CPU: a 20,000-row batch with the built-in embedder took 15-35 s, and once
+/// a write waited out the client's 30 s deadline. At 5 it takes 4-7 s.
 public enum BatchNiceness {
     public static let workers: Int32 = 5
 }
