@@ -9,7 +9,9 @@ import NIOCore
 /// load generator, half of it thread hand-offs). Tasks that call the client in
 /// a loop (query clients, a server's handlers) should prefer one of
 /// `SextantClient.executors`; anything that blocks must not, as it would stall
-/// every connection on that loop.
+/// every connection on that loop. Such tasks must end before the client is
+/// closed: a client that owns its event loops shuts them down, and a job
+/// enqueued after that is dropped (NIO prints an error), so its task never resumes.
 public final class EventLoopExecutor: TaskExecutor, Sendable {
     public let eventLoop: any EventLoop
 
