@@ -43,7 +43,9 @@ public final class SextantClient: Sendable {
     private let reconnecting: [AsyncSerialGate]
     /// One executor per event loop of the client's group. A task that prefers one
     /// (`Task(executorPreference:)`, `group.addTask(executorPreference:)`) makes
-    /// its calls on a connection served by that loop's thread.
+    /// its calls on a connection served by that loop's thread when the pool has
+    /// one there (a private group has as many loops as the pool has connections,
+    /// at most two); otherwise its calls go round-robin like anyone's.
     public let executors: [EventLoopExecutor]
 
     private init(configuration: ClientConfiguration, group: any EventLoopGroup, ownsGroup: Bool) {
@@ -54,6 +56,13 @@ public final class SextantClient: Sendable {
         slots = Mutex(Array(repeating: nil, count: max(1, configuration.connections)))
         reconnecting = (0..<max(1, configuration.connections)).map { _ in AsyncSerialGate() }
         executors = group.makeIterator().map(EventLoopExecutor.init)
+        assert(!executors.isEmpty, "an event loop group has at least one loop")
+    }
+
+    /// The executor for the `number`-th of several concurrent callers: callers
+    /// are spread over the loops in turn.
+    public func executor(forCaller number: Int) -> EventLoopExecutor? {
+        executors.isEmpty ? nil : executors[number % executors.count]
     }
 
     /// Connects the pool (every connection says Hello) or throws UNAVAILABLE / UNAUTHENTICATED.

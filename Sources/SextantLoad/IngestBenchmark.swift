@@ -137,10 +137,9 @@ public struct IngestBenchmark: Sendable {
         let next = AtomicCounter()
         let start = ContinuousClock.now
         // Each client runs on the event loop serving its connection, as in `sextant load`.
-        let executors = handle.client.executors
         let samples = await withTaskGroup(of: (Histogram<UInt64>, Int, Int).self) { group in
             for number in 0..<clients {
-                group.addTask(executorPreference: executors.isEmpty ? nil : executors[number % executors.count]) {
+                group.addTask(executorPreference: handle.client.executor(forCaller: number)) {
                     var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
                     var count = 0
                     var errors = 0

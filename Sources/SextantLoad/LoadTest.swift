@@ -20,15 +20,15 @@ public protocol LoadTarget: Sendable {
     /// The prepared query requests as URL and bodies, for an external HTTP load
     /// generator such as wrk; nil when the target does not speak HTTP.
     func exportedRequests() -> (url: String, bodies: [[UInt8]])?
-    /// Executors the query clients should run on (the event loops of the
+    /// The executor query client `number` should run on (an event loop of the
     /// target's connections), so that the harness spends as little CPU per query
-    /// as the target's client allows; empty: the global executor.
-    var queryExecutors: [any TaskExecutor] { get }
+    /// as the target's client allows; nil: the global executor.
+    func queryExecutor(forClient number: Int) -> (any TaskExecutor)?
 }
 
 extension LoadTarget {
     public func exportedRequests() -> (url: String, bodies: [[UInt8]])? { nil }
-    public var queryExecutors: [any TaskExecutor] { [] }
+    public func queryExecutor(forClient number: Int) -> (any TaskExecutor)? { nil }
 }
 
 public struct LoadBatch: Sendable {
@@ -168,9 +168,8 @@ public struct LoadTest: Sendable {
         let next = AtomicCounter()
         let start = ContinuousClock.now
         let (samples, ingested, elapsed) = try await withThrowingTaskGroup(of: ClientSample.self) { group in
-            let executors = target.queryExecutors
             for number in 0..<configuration.clients {
-                group.addTask(executorPreference: executors.isEmpty ? nil : executors[number % executors.count]) {
+                group.addTask(executorPreference: target.queryExecutor(forClient: number)) {
                     await self.queryLoop(target, data, next: next, stop: stop)
                 }
             }

@@ -55,7 +55,7 @@ public final class SextantTarget: LoadTarget, @unchecked Sendable {
 
     public func close() async { await client.close() }
 
-    public var queryExecutors: [any TaskExecutor] { client.executors }
+    public func queryExecutor(forClient number: Int) -> (any TaskExecutor)? { client.executor(forCaller: number) }
 }
 
 /// A ChromaDB server through its REST API (/api/v2), as chromadb's HttpClient
