@@ -642,16 +642,16 @@ public final class Collection: @unchecked Sendable {
     }
 
     /// Tail records worth scoring exactly for an unfiltered query: all of them
-    /// while the tail is small, else the `tailRerankCount(k)` nearest by sign code.
+    /// while the tail is small, else the `tailRerankCount` nearest by sign code.
     private func tailCandidates(_ vector: [Float], k: Int) -> [UInt32] {
-        let keep = StorageLimits.tailRerankCount(k: k)
+        let keep = StorageLimits.tailRerankCount(k: k, tailRecords: tail.count)
         let words = SignCodes.words(dimensions: layout.dimensions)
         let dimensions = layout.dimensions
         let ranked = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { code -> [UInt32]? in
             vector.withUnsafeBufferPointer { query -> [UInt32]? in
                 guard let base = code.baseAddress, let floats = query.baseAddress else { return nil }
                 SignCodes.encode(floats: floats, dimensions: dimensions, into: base)
-                return tail.nearestByCode(base, keep: keep, minimumCount: 4 * keep)
+                return tail.nearestByCode(base, keep: keep, minimumCount: 2 * keep)
             }
         }
         return ranked ?? tail.snapshot()

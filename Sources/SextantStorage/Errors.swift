@@ -66,10 +66,15 @@ public enum StorageLimits {
     public static let recordHeapReservationBytes = 16 << 30
     /// Written but not yet indexed records; writers wait beyond this.
     public static let unindexedTailCapacity = 1 << 15
-    /// Tail records an unfiltered query scores exactly once the tail holds four
-    /// times as many: the nearest by sign code (99.9% of the exact top 10 of
-    /// 20,000 MiniLM records fall inside the nearest 1,024).
-    public static func tailRerankCount(k: Int) -> Int { max(1_024, 64 * k) }
+    /// Tail records an unfiltered query scores exactly: the nearest by sign code,
+    /// about a sixteenth of the tail, at least 16·k and at most max(1,024, 64·k).
+    /// The Hamming rank of a true top-10 record grows with the tail's size
+    /// (debian-minilm, `tools/analysis/sign-rank.py`: 99.75% within 256 of a
+    /// 4,096-record tail, 99.5% within 768 of 32,768).
+    /// Below twice this count the whole tail is scored.
+    public static func tailRerankCount(k: Int, tailRecords: Int) -> Int {
+        min(max(16 * k, tailRecords / 16), max(1_024, 64 * k))
+    }
     /// WAL bytes after which a checkpoint folds the log into the files.
     public static let checkpointWALBytes = 64 << 20
 }
