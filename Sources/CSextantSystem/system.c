@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -50,3 +51,6 @@ int sx_set_thread_slice(uint64_t nanoseconds) {
 #endif
 }
 
+int sx_set_thread_timer_slack(unsigned long nanoseconds) {
+    return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0) == 0 ? 0 : -errno;
+}

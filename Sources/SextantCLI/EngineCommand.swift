@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import SextantClient
 import SextantEngine
+import SextantStorage
 
 #if canImport(Glibc)
 import Glibc
@@ -86,8 +87,14 @@ struct EngineCommand: AsyncParsableCommand {
     @Option(name: .customLong("unindexed-limit"),
             help: "Acknowledged-but-unindexed records per collection (queries scan them exactly; writers wait beyond).")
     var unindexedLimit = 32_768
+    @Option(name: .customLong("unindexed-limit-under-reads"),
+            help: "The same bound while queries run (a query in the last 250 ms); default: --unindexed-limit.")
+    var unindexedLimitUnderReads: Int?
     @Option(name: .customLong("background-nice"), help: "Nice value of write processing and indexing threads (0-19).")
     var backgroundNice: Int32 = 10
+    @Flag(name: .customLong("reads-first"),
+          help: "Queries first: while they run, writes wait for the indexer past 2,048 unindexed records (--unindexed-limit-under-reads 2048).")
+    var readsFirst = false
     @OptionGroup var backup: BackupLifecycleOptions
 
     func run() async throws {
@@ -112,8 +119,11 @@ struct EngineCommand: AsyncParsableCommand {
         configuration.maximumFrameBytes = maxFrameBytes
         guard (0...19).contains(backgroundNice) else { throw ValidationError("--background-nice must be in 0...19") }
         guard unindexedLimit >= 64 else { throw ValidationError("--unindexed-limit must be at least 64") }
+        let underReads = unindexedLimitUnderReads ?? (readsFirst ? StorageLimits.readsFirstUnindexedTail : unindexedLimit)
+        guard underReads >= 64 else { throw ValidationError("--unindexed-limit-under-reads must be at least 64") }
         configuration.writeNiceness = backgroundNice
         configuration.unindexedLimit = unindexedLimit
+        configuration.unindexedLimitUnderReads = underReads
         configuration.serverVersion = Runtime.version
         configuration.allocator = Runtime.allocator
         configuration.kernels = Runtime.kernels

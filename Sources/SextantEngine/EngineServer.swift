@@ -27,6 +27,8 @@ public struct EngineConfiguration: Sendable {
     /// scan these exactly, so a larger limit absorbs bigger write bursts at full
     /// speed and a smaller one keeps queries cheaper during ingest.
     public var unindexedLimit = StorageLimits.unindexedTailCapacity
+    /// The bound while queries run; the same as `unindexedLimit` unless reads come first.
+    public var unindexedLimitUnderReads = StorageLimits.unindexedTailCapacity
     /// How long a graceful shutdown waits for in-flight requests.
     public var drainTimeoutMilliseconds: Int64 = 30_000
     /// Identity reported in ServerInfo (the executable fills these in).
@@ -89,7 +91,8 @@ public final class EngineServer: Sendable {
         StorageLog.setSink { [logger] message in logger.notice("\(message)") }
         let storage = try StorageEngine(
             directory: configuration.dataDirectory, indexerThreads: configuration.indexerThreads,
-            indexerNiceness: configuration.writeNiceness, unindexedLimit: configuration.unindexedLimit)
+            indexerNiceness: configuration.writeNiceness, unindexedLimit: configuration.unindexedLimit,
+            unindexedLimitUnderReads: configuration.unindexedLimitUnderReads)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         // Queries run on the event loops (small ones inline): give them short slices.
         for loop in group.makeIterator() { loop.execute { LatencySensitive.markCurrentThread() } }

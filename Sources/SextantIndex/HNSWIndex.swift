@@ -733,7 +733,9 @@ public final class HNSWIndex: @unchecked Sendable {
     /// Unlinks every tombstoned node (repairing the lists that pointed to it
     /// from its own neighbours), waits out a grace period, and returns the
     /// slots, now free for `insert`. Must not run concurrently with `insert`.
-    public func reclaimDeleted() -> [UInt32] {
+    /// `pace` runs between the repairs of two nodes: the caller may pause there
+    /// (the storage indexer steps off the CPU while queries run).
+    public func reclaimDeleted(pace: () -> Void = {}) -> [UInt32] {
         let highWater = slotHighWater
         var deletedMask = [Bool](repeating: false, count: highWater)
         var deleted: [UInt32] = []
@@ -745,6 +747,7 @@ public final class HNSWIndex: @unchecked Sendable {
         contexts.withContext(slotCount: highWater) { context in
             for slot in 0..<UInt32(highWater) where flags(slot) == Self.flagPresent {
                 for level in 0...levelOf(slot) { repair(slot, level: level, deletedMask, context) }
+                pace()
             }
         }
         replaceEntryIfDeleted(deletedMask)

@@ -83,10 +83,11 @@ public final class Collection: @unchecked Sendable {
     public var id: String { configuration.id }
     public var count: Int { state.withLock { $0.liveRecords } }
 
-    private init(directory: String, wal: WriteAheadLog, generation: Generation, state: MutationState, unindexedLimit: Int) {
+    private init(directory: String, wal: WriteAheadLog, generation: Generation, state: MutationState, unindexedLimit: Int,
+                 unindexedLimitUnderReads: Int) {
         self.directory = directory
         self.wal = wal
-        tail = UnindexedTail(limit: unindexedLimit)
+        tail = UnindexedTail(limit: unindexedLimit, underReads: unindexedLimitUnderReads)
         // A collection still waiting for its dimension has a one-dimensional
         // placeholder generation: its codes are sized when the first write decides.
         if state.configuration.dimension > 0 { tail.prepareCodes(dimensions: state.configuration.dimension) }
@@ -97,7 +98,8 @@ public final class Collection: @unchecked Sendable {
     // MARK: - Create and open
 
     static func create(directory: String, configuration: CollectionConfiguration, io: DurableIO,
-                       unindexedLimit: Int = StorageLimits.unindexedTailCapacity) throws -> Collection
+                       unindexedLimit: Int = StorageLimits.unindexedTailCapacity,
+                       unindexedLimitUnderReads: Int = StorageLimits.unindexedTailCapacity) throws -> Collection
     {
         try CollectionConfiguration.validateName(configuration.name)
         _ = try configuration.layout()
@@ -106,12 +108,13 @@ public final class Collection: @unchecked Sendable {
             configuration: configuration, generation: 0, checkpointLSN: 0, index: HNSWState(), heapUsedBytes: 0,
             liveRecords: 0, files: [:])
         try Files.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
-        return try open(directory: directory, io: io, unindexedLimit: unindexedLimit)
+        return try open(directory: directory, io: io, unindexedLimit: unindexedLimit, unindexedLimitUnderReads: unindexedLimitUnderReads)
     }
 
     /// Opens a collection: verifies the manifest and every data file's checksum,
     /// maps the files, and replays only the WAL entries after the checkpoint.
-    static func open(directory: String, io: DurableIO, unindexedLimit: Int = StorageLimits.unindexedTailCapacity) throws
+    static func open(directory: String, io: DurableIO, unindexedLimit: Int = StorageLimits.unindexedTailCapacity,
+                     unindexedLimitUnderReads: Int = StorageLimits.unindexedTailCapacity) throws
         -> Collection
     {
         let manifest = try Manifest.read(directory + "/" + Manifest.fileName)
@@ -124,7 +127,7 @@ public final class Collection: @unchecked Sendable {
         let (wal, recovered) = try WriteAheadLog.open(
             directory: directory + "/wal", afterLSN: manifest.checkpointLSN, io: io)
         let collection = Collection(directory: directory, wal: wal, generation: generation, state: state,
-                                    unindexedLimit: unindexedLimit)
+                                    unindexedLimit: unindexedLimit, unindexedLimitUnderReads: unindexedLimitUnderReads)
         try collection.replay(recovered)
         collection.requeueUnlinked()
         return collection
@@ -554,14 +557,19 @@ public final class Collection: @unchecked Sendable {
         let (limbo, linkedSinceRepair) = state.withLock { ($0.limbo, $0.linkedSinceRepair) }
         let deleted = generation.index.deletedCount
         let live = generation.index.liveCount
-        let urgent = deleted >= max(1_024, live / 2)
+        // Under reads tombstones cost every query, so they go sooner (in paced steps).
+        let readers = tail.hasRecentReaders
+        let urgent = deleted >= max(1_024, live / (readers ? 8 : 2))
         let due = urgent || (!busy && deleted >= max(256, live / 20))
         let freeLimbo = !limbo.isEmpty && (!busy || limbo.count >= 1_024)
         let repair = !busy && linkedSinceRepair > 0
         guard due || freeLimbo || repair else { return }
         indexLock.withExclusive {
             var freed: [UInt32] = []
-            if due { freed = generation.index.reclaimDeleted() }  // includes its grace period
+            if due {  // includes its grace period
+                var pacer = ReaderPacer()
+                freed = generation.index.reclaimDeleted { pacer.step(readers: tail.hasRecentReaders) }
+            }
             if freeLimbo {
                 generation.index.gate.synchronize()
                 freed += limbo
@@ -576,6 +584,9 @@ public final class Collection: @unchecked Sendable {
     }
 
     var needsIndexing: Bool { tail.hasUnclaimed }
+
+    /// A query ran within `StorageLimits.readerActivityWindowMilliseconds`.
+    var hasRecentReaders: Bool { tail.hasRecentReaders }
 
     // MARK: - Reads
 
@@ -620,6 +631,7 @@ public final class Collection: @unchecked Sendable {
             try documentFilter?.validate()
         } catch { throw StorageError(error) }
         if isDimensionPending { return vectors.map { _ in [] } }
+        tail.noteReader()  // writers now keep the tail this query scans small
         let generation = current.withLock { $0 }
         let token = generation.index.gate.enter()
         defer { generation.index.gate.exit(token) }

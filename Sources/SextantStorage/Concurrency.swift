@@ -128,8 +128,10 @@ final class UnindexedTail: @unchecked Sendable {
         return capacity
     }
 
-    init(limit requested: Int, largestBatch: Int = StorageLimits.maximumBatchRecords) {
+    init(limit requested: Int, underReads: Int = StorageLimits.unindexedTailCapacity,
+         largestBatch: Int = StorageLimits.maximumBatchRecords) {
         limit = Self.roundedCapacity(requested)
+        limitUnderReads = min(limit, Self.roundedCapacity(underReads))
         var capacity = 64
         while capacity < limit + largestBatch { capacity <<= 1 }
         precondition(capacity >= limit + largestBatch && capacity & (capacity - 1) == 0, "tail capacity must be a power of two")
@@ -175,14 +177,44 @@ final class UnindexedTail: @unchecked Sendable {
     var count: Int { Int(tail - head) }
     var free: Int { capacity - count }
 
-    /// Waits until `count` more entries fit (writers call this before they apply).
-    /// Room for `needed` more: under the limit, or an empty tail (a batch
+    /// The bound that applies while readers are active (`noteReader`).
+    let limitUnderReads: Int
+    /// CLOCK_MONOTONIC_COARSE milliseconds of the last query; 0 before the first.
+    private let lastReaderMilliseconds = Atomic<UInt64>(0)
+
+    /// Called by every query. Stores only when the coarse clock moved, so that
+    /// readers on several cores do not bounce one cache line per query.
+    func noteReader() {
+        let now = Self.coarseMilliseconds()
+        if lastReaderMilliseconds.load(ordering: .relaxed) != now {
+            lastReaderMilliseconds.store(now, ordering: .relaxed)
+        }
+    }
+
+    var hasRecentReaders: Bool {
+        let last = lastReaderMilliseconds.load(ordering: .relaxed)
+        return last != 0 && Self.coarseMilliseconds() &- last < UInt64(StorageLimits.readerActivityWindowMilliseconds)
+    }
+
+    /// The limit in force: the small one while a query ran within the window.
+    var effectiveLimit: Int { hasRecentReaders ? limitUnderReads : limit }
+
+    private static func coarseMilliseconds() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &spec)
+        return UInt64(spec.tv_sec) &* 1_000 &+ UInt64(spec.tv_nsec / 1_000_000)
+    }
+
+    /// Room for `needed` more: under the limit in force, or an empty tail (a batch
     /// larger than a small limit goes alone; the physical ring still holds it).
-    func hasRoom(_ needed: Int) -> Bool { count == 0 || count + needed <= limit }
+    func hasRoom(_ needed: Int) -> Bool { count == 0 || count + needed <= effectiveLimit }
 
     /// Above the limit: replay drains before applying the next entry.
     var isOverLimit: Bool { count > limit }
 
+    /// Waits until `needed` more entries fit (writers call this before they apply).
+    /// A waiter admitted under the small limit is woken by the indexer's progress;
+    /// the indexer drains the whole tail, so an empty tail always lets it in.
     func waitForRoom(_ needed: Int) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = claims.withLock { state -> Bool in

@@ -66,6 +66,15 @@ public enum StorageLimits {
     public static let recordHeapReservationBytes = 16 << 30
     /// Written but not yet indexed records; writers wait beyond this.
     public static let unindexedTailCapacity = 1 << 15
+    /// A collection may keep a smaller bound while queries run (one in the last
+    /// `readerActivityWindowMilliseconds`): every query pays for the tail, so a
+    /// small bound admits writes only as fast as the indexer links them and keeps
+    /// queries near their idle cost; with no reader the full bound absorbs a
+    /// burst at WAL speed. The default keeps one bound (the seed's 20,000-record
+    /// batch acknowledged in seconds while queries run); the engine's
+    /// `--reads-first` uses this one.
+    public static let readsFirstUnindexedTail = 1 << 11
+    public static let readerActivityWindowMilliseconds = 250
     /// Tail records an unfiltered query scores exactly: the nearest by sign code,
     /// about a sixteenth of the tail, at least 16·k and at most max(1,024, 64·k).
     /// The Hamming rank of a true top-10 record grows with the tail's size

@@ -17,12 +17,16 @@ public final class StorageEngine: @unchecked Sendable {
     /// A collection whose files fail their checksums fails the open, naming the file.
     /// Records a collection holds acknowledged but not yet indexed (see `StorageLimits.unindexedTailCapacity`).
     public let unindexedLimit: Int
+    /// The same bound while queries run (see `StorageLimits.readsFirstUnindexedTail`).
+    public let unindexedLimitUnderReads: Int
 
     public init(directory: String, io: DurableIO = .shared, indexerThreads: Int = 1, indexerNiceness: Int32 = 10,
-                unindexedLimit: Int = StorageLimits.unindexedTailCapacity) throws {
+                unindexedLimit: Int = StorageLimits.unindexedTailCapacity,
+                unindexedLimitUnderReads: Int = StorageLimits.unindexedTailCapacity) throws {
         self.directory = directory
         self.io = io
         self.unindexedLimit = unindexedLimit
+        self.unindexedLimitUnderReads = unindexedLimitUnderReads
         indexer = Indexer(threads: indexerThreads, niceness: indexerNiceness)
         let root = directory + "/collections"
         try Files.makeDirectories(root)
@@ -33,7 +37,8 @@ public final class StorageEngine: @unchecked Sendable {
                 Files.removeTree(path)
                 continue
             }
-            let collection = try Collection.open(directory: path, io: io, unindexedLimit: unindexedLimit)
+            let collection = try Collection.open(
+                directory: path, io: io, unindexedLimit: unindexedLimit, unindexedLimitUnderReads: unindexedLimitUnderReads)
             opened[collection.id] = collection
             indexer.register(collection)
         }
@@ -68,12 +73,14 @@ public final class StorageEngine: @unchecked Sendable {
         let staging = root + "/.creating-" + configuration.id
         let final = root + "/" + configuration.id
         let io = self.io
-        let limit = unindexedLimit
+        let (limit, limitUnderReads) = (unindexedLimit, unindexedLimitUnderReads)
         let collection = try await Blocking.run { () throws -> Collection in
-            _ = try Collection.create(directory: staging, configuration: configuration, io: io, unindexedLimit: limit)
+            _ = try Collection.create(
+                directory: staging, configuration: configuration, io: io, unindexedLimit: limit,
+                unindexedLimitUnderReads: limitUnderReads)
             try Files.rename(staging, final)
             try Files.syncDirectory(root)
-            return try Collection.open(directory: final, io: io, unindexedLimit: limit)
+            return try Collection.open(directory: final, io: io, unindexedLimit: limit, unindexedLimitUnderReads: limitUnderReads)
         }
         collections.withLock { $0[collection.id] = collection }
         indexer.register(collection)

@@ -100,4 +100,36 @@ import Testing
             }
         }
     }
+
+    /// While queries run, a write that would take the tail past the small bound
+    /// waits for the indexer; once no query has run for the activity window, the
+    /// full bound applies again and the same write is taken at once.
+    @Test func queriesKeepTheTailSmallWhileTheyRun() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try StorageEngine(directory: directory.path, io: .shared, unindexedLimit: 4_096, unindexedLimitUnderReads: 64)
+        defer { engine.indexer.stop() }
+        engine.indexer.pause()
+        let (collection, _) = try await engine.create(CollectionConfiguration(name: "reads-first", dimension: 8))
+        let records = makeRecords(2_000, dimensions: 8, seed: 5)
+        _ = try await collection.write(.upsert(Array(records[0..<1_000])))
+        #expect(collection.stats().unindexedRecords == 1_000, "no query yet: the full bound admits the batch")
+
+        _ = try collection.query([try #require(records[0].vector)], k: 1)
+        let held = Task { try await collection.write(.upsert(Array(records[1_000..<1_100]))) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(collection.count == 1_000, "under reads, a write past the small bound waits for the indexer")
+        engine.indexer.resume()
+        _ = try await held.value
+        #expect(collection.count == 1_100)
+
+        engine.indexer.pause()
+        try await Task.sleep(for: .milliseconds(StorageLimits.readerActivityWindowMilliseconds + 200))
+        let free = Task { try await collection.write(.upsert(Array(records[1_100..<2_000]))) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while collection.count < 2_000 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(collection.count == 2_000, "with no reader in the window the full bound applies, indexer paused or not")
+        engine.indexer.resume()
+        _ = try await free.value
+    }
 }
