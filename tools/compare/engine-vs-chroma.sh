@@ -13,7 +13,8 @@ source "$(dirname "$0")/lib.sh"
 data=${1:-$root/../shared/data/debian-minilm}
 idle=${2:-10}
 clients=${CLIENTS:-8}
-start_background engine.log "$sextant" engine --data "$work/sextant" --listen 127.0.0.1:7791
+# ENGINE_ARGS: extra engine flags, e.g. ENGINE_ARGS=--reads-first
+start_background engine.log "$sextant" engine --data "$work/sextant" --listen 127.0.0.1:7791 ${ENGINE_ARGS:-}
 start_chroma 8791
 machine_line >&2
 "$sextant" load --engine 127.0.0.1:7791 --data "$data" --clients "$clients" --idle-seconds "$idle" --json | tee "$work/sextant.json"
