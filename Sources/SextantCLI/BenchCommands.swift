@@ -98,6 +98,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Ingest rate during the measured phase: 'max' or RECORDS/day (e.g. 80000/day).") var rate = "max"
     @Option(name: .customLong("day-seconds"), help: "Length of the compressed day for RECORDS/day.") var daySeconds = 60.0
     @Option(name: .customLong("idle-seconds"), help: "Length of the idle measurement.") var idleSeconds = 10.0
+    @Option(help: "What the measured phase writes: 'changed' (every vector moved by 1%, so each record is re-indexed) or 'identical' (the records as loaded).")
+    var replay = "changed"
     @Option(help: "Collection to (re)create for the test.") var collection = "load"
     @Option(help: "Search ef (default: the collection's).") var ef: Int?
     @Option(help: "Use only the first N records.") var limit = Int.max
@@ -119,6 +121,10 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.rate = try LoadTest.Rate(parsing: rate)
         configuration.daySeconds = daySeconds
         configuration.idleSeconds = idleSeconds
+        guard let replayKind = LoadTest.Replay(rawValue: replay) else {
+            throw ValidationError("--replay takes 'changed' or 'identical'")
+        }
+        configuration.replay = replayKind
         configuration.collection = collection
         configuration.limit = limit
         let target: any LoadTarget

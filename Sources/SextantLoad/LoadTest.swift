@@ -60,8 +60,19 @@ public struct LoadTest: Sendable {
         }
     }
 
+    /// What the measured phase writes over the loaded records. An engine may skip
+    /// re-indexing a record whose vector did not change (Sextant does), so only
+    /// `changed` measures queries against indexing work.
+    public enum Replay: String, Sendable, Codable {
+        /// Every vector scaled by 1.01 in its largest component: a different
+        /// vector for the index, the same neighbours for recall.
+        case changed
+        case identical
+    }
+
     public struct Configuration: Sendable {
         public var dataset: String
+        public var replay = Replay.changed
         public var collection = "load"
         public var clients = 8
         public var batchRecords = 1_000
@@ -95,6 +106,7 @@ public struct LoadTest: Sendable {
         public var records: Int
         public var batch_records: Int
         public var rate: String
+        public var replay: Replay
         public var initial_load_seconds: Double
         public var initial_load_records_per_second: Double
         /// Durable acknowledgements only (before the index caught up).
@@ -155,7 +167,7 @@ public struct LoadTest: Sendable {
         }
         return Report(
             target: target.name, clients: configuration.clients, records: data.ids.count, batch_records: configuration.batchRecords,
-            rate: rateText, initial_load_seconds: initialSeconds,
+            rate: rateText, replay: configuration.replay, initial_load_seconds: initialSeconds,
             initial_load_records_per_second: Double(data.ids.count) / initialSeconds,
             initial_load_acknowledged_records_per_second: Double(data.ids.count) / acknowledgedSeconds, idle: idle, during_ingest: busy,
             p99_ratio_ingest_over_idle: busy.p99_ms / max(idle.p99_ms, 1e-9))
@@ -255,7 +267,7 @@ public struct LoadTest: Sendable {
 
     /// Re-ingests the records (upserts, so recall stays comparable) at the configured rate.
     private func replay(_ target: any LoadTarget, _ data: LoadData, until stop: StopFlag) async throws -> Int {
-        let batches = data.batches(configuration.batchRecords)
+        let batches = data.batches(configuration.batchRecords, nudged: configuration.replay == .changed)
         switch configuration.rate {
         case .max:
             try await ingest(target, data, batches: batches, writers: configuration.writers)
@@ -324,11 +336,21 @@ struct LoadData: Sendable {
         }
     }
 
-    func batches(_ size: Int) -> [LoadBatch] {
+    /// With `nudged`, each vector's largest component is scaled by 1.01: beyond
+    /// f16 rounding (so the stored vector changes), far inside the gaps between
+    /// neighbours (so the ground truth still holds).
+    func batches(_ size: Int, nudged: Bool = false) -> [LoadBatch] {
         stride(from: 0, to: ids.count, by: size).map { start in
             let range = start..<min(start + size, ids.count)
-            return LoadBatch(ids: Array(ids[range]), vectors: range.map { Array(vectors.row($0)) },
-                             documents: Array(documents[range]), metadatas: Array(metadatas[range]))
+            let rows = range.map { row -> [Float] in
+                var vector = Array(vectors.row(row))
+                if nudged, let largest = vector.indices.max(by: { abs(vector[$0]) < abs(vector[$1]) }) {
+                    vector[largest] *= 1.01
+                }
+                return vector
+            }
+            return LoadBatch(ids: Array(ids[range]), vectors: rows, documents: Array(documents[range]),
+                             metadatas: Array(metadatas[range]))
         }
     }
 }

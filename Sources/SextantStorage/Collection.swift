@@ -436,6 +436,17 @@ public final class Collection: @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: base, count: layout.dimensions))
     }
 
+    /// True if `slot` stores exactly these f16 values.
+    private func hasVector(_ generation: Generation, _ slot: UInt32, _ halves: [UInt16]) -> Bool {
+        guard halves.count == layout.dimensions else { return false }
+        let stored = generation.index.regions.vectors.base.assumingMemoryBound(to: UInt16.self)
+            + Int(slot) * layout.vectorStrideHalves
+        return halves.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return false }
+            return memcmp(stored, base, layout.dimensions * MemoryLayout<UInt16>.size) == 0
+        }
+    }
+
     private func checkCapacity(_ operations: [ResolvedOperation], _ state: MutationState) throws {
         let puts = operations.reduce(0) { count, operation in
             if case .put = operation { return count + 1 }
@@ -451,7 +462,10 @@ public final class Collection: @unchecked Sendable {
     /// Applies resolved operations in memory. Used by live writes (after the WAL
     /// append) and by recovery. New versions are published before old ones are
     /// retired, so a concurrent reader sees a record once or (briefly) in both
-    /// versions, never neither; readers de-duplicate by id.
+    /// versions, never neither; readers de-duplicate by id. A put that keeps a
+    /// record's vector (a re-run batch, a metadata update) replaces the record in
+    /// its slot instead: it keeps its place in the graph, with nothing to re-link
+    /// and no tombstone left behind.
     private func apply(_ operations: [ResolvedOperation], _ state: inout MutationState) throws {
         let generation = current.withLock { $0 }
         var published: [UInt32] = []
@@ -460,6 +474,10 @@ public final class Collection: @unchecked Sendable {
             switch operation {
             case .put(let idBytes, let halves, let document, let metadata):
                 let id = String(decoding: idBytes, as: UTF8.self)
+                if let existing = state.ids[id], hasVector(generation, existing, halves) {
+                    try generation.records.replace(slot: existing, id: idBytes, document: document, metadata: metadata)
+                    continue
+                }
                 let slot: UInt32
                 if let reused = state.freeSlots.popLast() {
                     slot = reused

@@ -179,9 +179,12 @@ enum BatchCodec {
 ///   slots:   slot × [heapOffset u64, recordBytes u32, state u32]  (state 1 = live)
 ///   heap:    records back to back; appended to, compacted by each checkpoint
 ///
-/// A slot's entry and its heap bytes are written before the slot is published
-/// and never change until the slot is freed (after a grace period), so readers
-/// need no lock.
+/// A slot's heap bytes are written before the slot is published and never
+/// change until the heap is compacted (in a new generation), so readers need no
+/// lock. A live slot's record may be replaced (same vector, new document or
+/// metadata): the new bytes are appended, then the size and, with release
+/// ordering, the offset are stored; a reader that pairs an old offset with a new
+/// size sees a header that disagrees and reads again.
 final class RecordStore: @unchecked Sendable {
     static let slotStrideBytes = 16
     let slots: MemoryRegion
@@ -206,20 +209,29 @@ final class RecordStore: @unchecked Sendable {
 
     /// The raw heap bytes of a slot's record.
     func recordBytes(_ slot: UInt32) -> UnsafeRawBufferPointer? {
-        let pointer = entry(slot)
-        let offset = Int(pointer.load(as: UInt64.self))
-        let bytes = Int(pointer.load(fromByteOffset: 8, as: UInt32.self))
-        guard bytes > 0, offset + bytes <= heap.reservedBytes else { return nil }
-        return UnsafeRawBufferPointer(start: heap.base + offset, count: bytes)
+        guard let (offset, view) = located(slot) else { return nil }
+        return UnsafeRawBufferPointer(start: heap.base + offset, count: view.totalBytes)
     }
 
-    func record(_ slot: UInt32) -> RecordCodec.View? {
+    func record(_ slot: UInt32) -> RecordCodec.View? { located(slot)?.view }
+
+    /// Offset and view of a slot's record, consistent under a concurrent `replace`.
+    private func located(_ slot: UInt32) -> (offset: Int, view: RecordCodec.View)? {
         let pointer = entry(slot)
-        let offset = Int(pointer.load(as: UInt64.self))
-        let bytes = Int(pointer.load(fromByteOffset: 8, as: UInt32.self))
-        guard bytes > 0, offset + bytes <= heap.reservedBytes else { return nil }
-        return RecordCodec.view(at: heap.base + offset, available: bytes)
+        for _ in 0..<Self.consistentReadAttempts {
+            let offset = Int(sx_load_acquire_u64(pointer.assumingMemoryBound(to: UInt64.self)))
+            let bytes = Int(pointer.load(fromByteOffset: 8, as: UInt32.self))
+            guard bytes > 0, offset + bytes <= heap.reservedBytes else { return nil }
+            if let view = RecordCodec.view(at: heap.base + offset, available: bytes), view.totalBytes == bytes {
+                return (offset, view)
+            }
+        }
+        return nil  // a header that never matches its size: damage (the files' checksums say where)
     }
+
+    /// A replace stores two fields; a reader needs at most one more attempt per
+    /// replace that lands between its loads.
+    private static let consistentReadAttempts = 8
 
     /// Appends a record to the heap and points `slot` at it (not yet live).
     func store(slot: UInt32, id: [UInt8], document: [UInt8]?, metadata: [UInt8]) throws {
@@ -231,6 +243,19 @@ final class RecordStore: @unchecked Sendable {
         let pointer = entry(slot)
         pointer.storeBytes(of: UInt64(heapUsedBytes), as: UInt64.self)
         pointer.storeBytes(of: UInt32(size), toByteOffset: 8, as: UInt32.self)
+        heapUsedBytes += size
+    }
+
+    /// Points a live slot at a new version of its record (same slot, same vector).
+    func replace(slot: UInt32, id: [UInt8], document: [UInt8]?, metadata: [UInt8]) throws {
+        let size = RecordCodec.encodedSize(id: id, document: document, metadata: metadata)
+        guard heapUsedBytes + size <= heap.reservedBytes else {
+            throw StorageError.resourceExhausted("record heap full (\(heap.reservedBytes) bytes); a checkpoint compacts it")
+        }
+        RecordCodec.write(id: id, document: document, metadata: metadata, at: heap.base + heapUsedBytes)
+        let pointer = entry(slot)
+        pointer.storeBytes(of: UInt32(size), toByteOffset: 8, as: UInt32.self)
+        sx_store_release_u64(pointer.assumingMemoryBound(to: UInt64.self), UInt64(heapUsedBytes))
         heapUsedBytes += size
     }
 
