@@ -360,7 +360,12 @@ public final class Collection: @unchecked Sendable {
         let index = current.withLock { $0 }.index
         var prepared: [PreparedRecord] = []
         prepared.reserveCapacity(records.count)
+        // The bulk of a write's CPU, outside every lock: with reads first, paced like
+        // the indexer while queries run (the default acknowledges at full speed).
+        let readers = tail.putsReadsFirst && tail.hasRecentReaders
+        var pacer = ReaderPacer()
         for record in records {
+            pacer.step(readers: readers)
             var halves: [UInt16]? = nil
             if let vector = record.vector {
                 do { halves = try vector.withUnsafeBufferPointer { (buffer) throws(IndexError) in try index.storedForm(buffer) } } catch {
