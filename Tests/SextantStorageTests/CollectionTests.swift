@@ -235,6 +235,24 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
         #expect(got[1].metadata == ["round": .int(3)])
     }
 
+    /// A full collection still takes metadata changes: in-place puts need no slot.
+    @Test func aFullCollectionTakesInPlaceUpdates() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(
+                CollectionConfiguration(name: "full", dimension: 8, metric: .l2, capacity: 1_000))
+            let records = makeRecords(1_000, dimensions: 8, seed: 23)
+            try await collection.write(.upsert(records))
+            let relabelled = records.map { RecordInput(id: $0.id, vector: $0.vector, document: $0.document, metadata: ["full": .bool(true)]) }
+            try await collection.write(.upsert(relabelled))
+            #expect(try collection.get(ids: ["r999"]).first?.metadata == ["full": .bool(true)])
+            await #expect(throws: StorageError.self, "a new vector still needs a free slot") {
+                try await collection.write(.upsert([RecordInput(id: "r0", vector: Array(repeating: 1, count: 8))]))
+            }
+        }
+    }
+
     /// Readers racing in-place updates see each record whole: document and
     /// metadata from the same version, never a mix or a gap.
     @Test func readersNeverSeeAHalfReplacedRecord() async throws {

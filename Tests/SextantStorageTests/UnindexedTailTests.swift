@@ -115,13 +115,23 @@ import Testing
         _ = try await collection.write(.upsert(Array(records[0..<1_000])))
         #expect(collection.stats().unindexedRecords == 1_000, "no query yet: the full bound admits the batch")
 
-        _ = try collection.query([try #require(records[0].vector)], k: 1)
+        // A reader that keeps querying, so the activity window never lapses however slow the host.
+        let probe = try #require(records[0].vector)
+        _ = try collection.query([probe], k: 1)
+        let reading = Task {
+            while !Task.isCancelled {
+                _ = try? collection.query([probe], k: 1)
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
         let held = Task { try await collection.write(.upsert(Array(records[1_000..<1_100]))) }
         try await Task.sleep(for: .milliseconds(300))
         #expect(collection.count == 1_000, "under reads, a write past the small bound waits for the indexer")
         engine.indexer.resume()
         _ = try await held.value
         #expect(collection.count == 1_100)
+        reading.cancel()
+        _ = await reading.value
 
         engine.indexer.pause()
         try await Task.sleep(for: .milliseconds(StorageLimits.readerActivityWindowMilliseconds + 200))
