@@ -118,8 +118,11 @@ func expectCode(_ code: StatusCode, _ body: () async throws -> Void, sourceLocat
         }
     }
 
-    @Test func acknowledgedWritesAreVisibleAndReadsRunDuringWrites() async throws {
-        try await withEngine(connections: 4) { _, client in
+    /// Also with --reads-first, where the writer's batches wait for the indexer
+    /// past 2,048 unindexed records while the readers run.
+    @Test(arguments: [[], ["--reads-first"]])
+    func acknowledgedWritesAreVisibleAndReadsRunDuringWrites(engineArguments: [String]) async throws {
+        try await withEngine(arguments: engineArguments, connections: 4) { _, client in
             let handle = try await client.createCollection(name: "live", dimension: 32, metric: .cosine)
             let data = vectors(6_000, dimension: 32, seed: 3)
             let writer = Task {
