@@ -362,7 +362,7 @@ public final class Collection: @unchecked Sendable {
         prepared.reserveCapacity(records.count)
         // The bulk of a write's CPU, outside every lock: with reads first, paced like
         // the indexer while queries run (the default acknowledges at full speed).
-        let readers = tail.putsReadsFirst && tail.hasRecentReaders
+        let readers = tail.readsFirst && tail.hasRecentReaders
         var pacer = ReaderPacer()
         for record in records {
             pacer.step(readers: readers)
@@ -485,7 +485,7 @@ public final class Collection: @unchecked Sendable {
             case .put(let idBytes, let halves, let document, let metadata):
                 let id = String(decoding: idBytes, as: UTF8.self)
                 if let existing = state.ids[id], hasVector(generation, existing, halves) {
-                    try generation.records.replace(slot: existing, id: idBytes, document: document, metadata: metadata)
+                    try generation.records.store(slot: existing, id: idBytes, document: document, metadata: metadata)
                     continue
                 }
                 let slot: UInt32

@@ -180,7 +180,7 @@ final class UnindexedTail: @unchecked Sendable {
     /// The bound that applies while readers are active (`noteReader`).
     let limitUnderReads: Int
     /// A smaller bound under reads: this collection gives queries precedence over writes.
-    var putsReadsFirst: Bool { limitUnderReads < limit }
+    var readsFirst: Bool { limitUnderReads < limit }
     /// CLOCK_MONOTONIC_COARSE milliseconds of the last query; 0 before the first.
     private let lastReaderMilliseconds = Atomic<UInt64>(0)
 

@@ -215,7 +215,7 @@ final class RecordStore: @unchecked Sendable {
 
     func record(_ slot: UInt32) -> RecordCodec.View? { located(slot)?.view }
 
-    /// Offset and view of a slot's record, consistent under a concurrent `replace`.
+    /// Offset and view of a slot's record, consistent under a concurrent `store` to a live slot.
     private func located(_ slot: UInt32) -> (offset: Int, view: RecordCodec.View)? {
         let pointer = entry(slot)
         for _ in 0..<Self.consistentReadAttempts {
@@ -229,25 +229,13 @@ final class RecordStore: @unchecked Sendable {
         return nil  // a header that never matches its size: damage (the files' checksums say where)
     }
 
-    /// A replace stores two fields; a reader needs at most one more attempt per
-    /// replace that lands between its loads.
+    /// A store stores two fields; a reader needs at most one more attempt per
+    /// store that lands between its loads.
     private static let consistentReadAttempts = 8
 
-    /// Appends a record to the heap and points `slot` at it (not yet live).
+    /// Appends a record to the heap and points `slot` at it: a new slot (not yet
+    /// live), or a live one getting a new version of its record (same vector).
     func store(slot: UInt32, id: [UInt8], document: [UInt8]?, metadata: [UInt8]) throws {
-        let size = RecordCodec.encodedSize(id: id, document: document, metadata: metadata)
-        guard heapUsedBytes + size <= heap.reservedBytes else {
-            throw StorageError.resourceExhausted("record heap full (\(heap.reservedBytes) bytes); a checkpoint compacts it")
-        }
-        RecordCodec.write(id: id, document: document, metadata: metadata, at: heap.base + heapUsedBytes)
-        let pointer = entry(slot)
-        pointer.storeBytes(of: UInt64(heapUsedBytes), as: UInt64.self)
-        pointer.storeBytes(of: UInt32(size), toByteOffset: 8, as: UInt32.self)
-        heapUsedBytes += size
-    }
-
-    /// Points a live slot at a new version of its record (same slot, same vector).
-    func replace(slot: UInt32, id: [UInt8], document: [UInt8]?, metadata: [UInt8]) throws {
         let size = RecordCodec.encodedSize(id: id, document: document, metadata: metadata)
         guard heapUsedBytes + size <= heap.reservedBytes else {
             throw StorageError.resourceExhausted("record heap full (\(heap.reservedBytes) bytes); a checkpoint compacts it")
