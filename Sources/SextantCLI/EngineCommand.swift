@@ -86,14 +86,14 @@ struct EngineCommand: AsyncParsableCommand {
     var maxFrameBytes = 64 << 20
     @Option(name: .customLong("unindexed-limit"),
             help: "Acknowledged-but-unindexed records per collection (queries scan them exactly; writers wait beyond).")
-    var unindexedLimit = 32_768
+    var unindexedLimit = StorageLimits.unindexedTailCapacity
     @Option(name: .customLong("unindexed-limit-under-reads"),
-            help: "The same bound while queries run (a query in the last 250 ms); default: --unindexed-limit.")
+            help: "The same bound while queries run (a query in the last \(StorageLimits.readerActivityWindowMilliseconds) ms); default: --unindexed-limit.")
     var unindexedLimitUnderReads: Int?
     @Option(name: .customLong("background-nice"), help: "Nice value of write processing and indexing threads (0-19).")
     var backgroundNice: Int32 = 10
     @Flag(name: .customLong("reads-first"),
-          help: "Queries first: while they run, writes wait for the indexer past 2,048 unindexed records (--unindexed-limit-under-reads 2048).")
+          help: "Queries first: while they run, writes wait for the indexer past \(StorageLimits.readsFirstUnindexedTail) unindexed records (--unindexed-limit-under-reads \(StorageLimits.readsFirstUnindexedTail)).")
     var readsFirst = false
     @OptionGroup var backup: BackupLifecycleOptions
 

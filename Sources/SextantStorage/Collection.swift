@@ -453,8 +453,14 @@ public final class Collection: @unchecked Sendable {
     }
 
     private func checkCapacity(_ operations: [ResolvedOperation], _ state: MutationState) throws {
+        let available = state.freeSlots.count + (layout.capacity - Int(state.nextSlot))
+        let allPuts = operations.reduce(0) { count, operation in
+            if case .put = operation { return count + 1 }
+            return count
+        }
+        guard allPuts > available else { return }  // the common case: no vector comparisons here, apply does them
+        // Near capacity: a put that keeps its record's vector is replaced in place and needs no slot.
         let generation = current.withLock { $0 }
-        // A put that keeps its record's vector is replaced in place and needs no slot.
         let puts = operations.reduce(0) { count, operation in
             guard case .put(let id, let halves, _, _) = operation else { return count }
             if let existing = state.ids[String(decoding: id, as: UTF8.self)], hasVector(generation, existing, halves) {
@@ -462,7 +468,6 @@ public final class Collection: @unchecked Sendable {
             }
             return count + 1
         }
-        let available = state.freeSlots.count + (layout.capacity - Int(state.nextSlot))
         guard puts <= available else {
             throw StorageError.resourceExhausted(
                 "collection capacity: \(puts) new records, room for \(available) (capacity \(layout.capacity) slots)")

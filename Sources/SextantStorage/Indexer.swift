@@ -111,20 +111,14 @@ public final class Indexer: @unchecked Sendable {
 struct ReaderPacer {
     static let workMicroseconds: UInt64 = 200
     static let pauseMicroseconds: UInt32 = 20
-    private var since = ReaderPacer.nowMicroseconds()
+    private var since = MonotonicClock.microseconds()
 
     /// Pauses if `readers` and the work since the last pause passed the step.
     mutating func step(readers: Bool) {
         guard readers else { return }
-        let now = Self.nowMicroseconds()
+        let now = MonotonicClock.microseconds()
         guard now &- since >= Self.workMicroseconds else { return }
         usleep(Self.pauseMicroseconds)
-        since = Self.nowMicroseconds()
-    }
-
-    private static func nowMicroseconds() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) &* 1_000_000 &+ UInt64(spec.tv_nsec / 1_000)
+        since = MonotonicClock.microseconds()
     }
 }
