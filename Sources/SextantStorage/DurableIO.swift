@@ -181,34 +181,3 @@ public final class DurableIO: @unchecked Sendable {
     }
 }
 
-/// A counting semaphore on a POSIX semaphore (for the synchronous backend's thread).
-final class Semaphore: @unchecked Sendable {
-    private let handle = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
-    init(value: UInt32 = 0) { sem_init(handle, 0, value) }
-    deinit {
-        sem_destroy(handle)
-        handle.deallocate()
-    }
-    func signal() { sem_post(handle) }
-    func wait() { while sem_wait(handle) != 0 && errno == EINTR {} }
-}
-
-/// Where storage says what it did (recovery, fallbacks). The engine points it at its logger.
-public enum StorageLog {
-    nonisolated(unsafe) private static var sink: (@Sendable (String) -> Void)? = nil
-    private static let lock = Mutex<Void>(())
-
-    public static func setSink(_ newSink: @escaping @Sendable (String) -> Void) {
-        lock.withLock { _ in sink = newSink }
-    }
-
-    public static func write(_ message: String) {
-        let current = lock.withLock { _ in sink }
-        if let current {
-            current(message)
-        } else {
-            let line = Array((message + "\n").utf8)
-            _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-        }
-    }
-}

@@ -16,6 +16,15 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The collection is closed or failed.
     case unavailable(String)
 
+    /// The message without the kind's prefix.
+    public var message: String {
+        switch self {
+        case .invalidArgument(let message), .notFound(let message), .alreadyExists(let message),
+            .resourceExhausted(let message), .corrupted(let message), .io(let message), .unavailable(let message):
+            return message
+        }
+    }
+
     public var description: String {
         switch self {
         case .invalidArgument(let message): return "invalid argument: \(message)"
@@ -49,41 +58,3 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Every bound the storage layer enforces. Documented in docs/LIMITS.md.
-public enum StorageLimits {
-    public static let maximumIdBytes = 1_024
-    public static let maximumDocumentBytes = 4 << 20
-    /// Records per write batch (ChromaDB's SQLite build caps at 5,461).
-    public static let maximumBatchRecords = 16_384
-    /// Encoded bytes of one WAL entry (a batch).
-    public static let maximumEntryBytes = 96 << 20
-    public static let maximumCollectionNameBytes = 512
-    public static let maximumCollections = 256
-    /// Slots per collection unless the collection sets its own (address space is reserved for it).
-    public static let defaultCollectionCapacity = 4_000_000
-    public static let maximumCollectionCapacity = 1 << 26
-    /// Address space reserved for one collection's record heap (documents + metadata + ids).
-    public static let recordHeapReservationBytes = 16 << 30
-    /// Written but not yet indexed records; writers wait beyond this.
-    public static let unindexedTailCapacity = 1 << 15
-    /// A collection may keep a smaller bound while queries run (one in the last
-    /// `readerActivityWindowMilliseconds`): every query pays for the tail, so a
-    /// small bound admits writes only as fast as the indexer links them and keeps
-    /// queries near their idle cost; with no reader the full bound absorbs a
-    /// burst at WAL speed. The default keeps one bound (the seed's 20,000-record
-    /// batch acknowledged in seconds while queries run); the engine's
-    /// `--reads-first` uses this one.
-    public static let readsFirstUnindexedTail = 1 << 11
-    public static let readerActivityWindowMilliseconds = 250
-    /// Tail records an unfiltered query scores exactly: the nearest by sign code,
-    /// about a sixteenth of the tail, at least 16·k and at most max(1,024, 64·k).
-    /// The Hamming rank of a true top-10 record grows with the tail's size
-    /// (debian-minilm, `tools/analysis/sign-rank.py`: 99.75% within 256 of a
-    /// 4,096-record tail, 99.5% within 768 of 32,768).
-    /// Below twice this count the whole tail is scored.
-    public static func tailRerankCount(k: Int, tailRecords: Int) -> Int {
-        min(max(16 * k, tailRecords / 16), max(1_024, 64 * k))
-    }
-    /// WAL bytes after which a checkpoint folds the log into the files.
-    public static let checkpointWALBytes = 64 << 20
-}

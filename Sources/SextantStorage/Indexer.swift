@@ -87,9 +87,9 @@ public final class Indexer: @unchecked Sendable {
             for collection in targets {
                 // While queries run, one record at a time with a pause in between (`ReaderPacer`).
                 let readers = collection.hasRecentReaders
-                linked += collection.indexSome(maximum: readers ? 1 : 64)
+                linked += collection.indexSome(maximum: readers ? IndexerPolicy.linkStepUnderReads : IndexerPolicy.linkStep)
                 if readers { usleep(ReaderPacer.pauseMicroseconds) }
-                if rounds % 16 == 0 { collection.maintain(busy: true) }
+                if rounds % IndexerPolicy.roundsBetweenBusyUpkeep == 0 { collection.maintain(busy: true) }
             }
             rounds &+= 1
             if linked > 0 {
@@ -120,5 +120,56 @@ struct ReaderPacer {
         guard now &- since >= Self.workMicroseconds else { return }
         usleep(Self.pauseMicroseconds)
         since = MonotonicClock.microseconds()
+    }
+}
+
+/// When the indexer links and when it cleans up: every threshold of the
+/// background work in one place. The figures behind them are in
+/// docs/BENCHMARKS.md (engine under ingest).
+package enum IndexerPolicy {
+    /// Records one indexer round links per collection with no query running.
+    package static let linkStep = 64
+    /// The same while queries run: one record (~150 µs), then a `ReaderPacer` pause.
+    static let linkStepUnderReads = 1
+    /// Records linked per step when replay drains an over-full tail (nothing else runs then).
+    static let replayDrainStep = 256
+    /// While records wait to be linked, urgent upkeep is checked every this many rounds.
+    static let roundsBetweenBusyUpkeep = 16
+
+    /// Tombstones make every walk slower: reclaim once they reach this share
+    /// (a divisor of the live graph) even mid-ingest; sooner under reads, when
+    /// they cost every query.
+    static let urgentTombstoneDivisor = 2
+    static let urgentTombstoneDivisorUnderReads = 8
+    static let urgentTombstoneMinimum = 1_024
+    /// With nothing to link, reclaim once tombstones reach a twentieth of the graph.
+    static let idleTombstoneDivisor = 20
+    static let idleTombstoneMinimum = 256
+    /// Slots deleted before they were linked are freed when idle, or once this many wait.
+    static let busyLimboMinimum = 1_024
+
+    package struct Upkeep: Equatable {
+        package var reclaim = false
+        package var freeLimbo = false
+        package var repair = false
+        package var isDue: Bool { reclaim || freeLimbo || repair }
+
+        package init(reclaim: Bool = false, freeLimbo: Bool = false, repair: Bool = false) {
+            self.reclaim = reclaim
+            self.freeLimbo = freeLimbo
+            self.repair = repair
+        }
+    }
+
+    /// What upkeep is due. `busy`: records still wait to be linked, so only the
+    /// urgent part runs.
+    package static func upkeep(busy: Bool, readers: Bool, deleted: Int, live: Int, limbo: Int, linkedSinceRepair: Int) -> Upkeep {
+        let divisor = readers ? urgentTombstoneDivisorUnderReads : urgentTombstoneDivisor
+        let urgent = deleted >= max(urgentTombstoneMinimum, live / divisor)
+        var upkeep = Upkeep()
+        upkeep.reclaim = urgent || (!busy && deleted >= max(idleTombstoneMinimum, live / idleTombstoneDivisor))
+        upkeep.freeLimbo = limbo > 0 && (!busy || limbo >= busyLimboMinimum)
+        upkeep.repair = !busy && linkedSinceRepair > 0
+        return upkeep
     }
 }

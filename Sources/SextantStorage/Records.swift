@@ -31,20 +31,10 @@ public struct RecordView: Sendable, Equatable {
     public var distance: Float?
 }
 
-public struct Include: OptionSet, Sendable, Hashable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public static let documents = Include(rawValue: 1)
-    public static let metadatas = Include(rawValue: 2)
-    public static let vectors = Include(rawValue: 4)
-    public static let distances = Include(rawValue: 8)
-    public static let all: Include = [.documents, .metadatas, .vectors, .distances]
-}
-
 /// The resolved form of every mutation, as logged and replayed: writes are
 /// validated and turned into puts and deletes of whole records before they
 /// reach the WAL, so replay needs no state to decide anything.
-enum ResolvedOperation {
+package enum ResolvedOperation {
     case put(id: [UInt8], halves: [UInt16], document: [UInt8]?, metadata: [UInt8])
     case delete(id: [UInt8])
 }
@@ -245,6 +235,14 @@ final class RecordStore: @unchecked Sendable {
         pointer.storeBytes(of: UInt32(size), toByteOffset: 8, as: UInt32.self)
         sx_store_release_u64(pointer.assumingMemoryBound(to: UInt64.self), UInt64(heapUsedBytes))
         heapUsedBytes += size
+    }
+
+    /// True if `slot` holds a live record matching both filters (nil matches everything).
+    func matches(_ slot: UInt32, _ filter: WhereFilter?, _ documentFilter: DocumentFilter?) -> Bool {
+        guard isLive(slot), let view = record(slot) else { return false }
+        if let filter, !filter.matches(view.metadata) { return false }
+        if let documentFilter, !documentFilter.matches(view.document) { return false }
+        return true
     }
 
     /// Release store: a reader that sees the slot live also sees its record.

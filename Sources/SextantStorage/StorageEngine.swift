@@ -13,20 +13,16 @@ public final class StorageEngine: @unchecked Sendable {
     private let collections = Mutex<[String: Collection]>([:])  // by id
     private let catalogLock = AsyncLock()
 
+    /// The unindexed tail's bounds every collection gets.
+    public let tailLimits: TailLimits
+
     /// Opens every collection under `directory` (creating the folder if needed).
     /// A collection whose files fail their checksums fails the open, naming the file.
-    /// Records a collection holds acknowledged but not yet indexed (see `StorageLimits.unindexedTailCapacity`).
-    public let unindexedLimit: Int
-    /// The same bound while queries run (see `StorageLimits.readsFirstUnindexedTail`).
-    public let unindexedLimitUnderReads: Int
-
     public init(directory: String, io: DurableIO = .shared, indexerThreads: Int = 1, indexerNiceness: Int32 = 10,
-                unindexedLimit: Int = StorageLimits.unindexedTailCapacity,
-                unindexedLimitUnderReads: Int = StorageLimits.unindexedTailCapacity) throws {
+                tailLimits: TailLimits = TailLimits()) throws {
         self.directory = directory
         self.io = io
-        self.unindexedLimit = unindexedLimit
-        self.unindexedLimitUnderReads = unindexedLimitUnderReads
+        self.tailLimits = tailLimits
         indexer = Indexer(threads: indexerThreads, niceness: indexerNiceness)
         let root = directory + "/collections"
         try Files.makeDirectories(root)
@@ -37,8 +33,7 @@ public final class StorageEngine: @unchecked Sendable {
                 Files.removeTree(path)
                 continue
             }
-            let collection = try Collection.open(
-                directory: path, io: io, unindexedLimit: unindexedLimit, unindexedLimitUnderReads: unindexedLimitUnderReads)
+            let collection = try Collection.open(directory: path, io: io, limits: tailLimits)
             opened[collection.id] = collection
             indexer.register(collection)
         }
@@ -60,57 +55,57 @@ public final class StorageEngine: @unchecked Sendable {
         try CollectionConfiguration.validateName(configuration.name)
         _ = try configuration.layout()
         try MetadataCodec.validate(configuration.collectionMetadata)
-        await catalogLock.lock()
-        defer { catalogLock.unlock() }
-        if let existing = collection(named: configuration.name) {
-            if getOrCreate { return (existing, false) }
-            throw StorageError.alreadyExists("collection '\(configuration.name)' already exists")
+        return try await catalogLock.withLock { () throws -> (Collection, created: Bool) in
+            if let existing = collection(named: configuration.name) {
+                if getOrCreate { return (existing, false) }
+                throw StorageError.alreadyExists("collection '\(configuration.name)' already exists")
+            }
+            guard collections.withLock({ $0.count }) < StorageLimits.maximumCollections else {
+                throw StorageError.resourceExhausted("at most \(StorageLimits.maximumCollections) collections")
+            }
+            let root = directory + "/collections"
+            let staging = root + "/.creating-" + configuration.id
+            let final = root + "/" + configuration.id
+            let (io, limits) = (self.io, tailLimits)
+            let collection = try await Blocking.run { () throws -> Collection in
+                _ = try Collection.create(directory: staging, configuration: configuration, io: io, limits: limits)
+                try Files.rename(staging, final)
+                try Files.syncDirectory(root)
+                return try Collection.open(directory: final, io: io, limits: limits)
+            }
+            collections.withLock { $0[collection.id] = collection }
+            indexer.register(collection)
+            return (collection, true)
         }
-        guard collections.withLock({ $0.count }) < StorageLimits.maximumCollections else {
-            throw StorageError.resourceExhausted("at most \(StorageLimits.maximumCollections) collections")
-        }
-        let root = directory + "/collections"
-        let staging = root + "/.creating-" + configuration.id
-        let final = root + "/" + configuration.id
-        let io = self.io
-        let (limit, limitUnderReads) = (unindexedLimit, unindexedLimitUnderReads)
-        let collection = try await Blocking.run { () throws -> Collection in
-            _ = try Collection.create(
-                directory: staging, configuration: configuration, io: io, unindexedLimit: limit,
-                unindexedLimitUnderReads: limitUnderReads)
-            try Files.rename(staging, final)
-            try Files.syncDirectory(root)
-            return try Collection.open(directory: final, io: io, unindexedLimit: limit, unindexedLimitUnderReads: limitUnderReads)
-        }
-        collections.withLock { $0[collection.id] = collection }
-        indexer.register(collection)
-        return (collection, true)
     }
 
     /// Deletes a collection and its files.
     public func delete(named name: String) async throws {
-        await catalogLock.lock()
-        defer { catalogLock.unlock() }
-        guard let collection = collection(named: name) else {
-            throw StorageError.notFound("collection '\(name)' does not exist")
-        }
-        collections.withLock { _ = $0.removeValue(forKey: collection.id) }
-        indexer.unregister(collection)
-        let root = directory + "/collections"
-        let doomed = root + "/.deleted-" + collection.id
-        try await Blocking.run {
-            try Files.rename(collection.directory, doomed)
-            try Files.syncDirectory(root)
-            Files.removeTree(doomed)
+        try await catalogLock.withLock {
+            guard let collection = collection(named: name) else {
+                throw StorageError.notFound("collection '\(name)' does not exist")
+            }
+            collections.withLock { _ = $0.removeValue(forKey: collection.id) }
+            indexer.unregister(collection)
+            let root = directory + "/collections"
+            let doomed = root + "/.deleted-" + collection.id
+            try await Blocking.run {
+                try Files.rename(collection.directory, doomed)
+                try Files.syncDirectory(root)
+                Files.removeTree(doomed)
+            }
         }
     }
 
-    /// Snapshots every collection into `destination/collections/<id>` (see `Collection.snapshot`).
-    public func snapshot(to destination: String) async throws -> [String: LSN] {
+    /// Snapshots the given collections (every one when nil) into
+    /// `destination/collections/<id>` (see `Collection.snapshot`).
+    public func snapshot(_ targets: [Collection]? = nil, to destination: String) async throws
+        -> [String: Collection.SnapshotPosition]
+    {
         try Files.makeDirectories(destination + "/collections")
-        var positions: [String: LSN] = [:]
-        for collection in list() {
-            positions[collection.id] = try await collection.snapshot(to: destination + "/collections/" + collection.id).lsn
+        var positions: [String: Collection.SnapshotPosition] = [:]
+        for collection in targets ?? list() {
+            positions[collection.id] = try await collection.snapshot(to: destination + "/collections/" + collection.id)
         }
         return positions
     }

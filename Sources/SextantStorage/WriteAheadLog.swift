@@ -54,11 +54,12 @@ enum WALFrame {
     }
 
     /// Parses entries from `bytes`; stops at the first frame that is short, has a
-    /// bad magic or checksum, or breaks the LSN sequence. Returns the good entries.
-    static func scan(_ bytes: UnsafeRawBufferPointer, firstExpected: LSN?) -> [Entry] {
+    /// bad magic or checksum, or breaks the LSN sequence (consecutive from the
+    /// first entry's). Returns the good entries.
+    static func scan(_ bytes: UnsafeRawBufferPointer) -> [Entry] {
         var entries: [Entry] = []
         var offset = 0
-        var expected = firstExpected
+        var expected: LSN? = nil
         while bytes.count - offset >= headerBytes {
             let magicValue = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
             guard magicValue == magic else { break }
@@ -92,6 +93,7 @@ final class WriteAheadLog: @unchecked Sendable {
     }
 
     private struct Group {
+        let firstLSN: LSN
         let lastLSN: LSN
         var done = false
         var status: Int32 = 0
@@ -104,6 +106,7 @@ final class WriteAheadLog: @unchecked Sendable {
         var nextLSN: LSN
         var durableLSN: LSN
         var pending: [UInt8] = []
+        var pendingFirstLSN: LSN = 0
         var pendingLastLSN: LSN = 0
         var groups: [Group] = []
         var waiters: [(lsn: LSN, continuation: CheckedContinuation<Void, any Error>)] = []
@@ -164,7 +167,7 @@ final class WriteAheadLog: @unchecked Sendable {
                 continue
             }
             let bytes = try Files.readAll(path)
-            let entries = bytes.withUnsafeBytes { WALFrame.scan($0, firstExpected: nil) }
+            let entries = bytes.withUnsafeBytes { WALFrame.scan($0) }
             var goodEnd = 0
             for entry in entries {
                 if entry.lsn < expected {  // already folded into the checkpoint
@@ -220,6 +223,7 @@ final class WriteAheadLog: @unchecked Sendable {
             if let failure = state.failure { return .failure(failure) }
             let lsn = state.nextLSN
             state.nextLSN += 1
+            if state.pending.isEmpty { state.pendingFirstLSN = lsn }
             state.pending.append(contentsOf: WALFrame.encode(lsn: lsn, kind: kind, payload: payload))
             state.pendingLastLSN = lsn
             startGroupIfPossible(&state)
@@ -258,7 +262,11 @@ final class WriteAheadLog: @unchecked Sendable {
         state.bytesSinceCheckpoint += state.pending.count
         state.pending.removeAll(keepingCapacity: true)
         let lastLSN = state.pendingLastLSN
-        state.groups.append(Group(lastLSN: lastLSN))
+        let firstLSN = state.pendingFirstLSN
+        // A group's entries are contiguous and follow the group before it (or what is durable).
+        precondition(firstLSN <= lastLSN && firstLSN == (state.groups.last?.lastLSN ?? state.durableLSN) + 1,
+                     "WAL group \(firstLSN)...\(lastLSN) does not follow \(state.groups.last?.lastLSN ?? state.durableLSN)")
+        state.groups.append(Group(firstLSN: firstLSN, lastLSN: lastLSN))
         io.submit(DurableWrite(fd: state.segment.fd, bytes: bytes, offset: offset) { [self] status in
             complete(lastLSN: lastLSN, status: status)
         })
@@ -278,7 +286,10 @@ final class WriteAheadLog: @unchecked Sendable {
                     state.failure = .io("WAL write failed in \(state.segment.path): \(String(cString: strerror(-first.status)))")
                     StorageLog.write("wal: \(state.failure?.description ?? ""); the collection stops accepting writes")
                 }
-                if state.failure == nil { state.durableLSN = first.lastLSN }
+                if state.failure == nil {
+                    precondition(first.lastLSN > state.durableLSN, "the durable LSN only grows")
+                    state.durableLSN = first.lastLSN
+                }
             }
             var remaining: [(lsn: LSN, continuation: CheckedContinuation<Void, any Error>)] = []
             for waiter in state.waiters {

@@ -172,7 +172,7 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
         defer { directory.remove() }
         let records = makeRecords(3_000, dimensions: 8, seed: 11)
         do {
-            let engine = try StorageEngine(directory: directory.path, io: .shared, unindexedLimit: 64)
+            let engine = try StorageEngine(directory: directory.path, io: .shared, tailLimits: TailLimits(always: 64, underReads: 64))
             let (collection, _) = try await engine.create(CollectionConfiguration(name: "small-tail", dimension: 8))
             for start in stride(from: 0, to: 3_000, by: 1_000) {
                 try await collection.write(.add(Array(records[start..<start + 1_000])))
@@ -180,7 +180,7 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
             #expect(collection.count == 3_000)
             engine.indexer.stop()  // no checkpoint, no close: everything comes back from the WAL
         }
-        let engine = try StorageEngine(directory: directory.path, io: .shared, unindexedLimit: 64)
+        let engine = try StorageEngine(directory: directory.path, io: .shared, tailLimits: TailLimits(always: 64, underReads: 64))
         defer { engine.indexer.stop() }
         let collection = try #require(engine.collection(named: "small-tail"))
         #expect(collection.count == 3_000)

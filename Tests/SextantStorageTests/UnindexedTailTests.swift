@@ -107,7 +107,7 @@ import Testing
     @Test func queriesKeepTheTailSmallWhileTheyRun() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let engine = try StorageEngine(directory: directory.path, io: .shared, unindexedLimit: 4_096, unindexedLimitUnderReads: 64)
+        let engine = try StorageEngine(directory: directory.path, io: .shared, tailLimits: TailLimits(always: 4_096, underReads: 64))
         defer { engine.indexer.stop() }
         engine.indexer.pause()
         let (collection, _) = try await engine.create(CollectionConfiguration(name: "reads-first", dimension: 8))

@@ -1,0 +1,70 @@
+import SextantIndex
+
+extension Collection {
+    /// Links up to `maximum` tail records into the graph; returns how many it handled.
+    @discardableResult
+    func indexSome(maximum: Int) -> Int {
+        indexLock.withShared {
+            let claimed = tail.claim(maximum)
+            guard !claimed.isEmpty else { return 0 }
+            let generation = current.withLock { $0 }
+            var linked = 0
+            for (_, slot) in claimed {
+                if generation.records.isLive(slot) && !generation.index.isLinked(slot) {
+                    do {
+                        try generation.index.link(slot: slot)
+                        linked += 1
+                    } catch {
+                        StorageLog.write("indexer: slot \(slot) of \(directory) not linked: \(error)")
+                    }
+                }
+                state.withLock { state in
+                    guard !generation.records.isLive(slot) else { return }
+                    if generation.index.isLinked(slot) {
+                        generation.index.markDeleted(slot)
+                    } else if !state.limbo.contains(slot) {
+                        state.limbo.append(slot)
+                    }
+                }
+            }
+            state.withLock { $0.linkedSinceRepair += linked }
+            tail.complete(claimed.map(\.position))
+            return claimed.count
+        }
+    }
+
+    /// Background upkeep: reclaim deleted slots, free the slots deleted before
+    /// they were linked, and reconnect nodes that back-link pruning orphaned, as
+    /// far as `IndexerPolicy` finds each due.
+    func maintain(busy: Bool) {
+        let generation = current.withLock { $0 }
+        let (limbo, linkedSinceRepair) = state.withLock { ($0.limbo, $0.linkedSinceRepair) }
+        let upkeep = IndexerPolicy.upkeep(
+            busy: busy, readers: tail.hasRecentReaders, deleted: generation.index.deletedCount, live: generation.index.liveCount,
+            limbo: limbo.count, linkedSinceRepair: linkedSinceRepair)
+        guard upkeep.isDue else { return }
+        indexLock.withExclusive {
+            var freed: [UInt32] = []
+            if upkeep.reclaim {  // includes its grace period
+                var pacer = ReaderPacer()
+                freed = generation.index.reclaimDeleted { pacer.step(readers: tail.hasRecentReaders) }
+            }
+            if upkeep.freeLimbo {
+                generation.index.gate.synchronize()
+                freed += limbo
+            }
+            if upkeep.repair { generation.index.repairConnectivity() }
+            state.withLock { state in
+                if upkeep.freeLimbo { state.limbo.removeAll { limbo.contains($0) } }
+                assert(Set(freed).isDisjoint(with: state.freeSlots), "a slot is freed once")
+                state.freeSlots.append(contentsOf: freed)
+                if upkeep.repair { state.linkedSinceRepair = 0 }
+            }
+        }
+    }
+
+    var needsIndexing: Bool { tail.hasUnclaimed }
+
+    /// A query ran within `StorageLimits.readerActivityWindowMilliseconds`.
+    var hasRecentReaders: Bool { tail.hasRecentReaders }
+}

@@ -1,0 +1,168 @@
+import SextantIndex
+import SextantKernels
+import SextantPayload
+
+extension Collection {
+    // MARK: - Query
+
+    /// Nearest records to each query vector. A filtered query returns the true
+    /// top-k among matching records as far as HNSW allows, and never fewer than k
+    /// when k match (the planner falls back to an exact scan).
+    public func query(
+        _ vectors: [[Float]], k: Int, filter: WhereFilter? = nil, documentFilter: DocumentFilter? = nil,
+        include: Include = [.documents, .metadatas, .distances], ef: Int? = nil
+    ) throws -> [[RecordView]] {
+        guard (1...HNSWIndex.maximumK).contains(k) else {
+            throw StorageError.invalidArgument("k must be in 1...\(HNSWIndex.maximumK), got \(k)")
+        }
+        if let ef, !HNSWParameters.efRange.contains(ef) { throw StorageError.invalidArgument("ef must be in \(HNSWParameters.efRange)") }
+        do { try FilterValidation.validate(filter, documentFilter) } catch { throw StorageError(error) }
+        if isDimensionPending { return vectors.map { _ in [] } }
+        tail.noteReader()  // writers now keep the tail this query scans small
+        let generation = current.withLock { $0 }
+        let token = generation.index.gate.enter()
+        defer { generation.index.gate.exit(token) }
+        let filtered = filter != nil || documentFilter != nil
+        let rankByCode = !filtered && tailCodesRank.load(ordering: .relaxed)
+        // Filtered queries are exact over the tail: every matching record counts.
+        let snapshot = rankByCode ? nil : tail.snapshot()
+        var results: [[RecordView]] = []
+        results.reserveCapacity(vectors.count)
+        for vector in vectors {
+            guard vector.count == layout.dimensions else {
+                throw StorageError.invalidArgument("query vector has \(vector.count) dimensions, the collection has \(layout.dimensions)")
+            }
+            // Taken before the graph search, so a record the indexer links meanwhile is found by one or the other.
+            let pending = snapshot ?? tailCandidates(vector, k: k)
+            let hits = try nearest(generation, vector, k: k, ef: ef, filter: filter, documentFilter: documentFilter, pending: pending)
+            results.append(hits.compactMap { view(generation, $0.slot, include: include, distance: $0.distance) })
+        }
+        return results
+    }
+
+    /// Tail records worth scoring exactly for an unfiltered query: all of them
+    /// while the tail is small, else the `tailRerankCount` nearest by sign code.
+    private func tailCandidates(_ vector: [Float], k: Int) -> [UInt32] {
+        let keep = StorageLimits.tailRerankCount(k: k, tailRecords: tail.count)
+        let words = SignCodes.words(dimensions: layout.dimensions)
+        let dimensions = layout.dimensions
+        let ranked = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { code -> [UInt32]? in
+            vector.withUnsafeBufferPointer { query -> [UInt32]? in
+                guard let base = code.baseAddress, let floats = query.baseAddress else { return nil }
+                SignCodes.encode(floats: floats, dimensions: dimensions, into: base)
+                return tail.nearestByCode(base, keep: keep, minimumCount: 2 * keep)
+            }
+        }
+        return ranked ?? tail.snapshot()
+    }
+
+    private func nearest(
+        _ generation: Generation, _ vector: [Float], k: Int, ef: Int?, filter: WhereFilter?, documentFilter: DocumentFilter?,
+        pending: [UInt32]
+    ) throws -> [SearchHit] {
+        let filtered = filter != nil || documentFilter != nil
+        let accept: (UInt32) -> Bool = { slot in
+            filtered ? generation.records.matches(slot, filter, documentFilter) : generation.records.isLive(slot)
+        }
+        var hits: [SearchHit]
+        do {
+            hits = try vector.withUnsafeBufferPointer { (buffer) throws(IndexError) -> [SearchHit] in
+                var found = try generation.index.search(
+                    buffer, k: k, ef: ef, filter: filtered ? SlotFilter(matches: accept) : nil).hits
+                if filtered {
+                    found += try generation.index.scan(buffer, slots: pending, k: k, accept: accept)
+                } else {
+                    // Score the whole tail first and check liveness only for the winners: the
+                    // check is a random read of the slot table, the scan a sequential read of
+                    // vectors. A margin covers tail records retired since the snapshot.
+                    found += try generation.index.scan(buffer, slots: pending, k: k + 32, accept: nil)
+                }
+                return found
+            }
+        } catch { throw StorageError(error) }
+        hits.sort { $0.distance < $1.distance }
+        // Same slot twice (graph and tail) or two versions of one id (a concurrent
+        // upsert): keep the first. k is small, so linear checks beat hashing.
+        var result: [SearchHit] = []
+        var resultIds: [UnsafeRawBufferPointer] = []
+        result.reserveCapacity(k)
+        for hit in hits where result.count < k && generation.records.isLive(hit.slot) {
+            guard !result.contains(where: { $0.slot == hit.slot }), let record = generation.records.record(hit.slot) else {
+                continue
+            }
+            guard !resultIds.contains(where: { $0.elementsEqual(record.id) }) else { continue }
+            result.append(hit)
+            resultIds.append(record.id)
+        }
+        assert(result.count <= k, "never more than k results")
+        return result
+    }
+
+    // MARK: - Get
+
+    /// Records by id (in the order asked, missing ids skipped) and/or filter,
+    /// in slot order otherwise, with offset and limit applied after filtering.
+    public func get(
+        ids: [String]? = nil, filter: WhereFilter? = nil, documentFilter: DocumentFilter? = nil, offset: Int = 0,
+        limit: Int? = nil, include: Include = [.documents, .metadatas]
+    ) throws -> [RecordView] {
+        guard offset >= 0 else { throw StorageError.invalidArgument("offset must not be negative") }
+        if let limit, limit < 0 { throw StorageError.invalidArgument("limit must not be negative") }
+        if let ids, ids.count > StorageLimits.maximumBatchRecords {
+            throw StorageError.invalidArgument("\(ids.count) ids exceed \(StorageLimits.maximumBatchRecords)")
+        }
+        do { try FilterValidation.validate(filter, documentFilter) } catch { throw StorageError(error) }
+        if isDimensionPending { return [] }
+        let generation = current.withLock { $0 }
+        let token = generation.index.gate.enter()
+        defer { generation.index.gate.exit(token) }
+        let candidates: [UInt32]
+        if let ids {
+            var seen = Set<String>()
+            let wanted = ids.filter { seen.insert($0).inserted }
+            candidates = state.withLock { state in wanted.compactMap { state.ids[$0] } }
+        } else {
+            candidates = Array(0..<UInt32(generation.index.slotHighWater))
+        }
+        var results: [RecordView] = []
+        var skipped = 0
+        for slot in candidates where generation.records.matches(slot, filter, documentFilter) {
+            if let limit, results.count >= limit { break }
+            if skipped < offset {
+                skipped += 1
+                continue
+            }
+            if let record = view(generation, slot, include: include, distance: nil) { results.append(record) }
+        }
+        return results
+    }
+
+    private func view(_ generation: Generation, _ slot: UInt32, include: Include, distance: Float?) -> RecordView? {
+        guard let record = generation.records.record(slot) else { return nil }
+        var result = RecordView(id: String(decoding: record.id, as: UTF8.self))
+        if include.contains(.documents), let document = record.document {
+            result.document = String(decoding: document, as: UTF8.self)
+        }
+        if include.contains(.metadatas) { result.metadata = try? MetadataCodec.decode(record.metadata) }
+        if include.contains(.vectors) {
+            var vector = [Float](repeating: 0, count: layout.dimensions)
+            vector.withUnsafeMutableBufferPointer { generation.index.readVector(slot, into: $0) }
+            result.vector = vector
+        }
+        if include.contains(.distances) { result.distance = distance }
+        return result
+    }
+
+    // MARK: - Stats
+
+    public func stats() -> CollectionStats {
+        let generation = current.withLock { $0 }
+        let snapshot = state.withLock { $0 }
+        return CollectionStats(
+            liveRecords: snapshot.liveRecords, unindexedRecords: tail.count, indexedRecords: generation.index.liveCount,
+            deletedAwaitingReclaim: generation.index.deletedCount + snapshot.limbo.count,
+            slotHighWater: generation.index.slotHighWater, lastLSN: wal.lastLSN, durableLSN: wal.durableLSN,
+            checkpointLSN: snapshot.checkpointLSN, generation: generation.number, walBytes: wal.bytesSinceCheckpoint,
+            diskBytes: Files.treeSize(directory))
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import SextantIndex
+import SextantKernels
+import SextantPayload
+
+extension Collection {
+    // MARK: - Writes
+
+    public func write(_ request: WriteRequest) async throws -> WriteOutcome {
+        guard !closed.load(ordering: .acquiring) else { throw StorageError.unavailable("collection is closed") }
+        if isDimensionPending { try await decideDimension(request) }
+        // The bulk of a write's CPU, outside every lock: with reads first, paced like
+        // the indexer while queries run (the default acknowledges at full speed).
+        let readers = tail.readsFirst && tail.hasRecentReaders
+        var pacer = ReaderPacer()
+        let prepared = try WritePlan.prepare(request, layout: layout) { pacer.step(readers: readers) }
+        let (lsn, affected) = try await writerLock.withLock { () throws -> (LSN, Int) in
+            await tail.waitForRoom(prepared.newRecordCount)
+            return try state.withLock { (state) throws -> (LSN, Int) in
+                let view = PlanView(state: state, generation: current.withLock { $0 })
+                let resolved = try WritePlan.resolve(prepared, in: view)
+                guard !resolved.operations.isEmpty else { return (0, 0) }
+                try WritePlan.checkCapacity(resolved, in: view)
+                let payload = BatchCodec.encode(resolved.operations)
+                guard payload.count <= StorageLimits.maximumEntryBytes else {
+                    throw StorageError.invalidArgument("batch encodes to \(payload.count) bytes, over \(StorageLimits.maximumEntryBytes)")
+                }
+                let lsn = try wal.enqueue(kind: EntryKind.batch, payload: payload)
+                try apply(resolved.operations, &state)
+                return (lsn, resolved.affected)
+            }
+        }
+        guard lsn > 0 else { return WriteOutcome(lsn: wal.durableLSN, affected: 0) }
+        indexer?.wake()
+        try await wal.waitDurable(lsn)
+        if wal.bytesSinceCheckpoint >= StorageLimits.checkpointWALBytes { scheduleCheckpoint() }
+        return WriteOutcome(lsn: lsn, affected: affected)
+    }
+
+    /// Renames the collection or replaces its metadata, durably (through the WAL).
+    public func modify(name: String?, metadata: Metadata?) async throws {
+        if let name { try CollectionConfiguration.validateName(name) }
+        if let metadata { try MetadataCodec.validate(metadata) }
+        let lsn = try await writerLock.withLock { () throws -> LSN in
+            try state.withLock { (state) throws -> LSN in
+                var configuration = state.configuration
+                if let name { configuration.name = name }
+                if let metadata { configuration.metadata = metadata.mapValues(TaggedValue.init) }
+                let payload: [UInt8]
+                do { payload = Array(try JSONEncoder().encode(configuration)) } catch {
+                    throw StorageError.invalidArgument("configuration does not encode: \(error)")
+                }
+                let lsn = try wal.enqueue(kind: EntryKind.configuration, payload: payload)
+                state.configuration = configuration
+                return lsn
+            }
+        }
+        try await wal.waitDurable(lsn)
+    }
+
+    // MARK: - Apply
+
+    /// Applies resolved operations in memory. Used by live writes (after the WAL
+    /// append) and by recovery. New versions are published before old ones are
+    /// retired, so a concurrent reader sees a record once or (briefly) in both
+    /// versions, never neither; readers de-duplicate by id. A put that keeps a
+    /// record's vector (a re-run batch, a metadata update) replaces the record in
+    /// its slot instead: it keeps its place in the graph, with nothing to re-link
+    /// and no tombstone left behind.
+    func apply(_ operations: [ResolvedOperation], _ state: inout MutationState) throws {
+        let generation = current.withLock { $0 }
+        var published: [UInt32] = []
+        var retired: [UInt32] = []
+        for operation in operations {
+            switch operation {
+            case .put(let idBytes, let halves, let document, let metadata):
+                let id = String(decoding: idBytes, as: UTF8.self)
+                if let existing = state.ids[id], generation.index.storesHalves(existing, halves) {
+                    try generation.records.store(slot: existing, id: idBytes, document: document, metadata: metadata)
+                    continue
+                }
+                let slot: UInt32
+                if let reused = state.freeSlots.popLast() {
+                    slot = reused
+                } else {
+                    guard Int(state.nextSlot) < layout.capacity else {
+                        throw StorageError.resourceExhausted("collection capacity of \(layout.capacity) slots reached")
+                    }
+                    slot = state.nextSlot
+                    state.nextSlot += 1
+                }
+                do { try halves.withUnsafeBufferPointer { (buffer) throws(IndexError) in try generation.index.writeVector(slot: slot, halves: buffer) } } catch {
+                    throw StorageError(error)
+                }
+                try generation.records.store(slot: slot, id: idBytes, document: document, metadata: metadata)
+                generation.records.setLive(slot, true)
+                if let old = state.ids.updateValue(slot, forKey: id) { retired.append(old) } else { state.liveRecords += 1 }
+                published.append(slot)
+            case .delete(let idBytes):
+                let id = String(decoding: idBytes, as: UTF8.self)
+                if let old = state.ids.removeValue(forKey: id) {
+                    retired.append(old)
+                    state.liveRecords -= 1
+                }
+            }
+        }
+        publishToTail(published, generation)
+        for slot in retired { retire(slot, generation) }
+        assert(state.liveRecords == state.ids.count, "live records equal the id map's size")
+        assert(state.liveRecords >= 0 && Int(state.nextSlot) <= layout.capacity, "slot accounting stays in range")
+    }
+
+    func publishToTail(_ slots: [UInt32], _ generation: Generation) {
+        if layout.metric != .cosine && tailCodesRank.load(ordering: .relaxed)
+            && !slots.allSatisfy({ generation.index.hasUnitLength($0) })
+        {
+            tailCodesRank.store(false, ordering: .relaxed)
+        }
+        precondition(tail.codeWords == SignCodes.words(dimensions: generation.index.layout.dimensions),
+                     "tail codes sized for another dimension")
+        let fitted = tail.publish(slots) { slot, code in generation.index.signCode(slot, into: code) }
+        precondition(fitted, "writers wait for tail room before applying")
+    }
+
+    private func retire(_ slot: UInt32, _ generation: Generation) {
+        generation.records.setLive(slot, false)
+        if generation.index.isLinked(slot) {
+            generation.index.markDeleted(slot)
+        }
+        // Not linked yet: the indexer finds it dead in the tail and puts it in limbo.
+    }
+}
+
+/// The collection's side of `WritePlanState`: its id map and the current generation.
+struct PlanView: WritePlanState {
+    let state: Collection.MutationState
+    let generation: Generation
+
+    func slot(of id: String) -> UInt32? { state.ids[id] }
+
+    func storedRecord(_ slot: UInt32) -> (document: [UInt8]?, metadata: [UInt8])? {
+        guard let view = generation.records.record(slot) else { return nil }
+        return (view.document.map { Array($0) }, Array(view.metadata))
+    }
+
+    func storedHalves(_ slot: UInt32) -> [UInt16] { Array(generation.index.storedHalves(slot)) }
+
+    func storesHalves(_ slot: UInt32, _ halves: [UInt16]) -> Bool { generation.index.storesHalves(slot, halves) }
+
+    func ids(matching filter: WhereFilter?, _ documentFilter: DocumentFilter?) -> [String] {
+        state.ids.compactMap { id, slot in
+            generation.records.matches(slot, filter, documentFilter) ? id : nil
+        }
+    }
+
+    var availableSlots: Int { state.freeSlots.count + (generation.index.layout.capacity - Int(state.nextSlot)) }
+    var capacity: Int { generation.index.layout.capacity }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import SextantIndex
+import SextantKernels
+import SextantPayload
+
+/// A collection's fixed shape and its (mutable) name and metadata.
+public struct CollectionConfiguration: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var dimension: Int
+    public var metric: Metric
+    public var hnsw: HNSWParameters
+    public var capacity: Int
+    public var metadata: [String: TaggedValue]
+    public var createdAtSeconds: Double
+
+    public init(id: String = UUID().uuidString.lowercased(), name: String, dimension: Int, metric: Metric = .cosine,
+                hnsw: HNSWParameters = HNSWParameters(), capacity: Int = StorageLimits.defaultCollectionCapacity,
+                metadata: Metadata = [:], createdAtSeconds: Double = Date().timeIntervalSince1970) {
+        self.id = id
+        self.name = name
+        self.dimension = dimension
+        self.metric = metric
+        self.hnsw = hnsw
+        self.capacity = capacity
+        self.metadata = metadata.mapValues(TaggedValue.init)
+        self.createdAtSeconds = createdAtSeconds
+    }
+
+    public var collectionMetadata: Metadata { metadata.mapValues(\.value) }
+
+    /// The graph's parameters by value, so layers above storage never name the index's types.
+    public var m: Int { hnsw.m }
+    public var efConstruction: Int { hnsw.efConstruction }
+    public var ef: Int { hnsw.ef }
+
+    /// Sets the graph's parameters; nil keeps each default.
+    public mutating func setIndexParameters(m: Int?, efConstruction: Int?, ef: Int?) {
+        let defaults = HNSWParameters()
+        hnsw = HNSWParameters(
+            m: m ?? defaults.m, efConstruction: efConstruction ?? defaults.efConstruction, ef: ef ?? defaults.ef)
+    }
+
+    /// Names: 1...512 bytes of [A-Za-z0-9._-], starting and ending alphanumeric (ChromaDB's rule, minus its 3-byte minimum).
+    public static func validateName(_ name: String) throws {
+        let bytes = Array(name.utf8)
+        guard !bytes.isEmpty, bytes.count <= StorageLimits.maximumCollectionNameBytes else {
+            throw StorageError.invalidArgument("collection name must be 1...\(StorageLimits.maximumCollectionNameBytes) bytes")
+        }
+        func alphanumeric(_ byte: UInt8) -> Bool {
+            (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
+        }
+        guard bytes.allSatisfy({ alphanumeric($0) || $0 == 46 || $0 == 95 || $0 == 45 }),
+            let first = bytes.first, let last = bytes.last, alphanumeric(first), alphanumeric(last)
+        else {
+            throw StorageError.invalidArgument(
+                "collection name '\(name.prefix(60))' must use [A-Za-z0-9._-] and start and end with a letter or digit")
+        }
+    }
+
+    /// The index layout; a collection whose dimension is still to be decided by
+    /// its first write gets a one-dimension placeholder of capacity one.
+    func layout() throws -> HNSWLayout {
+        if dimension == 0 {
+            do { return try HNSWLayout(dimensions: 1, metric: metric, parameters: hnsw, capacity: 1) } catch {
+                throw StorageError(error)
+            }
+        }
+        do { return try HNSWLayout(dimensions: dimension, metric: metric, parameters: hnsw, capacity: capacity) } catch {
+            throw StorageError(error)
+        }
+    }
+}
+
+/// A metadata value with its type kept in JSON (3 and 3.0 stay distinct).
+public struct TaggedValue: Codable, Sendable, Equatable {
+    public let value: MetadataValue
+    public init(_ value: MetadataValue) { self.value = value }
+
+    enum Keys: String, CodingKey { case s, i, f, b }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Keys.self)
+        if let text = try container.decodeIfPresent(String.self, forKey: .s) {
+            value = .string(text)
+        } else if let number = try container.decodeIfPresent(Int64.self, forKey: .i) {
+            value = .int(number)
+        } else if let number = try container.decodeIfPresent(Double.self, forKey: .f) {
+            value = .double(number)
+        } else {
+            value = .bool(try container.decode(Bool.self, forKey: .b))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Keys.self)
+        switch value {
+        case .string(let text): try container.encode(text, forKey: .s)
+        case .int(let number): try container.encode(number, forKey: .i)
+        case .double(let number): try container.encode(number, forKey: .f)
+        case .bool(let flag): try container.encode(flag, forKey: .b)
+        }
+    }
+}
+
