@@ -12,7 +12,7 @@ import Glibc
 /// Layout (all in `MemoryRegion`s, so a checkpoint can be mapped back as is):
 ///   vectors   slot × paddedDimensions × f16
 ///   level0    slot × [version, count, 2M neighbour ids]           (UInt32)
-///   nodeInfo  slot × [level u8, flags u8, upperLevels u8, _, upperOffset u32]
+///   nodeInfo  slot × `NodeEntry`: [level u8, flags u8, upperCapacity u8, _, upperBlock u32]
 ///   upper     block × [version, count, M neighbour ids], a node of level L
 ///             owning L consecutive blocks from `upperOffset`
 ///
@@ -91,7 +91,7 @@ public final class HNSWIndex: @unchecked Sendable {
         var live: UInt64 = 0
         var deleted: UInt64 = 0
         for slot in 0..<Int(state.slotHighWater) {
-            let flags = nodeInfo[slot * HNSWLayout.nodeInfoStrideBytes + 1]
+            let flags = nodeInfo[slot * HNSWLayout.nodeInfoStrideBytes + NodeEntry.flags]
             if flags & Self.flagPresent != 0 {
                 if flags & Self.flagDeleted != 0 { deleted += 1 } else { live += 1 }
             }
@@ -145,13 +145,30 @@ public final class HNSWIndex: @unchecked Sendable {
         return (slots * layout.vectorStrideBytes, graph)
     }
 
+    /// Byte offsets of a node's fields in its 8-byte node-table entry.
+    private enum NodeEntry {
+        /// The node's top level (0 for most nodes).
+        static let level = 0
+        /// `flagPresent` | `flagDeleted`, read and written atomically.
+        static let flags = 1
+        /// Upper-level blocks the slot owns: kept across reuse, so a reused slot
+        /// of no higher level needs no new blocks.
+        static let upperCapacity = 2
+        /// u32: the first of the slot's consecutive upper-level blocks.
+        static let upperBlock = 4
+    }
+
     @inline(__always) private func info(_ slot: UInt32) -> UnsafeMutablePointer<UInt8> {
         nodeInfo + Int(slot) * HNSWLayout.nodeInfoStrideBytes
     }
-    @inline(__always) private func flags(_ slot: UInt32) -> UInt8 { sx_load_acquire_u8(info(slot) + 1) }
-    @inline(__always) private func levelOf(_ slot: UInt32) -> Int { Int(info(slot)[0]) }
+    @inline(__always) private func flags(_ slot: UInt32) -> UInt8 { sx_load_acquire_u8(info(slot) + NodeEntry.flags) }
+    @inline(__always) private func setFlags(_ slot: UInt32, _ value: UInt8) {
+        sx_store_release_u8(info(slot) + NodeEntry.flags, value)
+    }
+    @inline(__always) private func levelOf(_ slot: UInt32) -> Int { Int(info(slot)[NodeEntry.level]) }
+    @inline(__always) private func upperCapacity(_ slot: UInt32) -> Int { Int(info(slot)[NodeEntry.upperCapacity]) }
     @inline(__always) private func upperOffset(_ slot: UInt32) -> Int {
-        Int(UnsafeMutableRawPointer(info(slot) + 4).assumingMemoryBound(to: UInt32.self).pointee)
+        Int(UnsafeMutableRawPointer(info(slot) + NodeEntry.upperBlock).assumingMemoryBound(to: UInt32.self).pointee)
     }
     @inline(__always) func vector(_ slot: UInt32) -> UnsafeMutablePointer<UInt16> { vectors + Int(slot) * stride }
 
@@ -179,59 +196,57 @@ public final class HNSWIndex: @unchecked Sendable {
 
     // MARK: - Insert
 
-    /// Inserts `vector` at `slot`, which must be free (never used, or reclaimed).
-    public func insert(slot: UInt32, vector input: UnsafeBufferPointer<Float>) throws(IndexError) {
-        guard input.count == layout.dimensions else {
-            throw .dimensionMismatch(expected: layout.dimensions, actual: input.count)
+    /// The guards every way of writing a slot shares.
+    private func checkWritable(_ slot: UInt32, dimensions: Int) throws(IndexError) {
+        guard dimensions == layout.dimensions else {
+            throw .dimensionMismatch(expected: layout.dimensions, actual: dimensions)
         }
         guard Int(slot) < layout.capacity else { throw .slotOutOfRange(slot) }
-        guard VectorMath.isFinite(input) else { throw .nonFiniteVector }
         guard flags(slot) == 0 else { throw .slotInUse(slot) }
-        try contexts.withContext(slotCount: max(slotHighWater, Int(slot) + 1)) { (context) throws(IndexError) in
-            prepare(input, into: context.query)
-            HalfConversion.toHalf(context.query, vector(slot), count: padded)
-            let nodeLevel = randomLevel()
-            try allocateLevels(slot, nodeLevel)
-            raiseHighWater(to: slot &+ 1)
-            connect(slot, nodeLevel, context)
-        }
-        add(.live, 1)
     }
 
-    /// The float16 form a vector is stored in (normalised first for cosine), for
-    /// callers that log the stored bytes and later write them with `writeVector`.
-    public func storedForm(_ input: UnsafeBufferPointer<Float>) throws(IndexError) -> [UInt16] {
-        guard input.count == layout.dimensions else {
-            throw .dimensionMismatch(expected: layout.dimensions, actual: input.count)
-        }
+    /// Inserts `vector` at `slot`, which must be free (never used, or reclaimed):
+    /// `writeVector` and `link` in one step, for callers with float32 input.
+    public func insert(slot: UInt32, vector input: UnsafeBufferPointer<Float>) throws(IndexError) {
+        try checkWritable(slot, dimensions: input.count)
         guard VectorMath.isFinite(input) else { throw .nonFiniteVector }
-        var prepared = [Float](repeating: 0, count: padded)
-        // `padded` ≥ dimensions > 0, so both buffers have a base address.
-        prepared.withUnsafeMutableBufferPointer { buffer in
-            if let base = buffer.baseAddress { prepare(input, into: base) }
+        try contexts.withContext(slotCount: max(slotHighWater, Int(slot) + 1)) { (context) throws(IndexError) in
+            layout.prepare(input, into: context.query)
+            HalfConversion.toHalf(context.query, vector(slot), count: padded)
+            raiseHighWater(to: slot &+ 1)
+            try linkPrepared(slot, context)
         }
-        var halves = [UInt16](repeating: 0, count: layout.dimensions)
-        prepared.withUnsafeBufferPointer { source in
-            halves.withUnsafeMutableBufferPointer { target in
-                guard let from = source.baseAddress, let to = target.baseAddress else { return }
-                HalfConversion.toHalf(from, to, count: layout.dimensions)
-            }
-        }
-        return halves
+    }
+
+    /// The float16 form a vector is stored in (see `HNSWLayout.storedForm`).
+    public func storedForm(_ input: UnsafeBufferPointer<Float>) throws(IndexError) -> [UInt16] {
+        try layout.storedForm(input)
     }
 
     /// Writes a stored-form vector into a free slot without linking it: the slot can
     /// be scored with `scan` at once and linked into the graph later with `link`.
     public func writeVector(slot: UInt32, halves: UnsafeBufferPointer<UInt16>) throws(IndexError) {
-        guard halves.count == layout.dimensions else {
-            throw .dimensionMismatch(expected: layout.dimensions, actual: halves.count)
-        }
-        guard Int(slot) < layout.capacity else { throw .slotOutOfRange(slot) }
-        guard flags(slot) == 0 else { throw .slotInUse(slot) }
+        try checkWritable(slot, dimensions: halves.count)
         let destination = vector(slot)
         for index in 0..<layout.dimensions { destination[index] = halves[index] }
         for index in layout.dimensions..<padded { destination[index] = 0 }
         raiseHighWater(to: slot &+ 1)
+    }
+
+    /// A slot's stored float16 vector, without the padding. Valid while the slot
+    /// is not reused: callers read it under the reclamation gate or hold the slot.
+    public func storedHalves(_ slot: UInt32) -> UnsafeBufferPointer<UInt16> {
+        precondition(Int(slot) < layout.capacity, "slot \(slot) outside the index")
+        return UnsafeBufferPointer(start: vector(slot), count: layout.dimensions)
+    }
+
+    /// True if `slot` stores exactly these float16 values.
+    public func storesHalves(_ slot: UInt32, _ halves: [UInt16]) -> Bool {
+        guard halves.count == layout.dimensions, Int(slot) < layout.capacity else { return false }
+        return halves.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return false }
+            return memcmp(vector(slot), base, layout.dimensions * MemoryLayout<UInt16>.size) == 0
+        }
     }
 
     /// The sign code (`SignCodes`) of a stored vector.
@@ -260,10 +275,15 @@ public final class HNSWIndex: @unchecked Sendable {
         guard flags(slot) == 0 else { throw .slotInUse(slot) }
         try contexts.withContext(slotCount: slotHighWater) { (context) throws(IndexError) in
             HalfConversion.toFloat(vector(slot), context.query, count: padded)
-            let nodeLevel = randomLevel()
-            try allocateLevels(slot, nodeLevel)
-            connect(slot, nodeLevel, context)
+            try linkPrepared(slot, context)
         }
+    }
+
+    /// Links a written slot whose float32 form is in `context.query`.
+    private func linkPrepared(_ slot: UInt32, _ context: SearchContext) throws(IndexError) {
+        let nodeLevel = randomLevel()
+        try allocateLevels(slot, nodeLevel)
+        connect(slot, nodeLevel, context)
         add(.live, 1)
     }
 
@@ -284,16 +304,17 @@ public final class HNSWIndex: @unchecked Sendable {
 
     private func allocateLevels(_ slot: UInt32, _ nodeLevel: Int) throws(IndexError) {
         let node = info(slot)
-        if nodeLevel > Int(node[2]) {
+        if nodeLevel > upperCapacity(slot) {
             let offset = Int(sx_fetch_add_u64(control + Control.upperUsed.rawValue * Self.controlStride, UInt64(nodeLevel)))
             guard offset + nodeLevel <= layout.upperBlockCapacity else {
                 add(.upperUsed, -nodeLevel)
                 throw .capacityExceeded("upper-level block pool is full")
             }
-            UnsafeMutableRawPointer(node + 4).assumingMemoryBound(to: UInt32.self).pointee = UInt32(offset)
-            node[2] = UInt8(nodeLevel)
+            UnsafeMutableRawPointer(node + NodeEntry.upperBlock).assumingMemoryBound(to: UInt32.self).pointee = UInt32(offset)
+            node[NodeEntry.upperCapacity] = UInt8(nodeLevel)
         }
-        node[0] = UInt8(nodeLevel)
+        node[NodeEntry.level] = UInt8(nodeLevel)
+        assert(upperCapacity(slot) >= nodeLevel, "a node owns a block for each of its upper levels")
         for level in 0...nodeLevel {  // empty lists, versions kept monotonic across reuse
             let block = list(slot, level: level)
             let version = sx_load_acquire_u32(block)
@@ -332,6 +353,9 @@ public final class HNSWIndex: @unchecked Sendable {
         }
         // Phase 1: choose neighbours on every level and write this node's own lists.
         let top = min(nodeLevel, maxLevel)
+        for level in 0...nodeLevel {
+            precondition(list(slot, level: level)[1] == 0, "a new node's lists start empty (slot \(slot), level \(level))")
+        }
         var chosen = [[UInt32]](repeating: [], count: top + 1)
         for level in Swift.stride(from: top, through: 0, by: -1) {
             searchLayer(context, entry: current, entryDistance: currentDistance, ef: layout.parameters.efConstruction,
@@ -342,6 +366,7 @@ public final class HNSWIndex: @unchecked Sendable {
                 currentDistance = best.distance
             }
             chosen[level] = selectNeighbors(candidates, maxCount: layout.parameters.m, context)
+            assert(chosen[level].allSatisfy { levelOf($0) >= level }, "neighbours on a level reach it")
             let block = list(slot, level: level)
             let ok = chosen[level].withUnsafeBufferPointer {
                 sx_list_publish(block, sx_load_acquire_u32(block), $0.baseAddress, UInt32($0.count))
@@ -363,7 +388,7 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     private func markPresent(_ slot: UInt32) {
-        sx_store_release_u8(info(slot) + 1, Self.flagPresent)
+        setFlags(slot, Self.flagPresent)
     }
 
     /// hnswlib's getNeighborsByHeuristic2: keep a candidate only if it is closer
@@ -388,6 +413,7 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     private func addBacklink(from neighbor: UInt32, to slot: UInt32, level: Int, _ context: SearchContext) {
+        precondition(levelOf(neighbor) >= level, "slot \(neighbor) of level \(levelOf(neighbor)) linked on level \(level)")
         let block = list(neighbor, level: level)
         let limit = capacity(level: level)
         for _ in 0..<1_000_000 {  // each retry means another writer made progress
@@ -423,16 +449,6 @@ public final class HNSWIndex: @unchecked Sendable {
         var result: Float = 0
         kernels.batchHalf(query, vectors, stride, &target, 1, padded, metricCode, &result)
         return result
-    }
-
-    /// Copies the query into the context, normalised for cosine, zero-padded.
-    private func prepare(_ input: UnsafeBufferPointer<Float>, into query: UnsafeMutablePointer<Float>) {
-        let dimensions = layout.dimensions
-        for index in 0..<dimensions { query[index] = input[index] }
-        for index in dimensions..<padded { query[index] = 0 }
-        if layout.metric.normalizesVectors {
-            VectorMath.normalize(UnsafeMutableBufferPointer(start: query, count: dimensions))
-        }
     }
 
     private func greedy(_ context: SearchContext, _ current: inout UInt32, _ currentDistance: inout Float, level: Int) {
@@ -545,7 +561,7 @@ public final class HNSWIndex: @unchecked Sendable {
         let token = gate.enter()
         defer { gate.exit(token) }
         return contexts.withContext(slotCount: slotHighWater) { context in
-            prepare(query, into: context.query)
+            layout.prepare(query, into: context.query)
             if planExact(strategy: strategy, filter: filter, k: k, ef: effectiveEf) {
                 return exactScan(context, k: k, filter: filter)
             }
@@ -590,7 +606,7 @@ public final class HNSWIndex: @unchecked Sendable {
         guard k >= 1 else { throw .invalidParameter("k must be at least 1") }
         guard !slots.isEmpty else { return [] }
         return contexts.withContext(slotCount: slotHighWater) { context in
-            prepare(query, into: context.query)
+            layout.prepare(query, into: context.query)
             context.results.removeAll()
             let highWater = UInt32(slotHighWater)
             var start = 0
@@ -603,18 +619,7 @@ public final class HNSWIndex: @unchecked Sendable {
                     context.unvisited[pending] = slot
                     pending += 1
                 }
-                guard pending > 0 else { continue }
-                kernels.batchHalf(context.query, vectors, stride, context.unvisited, pending, padded, metricCode,
-                                  context.distances)
-                for index in 0..<pending {
-                    let distance = context.distances[index]
-                    if context.results.count < k {
-                        context.results.push(distance, context.unvisited[index])
-                    } else if distance < context.results.topDistance {
-                        context.results.pop()
-                        context.results.push(distance, context.unvisited[index])
-                    }
-                }
+                keepNearest(context, pending, k: k)
             }
             return context.results.drainAscending()
         }
@@ -673,24 +678,31 @@ public final class HNSWIndex: @unchecked Sendable {
         return live * matched / seen
     }
 
+    /// Scores the first `count` slots of `context.unvisited` and keeps the `k`
+    /// nearest seen so far in `context.results` (the top-k loop of every scan).
+    @inline(__always)
+    private func keepNearest(_ context: SearchContext, _ count: Int, k: Int) {
+        guard count > 0 else { return }
+        kernels.batchHalf(context.query, vectors, stride, context.unvisited, count, padded, metricCode, context.distances)
+        for index in 0..<count {
+            let distance = context.distances[index]
+            if context.results.count < k {
+                context.results.push(distance, context.unvisited[index])
+            } else if distance < context.results.topDistance {
+                context.results.pop()
+                context.results.push(distance, context.unvisited[index])
+            }
+        }
+        assert(context.results.count <= k, "the result heap holds at most k")
+    }
+
     private func exactScan(_ context: SearchContext, k: Int, filter: SlotFilter?) -> SearchOutcome {
         context.results.removeAll()
         var pending = 0
         var computed = 0
         func flush() {
-            guard pending > 0 else { return }
-            kernels.batchHalf(context.query, vectors, stride, context.unvisited, pending, padded, metricCode,
-                              context.distances)
+            keepNearest(context, pending, k: k)
             computed += pending
-            for index in 0..<pending {
-                let distance = context.distances[index]
-                if context.results.count < k {
-                    context.results.push(distance, context.unvisited[index])
-                } else if distance < context.results.topDistance {
-                    context.results.pop()
-                    context.results.push(distance, context.unvisited[index])
-                }
-            }
             pending = 0
         }
         func consider(_ slot: UInt32) {
@@ -720,9 +732,9 @@ public final class HNSWIndex: @unchecked Sendable {
     @discardableResult
     public func markDeleted(_ slot: UInt32) -> Bool {
         guard Int(slot) < slotHighWater else { return false }
-        let previous = sx_fetch_or_u8(info(slot) + 1, Self.flagDeleted)
+        let previous = sx_fetch_or_u8(info(slot) + NodeEntry.flags, Self.flagDeleted)
         guard previous & (Self.flagPresent | Self.flagDeleted) == Self.flagPresent else {
-            if previous & Self.flagPresent == 0 { sx_store_release_u8(info(slot) + 1, previous) }
+            if previous & Self.flagPresent == 0 { setFlags(slot, previous) }
             return false
         }
         add(.live, -1)
@@ -753,7 +765,7 @@ public final class HNSWIndex: @unchecked Sendable {
         replaceEntryIfDeleted(deletedMask)
         gate.synchronize()
         for slot in deleted {
-            sx_store_release_u8(info(slot) + 1, 0)
+            setFlags(slot, 0)
             add(.deleted, -1)
         }
         return deleted
@@ -905,6 +917,27 @@ public final class HNSWIndex: @unchecked Sendable {
             }
             return false
         }
+    }
+
+    /// Removes `target` from every level-0 list that links to it, as heuristic
+    /// back-link pruning can; returns how many lists changed. The node becomes
+    /// an orphan until `repairConnectivity` runs (which is how its test makes
+    /// one). Must not overlap `insert`.
+    package func removeIncomingLinks(to target: UInt32) -> Int {
+        let limit = layout.maxNeighborsLevel0
+        var buffer = [UInt32](repeating: 0, count: limit + 1)
+        var changed = 0
+        for slot in 0..<UInt32(slotHighWater) where slot != target && flags(slot) & Self.flagPresent != 0 {
+            let block = list(slot, level: 0)
+            var version: UInt32 = 0
+            let count = buffer.withUnsafeMutableBufferPointer { Int(sx_list_read(block, UInt32(limit), $0.baseAddress, &version)) }
+            let kept = buffer.prefix(count).filter { $0 != target }
+            guard kept.count < count else { continue }
+            let ok = kept.withUnsafeBufferPointer { sx_list_publish(block, version, $0.baseAddress, UInt32($0.count)) }
+            precondition(ok, "no insert runs while links are removed")
+            changed += 1
+        }
+        return changed
     }
 
     // MARK: - Invariants (tests and `sextant check`)

@@ -100,6 +100,33 @@ public struct HNSWLayout: Sendable, Equatable {
     }
 }
 
+extension HNSWLayout {
+    /// Copies a vector into `query` (paddedDimensions long), normalised when the
+    /// metric compares directions, zero-padded.
+    func prepare(_ input: UnsafeBufferPointer<Float>, into query: UnsafeMutablePointer<Float>) {
+        for index in 0..<dimensions { query[index] = input[index] }
+        for index in dimensions..<paddedDimensions { query[index] = 0 }
+        if metric.normalizesVectors {
+            VectorMath.normalize(UnsafeMutableBufferPointer(start: query, count: dimensions))
+        }
+    }
+
+    /// The float16 form a vector is stored in (normalised first for cosine):
+    /// what the storage layer logs and later writes with `HNSWIndex.writeVector`.
+    /// Depends on the layout alone, so a write is encoded outside every lock.
+    public func storedForm(_ input: UnsafeBufferPointer<Float>) throws(IndexError) -> [UInt16] {
+        guard input.count == dimensions else { throw .dimensionMismatch(expected: dimensions, actual: input.count) }
+        guard VectorMath.isFinite(input) else { throw .nonFiniteVector }
+        let prepared = UnsafeMutablePointer<Float>.allocate(capacity: paddedDimensions)
+        defer { prepared.deallocate() }
+        prepare(input, into: prepared)
+        return [UInt16](unsafeUninitializedCapacity: dimensions) { buffer, count in
+            if let base = buffer.baseAddress { HalfConversion.toHalf(prepared, base, count: dimensions) }
+            count = dimensions
+        }
+    }
+}
+
 /// The four regions an index lives in. Anonymous for a purely in-memory index;
 /// file-backed (copy-on-write over a checkpoint) when the storage layer opens one.
 public struct HNSWRegions: Sendable {

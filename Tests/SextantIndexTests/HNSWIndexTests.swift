@@ -227,6 +227,19 @@ private func bruteForce(_ vectors: [[Float]], live: (Int) -> Bool, query: [Float
         #expect(before.isEmpty == (repaired == 0))
         #expect(index.invariantViolations() == [])
         #expect(index.repairConnectivity() == 0, "a second pass finds nothing")
+
+        // Orphans made on purpose, as back-link pruning makes them: every level-0
+        // link into three nodes removed. The repair must find and reconnect each.
+        let orphans = ([17, 1_234, 3_999] as [UInt32]).filter { $0 != index.state.entrySlot }
+        for orphan in orphans { #expect(index.removeIncomingLinks(to: orphan) > 0) }
+        #expect(index.invariantViolations().contains { $0.contains("unreachable") })
+        #expect(index.repairConnectivity() >= orphans.count)
+        #expect(index.invariantViolations() == [])
+        for orphan in orphans {
+            // A walk wide enough to visit everything reachable finds the orphan again.
+            let hits = try index.search(vectors[Int(orphan)], k: 4_000, ef: 4_000, strategy: .graph).hits
+            #expect(hits.contains { $0.slot == orphan }, "orphan \(orphan) is reachable by a graph walk")
+        }
     }
 }
 
