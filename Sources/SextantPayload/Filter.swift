@@ -31,11 +31,21 @@ public enum FilterLimits {
     public static let maximumListItems = 64
 }
 
-extension WhereFilter {
-    /// Checks structure and operand types; the message names the offending part.
-    public func validate() throws(PayloadError) {
+/// The shape both filter grammars share: `$and` / `$or` over children, and
+/// leaves. One walk checks depth, clause counts and list sizes for both; each
+/// grammar checks only its own leaves.
+protocol FilterTree {
+    static var rootName: String { get }
+    /// The operator name and children of an `$and` / `$or`; nil for a leaf.
+    var branch: (name: String, children: [Self])? { get }
+    func validateLeaf(path: String) throws(PayloadError)
+}
+
+extension FilterTree {
+    /// Checks structure and operands; the message names the offending part.
+    func validateTree() throws(PayloadError) {
         var clauses = 0
-        try validate(depth: 1, path: "where", clauses: &clauses)
+        try validate(depth: 1, path: Self.rootName, clauses: &clauses)
     }
 
     private func validate(depth: Int, path: String, clauses: inout Int) throws(PayloadError) {
@@ -46,16 +56,58 @@ extension WhereFilter {
         guard clauses <= FilterLimits.maximumClauses else {
             throw .invalidFilter("\(path): more than \(FilterLimits.maximumClauses) clauses")
         }
+        guard let (name, children) = branch else { return try validateLeaf(path: path) }
+        guard !children.isEmpty else { throw .invalidFilter("\(path).\(name): needs at least one clause") }
+        guard children.count <= FilterLimits.maximumListItems else {
+            throw .invalidFilter("\(path).\(name): more than \(FilterLimits.maximumListItems) clauses in one list")
+        }
+        for (index, child) in children.enumerated() {
+            try child.validate(depth: depth + 1, path: "\(path).\(name)[\(index)]", clauses: &clauses)
+        }
+    }
+}
+
+/// The one routine every door calls before a filter is used: the client before
+/// it sends one, the engine when it receives one, so both refuse with the same message.
+public enum FilterValidation {
+    public static func validate(_ filter: WhereFilter?, _ documentFilter: DocumentFilter?) throws(PayloadError) {
+        try filter?.validate()
+        try documentFilter?.validate()
+    }
+}
+
+extension WhereFilter {
+    public static func eq(_ key: String, _ value: MetadataValue) -> WhereFilter { .compare(key: key, op: .eq, value: value) }
+    public static func ne(_ key: String, _ value: MetadataValue) -> WhereFilter { .compare(key: key, op: .ne, value: value) }
+    public static func gt(_ key: String, _ value: MetadataValue) -> WhereFilter { .compare(key: key, op: .gt, value: value) }
+    public static func gte(_ key: String, _ value: MetadataValue) -> WhereFilter { .compare(key: key, op: .gte, value: value) }
+    public static func lt(_ key: String, _ value: MetadataValue) -> WhereFilter { .compare(key: key, op: .lt, value: value) }
+    public static func lte(_ key: String, _ value: MetadataValue) -> WhereFilter { .compare(key: key, op: .lte, value: value) }
+    public static func `in`(_ key: String, _ values: [MetadataValue]) -> WhereFilter {
+        .membership(key: key, negated: false, values: values)
+    }
+    public static func nin(_ key: String, _ values: [MetadataValue]) -> WhereFilter {
+        .membership(key: key, negated: true, values: values)
+    }
+}
+
+extension WhereFilter: FilterTree {
+    static var rootName: String { "where" }
+
+    /// Checks structure and operand types; the message names the offending part.
+    public func validate() throws(PayloadError) { try validateTree() }
+
+    var branch: (name: String, children: [WhereFilter])? {
         switch self {
-        case .and(let children), .or(let children):
-            let name = if case .and = self { "$and" } else { "$or" }
-            guard !children.isEmpty else { throw .invalidFilter("\(path).\(name): needs at least one clause") }
-            guard children.count <= FilterLimits.maximumListItems else {
-                throw .invalidFilter("\(path).\(name): more than \(FilterLimits.maximumListItems) clauses in one list")
-            }
-            for (index, child) in children.enumerated() {
-                try child.validate(depth: depth + 1, path: "\(path).\(name)[\(index)]", clauses: &clauses)
-            }
+        case .and(let children): return ("$and", children)
+        case .or(let children): return ("$or", children)
+        case .compare, .membership: return nil
+        }
+    }
+
+    func validateLeaf(path: String) throws(PayloadError) {
+        switch self {
+        case .and, .or: preconditionFailure("branches are validated by the tree walk")
         case .compare(let key, let op, let value):
             try Self.validateKey(key, path: path)
             switch op {
@@ -151,30 +203,23 @@ extension WhereFilter {
     }
 }
 
-extension DocumentFilter {
-    public func validate() throws(PayloadError) {
-        var clauses = 0
-        try validate(depth: 1, path: "where_document", clauses: &clauses)
+extension DocumentFilter: FilterTree {
+    static var rootName: String { "where_document" }
+
+    /// Checks structure and texts; the message names the offending part.
+    public func validate() throws(PayloadError) { try validateTree() }
+
+    var branch: (name: String, children: [DocumentFilter])? {
+        switch self {
+        case .and(let children): return ("$and", children)
+        case .or(let children): return ("$or", children)
+        case .contains, .notContains: return nil
+        }
     }
 
-    private func validate(depth: Int, path: String, clauses: inout Int) throws(PayloadError) {
-        guard depth <= FilterLimits.maximumDepth else {
-            throw .invalidFilter("\(path): nesting deeper than \(FilterLimits.maximumDepth)")
-        }
-        clauses += 1
-        guard clauses <= FilterLimits.maximumClauses else {
-            throw .invalidFilter("\(path): more than \(FilterLimits.maximumClauses) clauses")
-        }
+    func validateLeaf(path: String) throws(PayloadError) {
         switch self {
-        case .and(let children), .or(let children):
-            let name = if case .and = self { "$and" } else { "$or" }
-            guard !children.isEmpty else { throw .invalidFilter("\(path).\(name): needs at least one clause") }
-            guard children.count <= FilterLimits.maximumListItems else {
-                throw .invalidFilter("\(path).\(name): more than \(FilterLimits.maximumListItems) clauses in one list")
-            }
-            for (index, child) in children.enumerated() {
-                try child.validate(depth: depth + 1, path: "\(path).\(name)[\(index)]", clauses: &clauses)
-            }
+        case .and, .or: preconditionFailure("branches are validated by the tree walk")
         case .contains(let text), .notContains(let text):
             let name = if case .contains = self { "$contains" } else { "$not_contains" }
             guard !text.isEmpty else { throw .invalidFilter("\(path).\(name): text must not be empty") }

@@ -1,4 +1,5 @@
 import NIOCore
+import SextantPayload
 
 /// Status codes, numbered as gRPC's.
 public enum StatusCode: UInt8, Sendable, CaseIterable, CustomStringConvertible {
@@ -44,39 +45,84 @@ public enum StatusCode: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 }
 
 /// Method numbers. Unknown numbers are representable so the server can answer
-/// UNIMPLEMENTED instead of dropping the connection.
+/// UNIMPLEMENTED instead of dropping the connection; `known` maps a number to
+/// the closed set a server dispatches over exhaustively.
 public struct Method: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public init(_ known: KnownMethod) { rawValue = known.rawValue }
 
-    public static let hello = Method(rawValue: 1)
-    public static let heartbeat = Method(rawValue: 2)
-    public static let serverInfo = Method(rawValue: 3)
-    public static let createCollection = Method(rawValue: 10)
-    public static let getCollection = Method(rawValue: 11)
-    public static let listCollections = Method(rawValue: 12)
-    public static let deleteCollection = Method(rawValue: 13)
-    public static let modifyCollection = Method(rawValue: 14)
-    public static let count = Method(rawValue: 20)
-    public static let add = Method(rawValue: 21)
-    public static let upsert = Method(rawValue: 22)
-    public static let update = Method(rawValue: 23)
-    public static let delete = Method(rawValue: 24)
-    public static let get = Method(rawValue: 25)
-    public static let query = Method(rawValue: 26)
-    public static let stats = Method(rawValue: 30)
-    public static let checkpoint = Method(rawValue: 31)
-    public static let snapshot = Method(rawValue: 32)
+    public static let hello = Method(.hello)
+    public static let heartbeat = Method(.heartbeat)
+    public static let serverInfo = Method(.serverInfo)
+    public static let createCollection = Method(.createCollection)
+    public static let getCollection = Method(.getCollection)
+    public static let listCollections = Method(.listCollections)
+    public static let deleteCollection = Method(.deleteCollection)
+    public static let modifyCollection = Method(.modifyCollection)
+    public static let count = Method(.count)
+    public static let add = Method(.add)
+    public static let upsert = Method(.upsert)
+    public static let update = Method(.update)
+    public static let delete = Method(.delete)
+    public static let get = Method(.get)
+    public static let query = Method(.query)
+    public static let stats = Method(.stats)
+    public static let checkpoint = Method(.checkpoint)
+    public static let snapshot = Method(.snapshot)
 
-    static let names: [UInt16: String] = [
-        1: "Hello", 2: "Heartbeat", 3: "ServerInfo", 10: "CreateCollection", 11: "GetCollection",
-        12: "ListCollections", 13: "DeleteCollection", 14: "ModifyCollection", 20: "Count", 21: "Add",
-        22: "Upsert", 23: "Update", 24: "Delete", 25: "Get", 26: "Query", 30: "Stats", 31: "Checkpoint",
-        32: "Snapshot",
-    ]
+    /// The method this number names, or nil for a number this build does not know.
+    public var known: KnownMethod? { KnownMethod(rawValue: rawValue) }
+    public var description: String { known?.name ?? "Method(\(rawValue))" }
+    public var isKnown: Bool { known != nil }
+}
 
-    public var description: String { Self.names[rawValue] ?? "Method(\(rawValue))" }
-    public var isKnown: Bool { Self.names[rawValue] != nil }
+/// Every method this protocol version defines (proto/PROTOCOL.md lists them).
+/// A server switches over this enum with no default branch, so a method added
+/// here fails to compile until it is handled.
+public enum KnownMethod: UInt16, Sendable, CaseIterable {
+    case hello = 1
+    case heartbeat = 2
+    case serverInfo = 3
+    case createCollection = 10
+    case getCollection = 11
+    case listCollections = 12
+    case deleteCollection = 13
+    case modifyCollection = 14
+    case count = 20
+    case add = 21
+    case upsert = 22
+    case update = 23
+    case delete = 24
+    case get = 25
+    case query = 26
+    case stats = 30
+    case checkpoint = 31
+    case snapshot = 32
+
+    /// The name PROTOCOL.md and the logs use.
+    public var name: String {
+        switch self {
+        case .hello: return "Hello"
+        case .heartbeat: return "Heartbeat"
+        case .serverInfo: return "ServerInfo"
+        case .createCollection: return "CreateCollection"
+        case .getCollection: return "GetCollection"
+        case .listCollections: return "ListCollections"
+        case .deleteCollection: return "DeleteCollection"
+        case .modifyCollection: return "ModifyCollection"
+        case .count: return "Count"
+        case .add: return "Add"
+        case .upsert: return "Upsert"
+        case .update: return "Update"
+        case .delete: return "Delete"
+        case .get: return "Get"
+        case .query: return "Query"
+        case .stats: return "Stats"
+        case .checkpoint: return "Checkpoint"
+        case .snapshot: return "Snapshot"
+        }
+    }
 }
 
 /// Protocol constants and bounds (see proto/PROTOCOL.md).
@@ -91,8 +137,9 @@ public enum ProtocolLimits {
     public static let defaultMaximumFrameBytes = 64 << 20
     /// Requests a connection may have in flight; more are refused with RESOURCE_EXHAUSTED.
     public static let defaultMaximumInFlight = 256
-    /// Records per write batch and ids per get (the engine's storage bound).
-    public static let maximumBatchRecords = 16_384
+    /// Records per write batch and ids per get: the one batch bound every layer
+    /// derives from (the engine's storage, the client, the ingestion worker).
+    public static let maximumBatchRecords = BatchLimits.maximumRecords
     /// Query vectors per query request.
     public static let maximumQueries = 1_024
     /// A connection must complete Hello within this time.
