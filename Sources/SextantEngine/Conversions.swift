@@ -1,4 +1,3 @@
-import SextantIndex
 import SextantKernels
 import SextantPayload
 import SextantProtocol
@@ -31,111 +30,15 @@ struct RequestError: Error {
             }
         case let error as ProtocolError: self.init(.invalidArgument, error.description)
         case let error as PayloadError: self.init(.invalidArgument, error.description)
-        case let error as IndexError: self.init(.invalidArgument, error.description)
         default: self.init(.internal, "internal error: \(error)")
         }
     }
 }
 
+/// Storage's types ⇄ the protocol's messages, for what the shared vocabulary
+/// (`SextantProtocol/Wire.swift`) does not cover: collections, records,
+/// replies and statistics.
 enum Convert {
-    static func value(_ value: Sextant_V1_Value, path: String) throws(RequestError) -> MetadataValue {
-        switch value.kind {
-        case .stringValue(let text): return .string(text)
-        case .intValue(let number): return .int(number)
-        case .doubleValue(let number): return .double(number)
-        case .boolValue(let flag): return .bool(flag)
-        case nil: throw RequestError(.invalidArgument, "\(path): value has no type")
-        }
-    }
-
-    static func value(_ value: MetadataValue) -> Sextant_V1_Value {
-        var out = Sextant_V1_Value()
-        switch value {
-        case .string(let text): out.stringValue = text
-        case .int(let number): out.intValue = number
-        case .double(let number): out.doubleValue = number
-        case .bool(let flag): out.boolValue = flag
-        }
-        return out
-    }
-
-    static func metadata(_ metadata: Sextant_V1_Metadata, path: String) throws(RequestError) -> Metadata {
-        var result = Metadata()
-        for (key, value) in metadata.fields { result[key] = try self.value(value, path: "\(path).\(key)") }
-        return result
-    }
-
-    static func metadata(_ metadata: Metadata) -> Sextant_V1_Metadata {
-        var out = Sextant_V1_Metadata()
-        out.fields = metadata.mapValues { value($0) }
-        return out
-    }
-
-    static func filter(_ clause: Sextant_V1_Where, path: String = "where") throws(RequestError) -> WhereFilter {
-        switch clause.clause {
-        case .and(let list):
-            var children: [WhereFilter] = []
-            for (index, child) in list.clauses.enumerated() { children.append(try filter(child, path: "\(path).$and[\(index)]")) }
-            return .and(children)
-        case .or(let list):
-            var children: [WhereFilter] = []
-            for (index, child) in list.clauses.enumerated() { children.append(try filter(child, path: "\(path).$or[\(index)]")) }
-            return .or(children)
-        case .comparison(let comparison):
-            let op: WhereFilter.Comparison
-            switch comparison.operator {
-            case .comparisonEq: op = .eq
-            case .comparisonNe: op = .ne
-            case .comparisonGt: op = .gt
-            case .comparisonGte: op = .gte
-            case .comparisonLt: op = .lt
-            case .comparisonLte: op = .lte
-            case .UNRECOGNIZED(let raw): throw RequestError(.invalidArgument, "\(path).\(comparison.key): unknown operator \(raw)")
-            }
-            guard comparison.hasValue else { throw RequestError(.invalidArgument, "\(path).\(comparison.key): missing operand") }
-            return .compare(key: comparison.key, op: op, value: try value(comparison.value, path: "\(path).\(comparison.key)"))
-        case .membership(let membership):
-            var values: [MetadataValue] = []
-            for item in membership.values { values.append(try value(item, path: "\(path).\(membership.key)")) }
-            return .membership(key: membership.key, negated: membership.negated, values: values)
-        case nil:
-            throw RequestError(.invalidArgument, "\(path): empty clause")
-        }
-    }
-
-    static func documentFilter(_ clause: Sextant_V1_WhereDocument, path: String = "where_document") throws(RequestError)
-        -> DocumentFilter
-    {
-        switch clause.clause {
-        case .and(let list):
-            var children: [DocumentFilter] = []
-            for (index, child) in list.clauses.enumerated() {
-                children.append(try documentFilter(child, path: "\(path).$and[\(index)]"))
-            }
-            return .and(children)
-        case .or(let list):
-            var children: [DocumentFilter] = []
-            for (index, child) in list.clauses.enumerated() {
-                children.append(try documentFilter(child, path: "\(path).$or[\(index)]"))
-            }
-            return .or(children)
-        case .contains(let text): return .contains(text)
-        case .notContains(let text): return .notContains(text)
-        case nil: throw RequestError(.invalidArgument, "\(path): empty clause")
-        }
-    }
-
-    static func optionalFilters(_ hasWhere: Bool, _ clause: Sextant_V1_Where, _ hasDocument: Bool,
-                                _ document: Sextant_V1_WhereDocument) throws(RequestError) -> (WhereFilter?, DocumentFilter?) {
-        let whereFilter = hasWhere ? try filter(clause) : nil
-        let documentFilter = hasDocument ? try self.documentFilter(document) : nil
-        do {
-            try whereFilter?.validate()
-            try documentFilter?.validate()
-        } catch { throw RequestError(.invalidArgument, "\(error)") }
-        return (whereFilter, documentFilter)
-    }
-
     static func metric(_ metric: Sextant_V1_Metric) throws(RequestError) -> Metric {
         switch metric {
         case .cosine: return .cosine
@@ -153,13 +56,21 @@ enum Convert {
         }
     }
 
-    static func include(_ include: Sextant_V1_Include) -> Include {
-        var result: Include = []
-        if include.documents { result.insert(.documents) }
-        if include.metadatas { result.insert(.metadatas) }
-        if include.vectors { result.insert(.vectors) }
-        if include.distances { result.insert(.distances) }
-        return result
+    /// A create request as a configuration; zero index parameters take the defaults.
+    static func configuration(_ request: Sextant_V1_CreateCollectionRequest) throws -> CollectionConfiguration {
+        var configuration = CollectionConfiguration(
+            name: request.name, dimension: Int(request.dimension), metric: try metric(request.metric),
+            metadata: try Metadata(wire: request.metadata, path: "metadata"))
+        func given(_ value: UInt32) -> Int? { value == 0 ? nil : Int(value) }
+        configuration.setIndexParameters(
+            m: given(request.hnsw.m), efConstruction: given(request.hnsw.efConstruction), ef: given(request.hnsw.ef))
+        if request.capacity > 0 {
+            guard request.capacity <= UInt64(StorageLimits.maximumCollectionCapacity) else {
+                throw RequestError(.invalidArgument, "capacity exceeds \(StorageLimits.maximumCollectionCapacity)")
+            }
+            configuration.capacity = Int(request.capacity)
+        }
+        return configuration
     }
 
     static func info(_ collection: Collection) -> Sextant_V1_CollectionInfo {
@@ -169,15 +80,63 @@ enum Convert {
         info.name = configuration.name
         info.dimension = UInt32(configuration.dimension)
         info.metric = metric(configuration.metric)
-        info.hnsw.m = UInt32(configuration.hnsw.m)
-        info.hnsw.efConstruction = UInt32(configuration.hnsw.efConstruction)
-        info.hnsw.ef = UInt32(configuration.hnsw.ef)
-        info.metadata = metadata(configuration.collectionMetadata)
+        info.hnsw.m = UInt32(configuration.m)
+        info.hnsw.efConstruction = UInt32(configuration.efConstruction)
+        info.hnsw.ef = UInt32(configuration.ef)
+        info.metadata = configuration.collectionMetadata.wire
         info.count = UInt64(collection.count)
         info.createdAtSeconds = configuration.createdAtSeconds
         info.capacity = UInt64(configuration.capacity)
         return info
     }
+
+    /// Records of a write request, with their vectors matched up and checked.
+    static func records(_ request: Sextant_V1_WriteRequest, dimension: Int, isUpdate: Bool) throws -> [RecordInput] {
+        let count = request.records.count
+        guard count > 0 else { throw RequestError(.invalidArgument, "the batch is empty") }
+        guard count <= ProtocolLimits.maximumBatchRecords else {
+            throw RequestError(.invalidArgument, "batch of \(count) records exceeds \(ProtocolLimits.maximumBatchRecords)")
+        }
+        var vectors: [[Float]?] = Array(repeating: nil, count: count)
+        if request.hasVectors, request.vectors.count > 0 {
+            // A collection created without a dimension (0) takes its first write's.
+            guard dimension == 0 || Int(request.vectors.dimension) == dimension else {
+                throw RequestError(.invalidArgument, "vectors have \(request.vectors.dimension) dimensions, the collection has \(dimension)")
+            }
+            let rows = try request.vectors.rows()
+            if request.vectorRecordIndices.isEmpty {
+                guard rows.count == count else {
+                    throw RequestError(.invalidArgument, "\(rows.count) vectors for \(count) records")
+                }
+                for index in 0..<count { vectors[index] = rows[index] }
+            } else {
+                guard isUpdate else { throw RequestError(.invalidArgument, "vector_record_indices is only for updates") }
+                guard rows.count == request.vectorRecordIndices.count else {
+                    throw RequestError(.invalidArgument, "\(rows.count) vectors for \(request.vectorRecordIndices.count) indices")
+                }
+                for (row, index) in zip(rows, request.vectorRecordIndices) {
+                    guard Int(index) < count, vectors[Int(index)] == nil else {
+                        throw RequestError(.invalidArgument, "vector_record_indices: \(index) is out of range or repeated")
+                    }
+                    vectors[Int(index)] = row
+                }
+            }
+        } else if !isUpdate {
+            throw RequestError(.invalidArgument, "every record needs a vector")
+        }
+        var result: [RecordInput] = []
+        result.reserveCapacity(count)
+        for (index, record) in request.records.enumerated() {
+            result.append(RecordInput(
+                id: record.id, vector: vectors[index], document: record.hasDocument ? record.document : nil,
+                metadata: record.hasMetadata ? try Metadata(wire: record.metadata, path: "records[\(index)].metadata") : nil))
+        }
+        assert(result.count == count, "one record input per record")
+        return result
+    }
+
+    static let defaultQueryInclude = Include.queryDefault.wire()
+    static let defaultGetInclude = Include.getDefault.wire()
 
     /// Records (and their vectors, when asked) in reply form.
     static func reply(_ records: [RecordView], include: Sextant_V1_Include, dimension: Int) -> Sextant_V1_GetReply {
@@ -186,7 +145,7 @@ enum Convert {
             var out = Sextant_V1_RecordResult()
             out.id = record.id
             if let document = record.document { out.document = document }
-            if let metadata = record.metadata { out.metadata = self.metadata(metadata) }
+            if let metadata = record.metadata { out.metadata = metadata.wire }
             if let distance = record.distance { out.distance = distance }
             return out
         }
@@ -194,6 +153,35 @@ enum Convert {
             reply.vectors = Sextant_V1_Vectors(
                 rows: records.map { $0.vector ?? [Float](repeating: 0, count: dimension) }, dimension: dimension,
                 encoding: include.vectorEncoding)
+        }
+        return reply
+    }
+
+    static func writeReply(_ outcome: WriteOutcome) -> Sextant_V1_WriteReply {
+        var reply = Sextant_V1_WriteReply()
+        reply.lsn = outcome.lsn
+        reply.affected = UInt64(outcome.affected)
+        return reply
+    }
+
+    static func stats(_ collections: [Collection]) -> Sextant_V1_StatsReply {
+        var reply = Sextant_V1_StatsReply()
+        reply.collections = collections.map { collection in
+            let stats = collection.stats()
+            var out = Sextant_V1_CollectionStats()
+            out.id = collection.id
+            out.name = collection.name
+            out.liveRecords = UInt64(stats.liveRecords)
+            out.unindexedRecords = UInt64(stats.unindexedRecords)
+            out.indexedRecords = UInt64(stats.indexedRecords)
+            out.deletedAwaitingReclaim = UInt64(stats.deletedAwaitingReclaim)
+            out.lastLsn = stats.lastLSN
+            out.durableLsn = stats.durableLSN
+            out.checkpointLsn = stats.checkpointLSN
+            out.generation = stats.generation
+            out.walBytes = UInt64(stats.walBytes)
+            out.diskBytes = UInt64(stats.diskBytes)
+            return out
         }
         return reply
     }

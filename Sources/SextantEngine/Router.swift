@@ -6,8 +6,12 @@ import SextantConcurrency
 import SextantPayload
 import SextantProtocol
 import SextantStorage
+import SwiftProtobuf
 
 /// Executes requests against the storage engine and produces response bodies.
+///
+/// Dispatch switches over `KnownMethod` with no default branch: a method added
+/// to the protocol does not compile until it has a handler here.
 ///
 /// Where work runs: cheap reads run inline on the connection's event loop (no
 /// thread hop: that is most of a sub-millisecond query's budget); heavy reads
@@ -37,8 +41,14 @@ final class Router: Sendable {
     }
 
     func dispatch(_ frame: Frame, deadline: NIODeadline?, respond: @escaping Respond) {
-        let method = frame.header.method
+        guard let method = frame.header.method.known else {
+            respond(.failure(RequestError(.unimplemented, "method \(frame.header.method.rawValue) is not implemented by this server")))
+            return
+        }
+        let body = frame.body
         switch method {
+        case .hello:
+            respond(.failure(RequestError(.failedPrecondition, "Hello was already sent")))
         case .heartbeat:
             var reply = Sextant_V1_HeartbeatReply()
             reply.nanoseconds = UInt64(Date().timeIntervalSince1970 * 1e9)
@@ -48,41 +58,36 @@ final class Router: Sendable {
             reply.collections = UInt32(storage.list().count)
             reply.uptimeSeconds = UInt64(Date().timeIntervalSince(startedAt))
             respond(.success(encode(reply)))
-        case .getCollection, .listCollections, .count, .stats:
-            respond(Result { try administrativeRead(method, frame.body) }.mapError(RequestError.init))
-        case .get, .query:
-            // Decode once: the request decides where it runs and is then executed as is.
-            let request: Result<ReadRequest, RequestError> = Result { try ReadRequest(method, frame.body) }.mapError(RequestError.init)
-            guard case .success(let decoded) = request else {
-                if case .failure(let error) = request { respond(.failure(error)) }
-                return
-            }
-            let work: @Sendable () -> Result<ByteBuffer, RequestError> = { [self] in
-                if let deadline, deadline < .now() { return .failure(RequestError(.deadlineExceeded, "deadline passed before the request ran")) }
-                return Result { try read(decoded) }.mapError(RequestError.init)
-            }
-            if decoded.isHeavy {
-                pool.submit { _ in respond(work()) }
-            } else {
-                respond(work())
-            }
-        case .createCollection, .deleteCollection, .modifyCollection, .add, .upsert, .update, .delete, .checkpoint,
-            .snapshot:
-            Task(executorPreference: writeExecutor) { [self] in
-                do {
-                    respond(.success(try await write(method, frame.body, deadline: deadline)))
-                } catch {
-                    respond(.failure(RequestError(error)))
-                }
-            }
-        default:
-            respond(.failure(RequestError(.unimplemented, "method \(method.rawValue) is not implemented by this server")))
+        case .getCollection: respond(run { try getCollection(body) })
+        case .listCollections: respond(run { try listCollections(body) })
+        case .count: respond(run { try count(body) })
+        case .stats: respond(.success(encode(Convert.stats(storage.list()))))
+        case .get: read(run { ReadRequest.get(try MessageCodec.decode(Sextant_V1_GetRequest.self, from: body)) }, deadline, respond)
+        case .query: read(run { ReadRequest.query(try MessageCodec.decode(Sextant_V1_QueryRequest.self, from: body)) }, deadline, respond)
+        case .createCollection: write(respond) { [self] in try await createCollection(body, deadline) }
+        case .deleteCollection: write(respond) { [self] in try await deleteCollection(body, deadline) }
+        case .modifyCollection: write(respond) { [self] in try await modifyCollection(body, deadline) }
+        case .add: write(respond) { [self] in try await writeRecords(.add, body, deadline) }
+        case .upsert: write(respond) { [self] in try await writeRecords(.upsert, body, deadline) }
+        case .update: write(respond) { [self] in try await writeRecords(.update, body, deadline) }
+        case .delete: write(respond) { [self] in try await delete(body, deadline) }
+        case .checkpoint: write(respond) { [self] in try await checkpoint(body) }
+        case .snapshot: write(respond) { [self] in try await snapshot(body) }
         }
     }
 
     private func encode(_ message: some SwiftProtobuf.Message) -> ByteBuffer { MessageCodec.encode(message, allocator: allocator) }
 
-    // MARK: - Reads
+    private func run<T>(_ body: () throws -> T) -> Result<T, RequestError> {
+        Result { try body() }.mapError(RequestError.init)
+    }
+
+    /// Writes and administration run as tasks on the niced write threads.
+    private func write(_ respond: @escaping Respond, _ body: @escaping @Sendable () async throws -> ByteBuffer) {
+        Task(executorPreference: writeExecutor) {
+            do { respond(.success(try await body())) } catch { respond(.failure(RequestError(error))) }
+        }
+    }
 
     private func collection(_ reference: Sextant_V1_CollectionRef, present: Bool) throws -> Collection {
         guard present else { throw RequestError(.invalidArgument, "no collection given") }
@@ -102,286 +107,220 @@ final class Router: Sendable {
         }
     }
 
-    private func administrativeRead(_ method: Method, _ body: ByteBuffer) throws -> ByteBuffer {
-        switch method {
-        case .getCollection:
-            let request = try MessageCodec.decode(Sextant_V1_CollectionRequest.self, from: body)
-            return encode(Convert.info(try collection(request.collection, present: request.hasCollection)))
-        case .listCollections:
-            let request = try MessageCodec.decode(Sextant_V1_ListCollectionsRequest.self, from: body)
-            let all = storage.list()
-            var reply = Sextant_V1_ListCollectionsReply()
-            reply.total = UInt32(all.count)
-            let start = min(Int(request.offset), all.count)
-            let end = request.hasLimit ? min(all.count, start + Int(request.limit)) : all.count
-            reply.collections = all[start..<end].map(Convert.info)
-            return encode(reply)
-        case .count:
-            let request = try MessageCodec.decode(Sextant_V1_CollectionRequest.self, from: body)
-            var reply = Sextant_V1_CountReply()
-            reply.count = UInt64(try collection(request.collection, present: request.hasCollection).count)
-            return encode(reply)
-        default:  // stats
-            var reply = Sextant_V1_StatsReply()
-            reply.collections = storage.list().map { collection in
-                let stats = collection.stats()
-                var out = Sextant_V1_CollectionStats()
-                out.id = collection.id
-                out.name = collection.name
-                out.liveRecords = UInt64(stats.liveRecords)
-                out.unindexedRecords = UInt64(stats.unindexedRecords)
-                out.indexedRecords = UInt64(stats.indexedRecords)
-                out.deletedAwaitingReclaim = UInt64(stats.deletedAwaitingReclaim)
-                out.lastLsn = stats.lastLSN
-                out.durableLsn = stats.durableLSN
-                out.checkpointLsn = stats.checkpointLSN
-                out.generation = stats.generation
-                out.walBytes = UInt64(stats.walBytes)
-                out.diskBytes = UInt64(stats.diskBytes)
-                return out
-            }
-            return encode(reply)
-        }
-    }
-
-    /// A decoded Get or Query.
-    enum ReadRequest: Sendable {
-        case get(Sextant_V1_GetRequest)
-        case query(Sextant_V1_QueryRequest)
-
-        init(_ method: Method, _ body: ByteBuffer) throws {
-            self = method == .query
-                ? .query(try MessageCodec.decode(Sextant_V1_QueryRequest.self, from: body))
-                : .get(try MessageCodec.decode(Sextant_V1_GetRequest.self, from: body))
-        }
-
-        /// Requests that could take milliseconds go to the pool, not the event loop.
-        var isHeavy: Bool {
-            switch self {
-            case .query(let request):
-                return Int(request.queries.count) * Int(request.k) > 512 || request.hasWhere || request.hasWhereDocument
-            case .get(let request):
-                if request.byIds { return request.ids.count > 1_000 }
-                return !request.hasLimit || request.limit > 1_000 || request.hasWhereDocument
-            }
-        }
-    }
-
-    private func read(_ decoded: ReadRequest) throws -> ByteBuffer {
-        if case .query(let request) = decoded {
-            let collection = try collection(request.collection, present: request.hasCollection)
-            let dimension = collection.configuration.dimension
-            guard request.hasQueries, request.queries.count > 0 else {
-                throw RequestError(.invalidArgument, "query needs at least one query vector")
-            }
-            guard request.queries.count <= UInt32(ProtocolLimits.maximumQueries) else {
-                throw RequestError(.invalidArgument, "\(request.queries.count) query vectors exceed \(ProtocolLimits.maximumQueries)")
-            }
-            if dimension == 0 {  // nothing written yet: no neighbours
-                var reply = Sextant_V1_QueryReply()
-                reply.results = Array(repeating: Sextant_V1_GetReply(), count: Int(request.queries.count))
-                return encode(reply)
-            }
-            guard Int(request.queries.dimension) == dimension else {
-                throw RequestError(.invalidArgument, "query vectors have \(request.queries.dimension) dimensions, the collection has \(dimension)")
-            }
-            let (filter, documentFilter) = try Convert.optionalFilters(
-                request.hasWhere, request.where, request.hasWhereDocument, request.whereDocument)
-            let include = request.hasInclude ? request.include : Self.defaultQueryInclude
-            let results = try collection.query(
-                try request.queries.rows(), k: Int(request.k == 0 ? 10 : request.k), filter: filter,
-                documentFilter: documentFilter, include: Convert.include(include), ef: request.hasEf ? Int(request.ef) : nil)
-            var reply = Sextant_V1_QueryReply()
-            reply.results = results.map { Convert.reply($0, include: include, dimension: dimension) }
-            return encode(reply)
-        }
-        guard case .get(let request) = decoded else { throw RequestError(.internal, "unreachable") }
-        let collection = try collection(request.collection, present: request.hasCollection)
-        let (filter, documentFilter) = try Convert.optionalFilters(
-            request.hasWhere, request.where, request.hasWhereDocument, request.whereDocument)
-        let include = request.hasInclude ? request.include : Self.defaultGetInclude
-        let records = try collection.get(
-            ids: request.byIds ? request.ids : nil, filter: filter, documentFilter: documentFilter,
-            offset: Int(request.offset), limit: request.hasLimit ? Int(request.limit) : nil, include: Convert.include(include))
-        return encode(Convert.reply(records, include: include, dimension: collection.configuration.dimension))
-    }
-
-    static let defaultQueryInclude: Sextant_V1_Include = {
-        var include = Sextant_V1_Include()
-        include.documents = true
-        include.metadatas = true
-        include.distances = true
-        return include
-    }()
-
-    static let defaultGetInclude: Sextant_V1_Include = {
-        var include = Sextant_V1_Include()
-        include.documents = true
-        include.metadatas = true
-        return include
-    }()
-
-    // MARK: - Writes and administration
-
-    private func write(_ method: Method, _ body: ByteBuffer, deadline: NIODeadline?) async throws -> ByteBuffer {
-        switch method {
-        case .createCollection:
-            let request = try MessageCodec.decode(Sextant_V1_CreateCollectionRequest.self, from: body)
-            let defaults = HNSWDefaults.parameters
-            var configuration = CollectionConfiguration(
-                name: request.name, dimension: Int(request.dimension), metric: try Convert.metric(request.metric),
-                hnsw: .init(
-                    m: request.hnsw.m == 0 ? defaults.m : Int(request.hnsw.m),
-                    efConstruction: request.hnsw.efConstruction == 0 ? defaults.efConstruction : Int(request.hnsw.efConstruction),
-                    ef: request.hnsw.ef == 0 ? defaults.ef : Int(request.hnsw.ef)),
-                metadata: try Convert.metadata(request.metadata, path: "metadata"))
-            if request.capacity > 0 {
-                guard request.capacity <= UInt64(StorageLimits.maximumCollectionCapacity) else {
-                    throw RequestError(.invalidArgument, "capacity exceeds \(StorageLimits.maximumCollectionCapacity)")
-                }
-                configuration.capacity = Int(request.capacity)
-            }
-            try checkDeadline(deadline)
-            let (collection, created) = try await storage.create(configuration, getOrCreate: request.getOrCreate)
-            var reply = Sextant_V1_CreateCollectionReply()
-            reply.collection = Convert.info(collection)
-            reply.created = created
-            return encode(reply)
-        case .deleteCollection:
-            let request = try MessageCodec.decode(Sextant_V1_CollectionRequest.self, from: body)
-            let target = try collection(request.collection, present: request.hasCollection)
-            try checkDeadline(deadline)
-            try await storage.delete(named: target.name)
-            return encode(Sextant_V1_Empty())
-        case .modifyCollection:
-            let request = try MessageCodec.decode(Sextant_V1_ModifyCollectionRequest.self, from: body)
-            let target = try collection(request.collection, present: request.hasCollection)
-            if request.hasNewName, request.newName != target.name, storage.collection(named: request.newName) != nil {
-                throw RequestError(.alreadyExists, "collection '\(request.newName.prefix(100))' already exists")
-            }
-            try checkDeadline(deadline)
-            try await target.modify(
-                name: request.hasNewName ? request.newName : nil,
-                metadata: request.hasNewMetadata ? try Convert.metadata(request.newMetadata, path: "new_metadata") : nil)
-            return encode(Convert.info(target))
-        case .add, .upsert, .update:
-            let request = try MessageCodec.decode(Sextant_V1_WriteRequest.self, from: body)
-            let target = try collection(request.collection, present: request.hasCollection)
-            let records = try Self.records(request, dimension: target.configuration.dimension, isUpdate: method == .update)
-            let operation: WriteRequest =
-                method == .add ? .add(records) : method == .upsert ? .upsert(records) : .update(records, ignoreMissing: request.ignoreMissing)
-            try checkDeadline(deadline)
-            let outcome = try await target.write(operation)
-            var reply = Sextant_V1_WriteReply()
-            reply.lsn = outcome.lsn
-            reply.affected = UInt64(outcome.affected)
-            return encode(reply)
-        case .delete:
-            let request = try MessageCodec.decode(Sextant_V1_DeleteRequest.self, from: body)
-            let target = try collection(request.collection, present: request.hasCollection)
-            let (filter, documentFilter) = try Convert.optionalFilters(
-                request.hasWhere, request.where, request.hasWhereDocument, request.whereDocument)
-            let operation: WriteRequest
-            if request.ids.isEmpty {
-                guard filter != nil || documentFilter != nil else {
-                    throw RequestError(.invalidArgument, "delete needs ids, a where filter, or a where_document filter")
-                }
-                operation = .deleteWhere(filter, documentFilter)
-            } else if filter != nil || documentFilter != nil {
-                let matching = try target.get(ids: request.ids, filter: filter, documentFilter: documentFilter, include: [])
-                guard !matching.isEmpty else { return encode(Sextant_V1_WriteReply()) }
-                operation = .delete(ids: matching.map(\.id))
-            } else {
-                operation = .delete(ids: request.ids)
-            }
-            try checkDeadline(deadline)
-            let outcome = try await target.write(operation)
-            var reply = Sextant_V1_WriteReply()
-            reply.lsn = outcome.lsn
-            reply.affected = UInt64(outcome.affected)
-            return encode(reply)
-        case .checkpoint:
-            let request = try MessageCodec.decode(Sextant_V1_CollectionRequest.self, from: body)
-            let targets = request.hasCollection ? [try collection(request.collection, present: true)] : storage.list()
-            var last: UInt64 = 0
-            for target in targets {
-                try await target.checkpoint()
-                last = max(last, target.stats().checkpointLSN)
-            }
-            var reply = Sextant_V1_CheckpointReply()
-            reply.lsn = last
-            return encode(reply)
-        default:  // snapshot
-            let request = try MessageCodec.decode(Sextant_V1_SnapshotRequest.self, from: body)
-            guard request.destination.hasPrefix("/") else {
-                throw RequestError(.invalidArgument, "snapshot destination must be an absolute path on the engine's machine")
-            }
-            let targets = request.hasCollection ? [try collection(request.collection, present: true)] : storage.list()
-            try FileManager.default.createDirectory(atPath: request.destination + "/collections", withIntermediateDirectories: true)
-            var reply = Sextant_V1_SnapshotReply()
-            for target in targets {
-                let position = try await target.snapshot(to: request.destination + "/collections/" + target.id)
-                reply.lsnByCollectionID[target.id] = position.lsn
-                reply.recordsByCollectionID[target.id] = UInt64(position.records)
-            }
-            return encode(reply)
-        }
-    }
-
     private func checkDeadline(_ deadline: NIODeadline?) throws {
         if let deadline, deadline < .now() {
             throw RequestError(.deadlineExceeded, "deadline passed before the write was applied; nothing was written")
         }
     }
 
-    /// Records of a write request, with their vectors matched up and checked.
-    static func records(_ request: Sextant_V1_WriteRequest, dimension: Int, isUpdate: Bool) throws -> [RecordInput] {
-        let count = request.records.count
-        guard count > 0 else { throw RequestError(.invalidArgument, "the batch is empty") }
-        guard count <= ProtocolLimits.maximumBatchRecords else {
-            throw RequestError(.invalidArgument, "batch of \(count) records exceeds \(ProtocolLimits.maximumBatchRecords)")
-        }
-        var vectors: [[Float]?] = Array(repeating: nil, count: count)
-        if request.hasVectors, request.vectors.count > 0 {
-            // A collection created without a dimension (0) takes its first write's.
-            guard dimension == 0 || Int(request.vectors.dimension) == dimension else {
-                throw RequestError(.invalidArgument, "vectors have \(request.vectors.dimension) dimensions, the collection has \(dimension)")
-            }
-            let rows = try request.vectors.rows()
-            if request.vectorRecordIndices.isEmpty {
-                guard rows.count == count else {
-                    throw RequestError(.invalidArgument, "\(rows.count) vectors for \(count) records")
-                }
-                for index in 0..<count { vectors[index] = rows[index] }
-            } else {
-                guard isUpdate else { throw RequestError(.invalidArgument, "vector_record_indices is only for updates") }
-                guard rows.count == request.vectorRecordIndices.count else {
-                    throw RequestError(.invalidArgument, "\(rows.count) vectors for \(request.vectorRecordIndices.count) indices")
-                }
-                for (row, index) in zip(rows, request.vectorRecordIndices) {
-                    guard Int(index) < count, vectors[Int(index)] == nil else {
-                        throw RequestError(.invalidArgument, "vector_record_indices: \(index) is out of range or repeated")
-                    }
-                    vectors[Int(index)] = row
-                }
-            }
-        } else if !isUpdate {
-            throw RequestError(.invalidArgument, "every record needs a vector")
-        }
-        var result: [RecordInput] = []
-        result.reserveCapacity(count)
-        for (index, record) in request.records.enumerated() {
-            result.append(RecordInput(
-                id: record.id, vector: vectors[index], document: record.hasDocument ? record.document : nil,
-                metadata: record.hasMetadata ? try Convert.metadata(record.metadata, path: "records[\(index)].metadata") : nil))
-        }
-        return result
+    // MARK: - Administrative reads
+
+    private func getCollection(_ body: ByteBuffer) throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_CollectionRequest.self, from: body)
+        return encode(Convert.info(try collection(request.collection, present: request.hasCollection)))
     }
-}
 
-import SextantIndex
-import SwiftProtobuf
+    private func listCollections(_ body: ByteBuffer) throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_ListCollectionsRequest.self, from: body)
+        let all = storage.list()
+        var reply = Sextant_V1_ListCollectionsReply()
+        reply.total = UInt32(all.count)
+        let start = min(Int(request.offset), all.count)
+        let end = request.hasLimit ? min(all.count, start + Int(request.limit)) : all.count
+        reply.collections = all[start..<end].map(Convert.info)
+        return encode(reply)
+    }
 
-enum HNSWDefaults {
-    static let parameters = HNSWParameters()
+    private func count(_ body: ByteBuffer) throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_CollectionRequest.self, from: body)
+        var reply = Sextant_V1_CountReply()
+        reply.count = UInt64(try collection(request.collection, present: request.hasCollection).count)
+        return encode(reply)
+    }
+
+    // MARK: - Get and query
+
+    /// A decoded Get or Query: decoded once, then run where its cost says.
+    enum ReadRequest: Sendable {
+        case get(Sextant_V1_GetRequest)
+        case query(Sextant_V1_QueryRequest)
+
+        /// Query vectors × k above which a query leaves the event loop.
+        static let heavyQueryWork = 512
+        /// Ids or rows above which a get leaves the event loop.
+        static let heavyGetRecords = 1_000
+
+        /// Requests that could take milliseconds go to the pool, not the event loop.
+        var isHeavy: Bool {
+            switch self {
+            case .query(let request):
+                return Int(request.queries.count) * Int(request.k) > Self.heavyQueryWork || request.hasWhere || request.hasWhereDocument
+            case .get(let request):
+                if request.byIds { return request.ids.count > Self.heavyGetRecords }
+                return !request.hasLimit || request.limit > Self.heavyGetRecords || request.hasWhereDocument
+            }
+        }
+    }
+
+    private func read(_ decoded: Result<ReadRequest, RequestError>, _ deadline: NIODeadline?, _ respond: @escaping Respond) {
+        let request: ReadRequest
+        switch decoded {
+        case .success(let value): request = value
+        case .failure(let error): return respond(.failure(error))
+        }
+        let work: @Sendable () -> Result<ByteBuffer, RequestError> = { [self] in
+            if let deadline, deadline < .now() { return .failure(RequestError(.deadlineExceeded, "deadline passed before the request ran")) }
+            switch request {
+            case .get(let get): return run { try self.get(get) }
+            case .query(let query): return run { try self.query(query) }
+            }
+        }
+        if request.isHeavy {
+            pool.submit { _ in respond(work()) }
+        } else {
+            respond(work())
+        }
+    }
+
+    private func query(_ request: Sextant_V1_QueryRequest) throws -> ByteBuffer {
+        let collection = try collection(request.collection, present: request.hasCollection)
+        let dimension = collection.configuration.dimension
+        guard request.hasQueries, request.queries.count > 0 else {
+            throw RequestError(.invalidArgument, "query needs at least one query vector")
+        }
+        guard request.queries.count <= UInt32(ProtocolLimits.maximumQueries) else {
+            throw RequestError(.invalidArgument, "\(request.queries.count) query vectors exceed \(ProtocolLimits.maximumQueries)")
+        }
+        if dimension == 0 {  // nothing written yet: no neighbours
+            var reply = Sextant_V1_QueryReply()
+            reply.results = Array(repeating: Sextant_V1_GetReply(), count: Int(request.queries.count))
+            return encode(reply)
+        }
+        guard Int(request.queries.dimension) == dimension else {
+            throw RequestError(.invalidArgument, "query vectors have \(request.queries.dimension) dimensions, the collection has \(dimension)")
+        }
+        let (filter, documentFilter) = try WireFilters.decode(
+            hasWhere: request.hasWhere, request.where, hasDocument: request.hasWhereDocument, request.whereDocument)
+        let include = request.hasInclude ? request.include : Convert.defaultQueryInclude
+        let results = try collection.query(
+            try request.queries.rows(), k: Int(request.k == 0 ? 10 : request.k), filter: filter,
+            documentFilter: documentFilter, include: Include(wire: include), ef: request.hasEf ? Int(request.ef) : nil)
+        var reply = Sextant_V1_QueryReply()
+        reply.results = results.map { Convert.reply($0, include: include, dimension: dimension) }
+        return encode(reply)
+    }
+
+    private func get(_ request: Sextant_V1_GetRequest) throws -> ByteBuffer {
+        let collection = try collection(request.collection, present: request.hasCollection)
+        let (filter, documentFilter) = try WireFilters.decode(
+            hasWhere: request.hasWhere, request.where, hasDocument: request.hasWhereDocument, request.whereDocument)
+        let include = request.hasInclude ? request.include : Convert.defaultGetInclude
+        let records = try collection.get(
+            ids: request.byIds ? request.ids : nil, filter: filter, documentFilter: documentFilter,
+            offset: Int(request.offset), limit: request.hasLimit ? Int(request.limit) : nil, include: Include(wire: include))
+        return encode(Convert.reply(records, include: include, dimension: collection.configuration.dimension))
+    }
+
+    // MARK: - Collections
+
+    private func createCollection(_ body: ByteBuffer, _ deadline: NIODeadline?) async throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_CreateCollectionRequest.self, from: body)
+        let configuration = try Convert.configuration(request)
+        try checkDeadline(deadline)
+        let (collection, created) = try await storage.create(configuration, getOrCreate: request.getOrCreate)
+        var reply = Sextant_V1_CreateCollectionReply()
+        reply.collection = Convert.info(collection)
+        reply.created = created
+        return encode(reply)
+    }
+
+    private func deleteCollection(_ body: ByteBuffer, _ deadline: NIODeadline?) async throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_CollectionRequest.self, from: body)
+        let target = try collection(request.collection, present: request.hasCollection)
+        try checkDeadline(deadline)
+        try await storage.delete(named: target.name)
+        return encode(Sextant_V1_Empty())
+    }
+
+    private func modifyCollection(_ body: ByteBuffer, _ deadline: NIODeadline?) async throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_ModifyCollectionRequest.self, from: body)
+        let target = try collection(request.collection, present: request.hasCollection)
+        if request.hasNewName, request.newName != target.name, storage.collection(named: request.newName) != nil {
+            throw RequestError(.alreadyExists, "collection '\(request.newName.prefix(100))' already exists")
+        }
+        let metadata = request.hasNewMetadata ? try Metadata(wire: request.newMetadata, path: "new_metadata") : nil
+        try checkDeadline(deadline)
+        try await target.modify(name: request.hasNewName ? request.newName : nil, metadata: metadata)
+        return encode(Convert.info(target))
+    }
+
+    // MARK: - Records
+
+    enum RecordWrite { case add, upsert, update }
+
+    private func writeRecords(_ kind: RecordWrite, _ body: ByteBuffer, _ deadline: NIODeadline?) async throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_WriteRequest.self, from: body)
+        let target = try collection(request.collection, present: request.hasCollection)
+        let records = try Convert.records(request, dimension: target.configuration.dimension, isUpdate: kind == .update)
+        let operation: WriteRequest
+        switch kind {
+        case .add: operation = .add(records)
+        case .upsert: operation = .upsert(records)
+        case .update: operation = .update(records, ignoreMissing: request.ignoreMissing)
+        }
+        try checkDeadline(deadline)
+        return encode(Convert.writeReply(try await target.write(operation)))
+    }
+
+    private func delete(_ body: ByteBuffer, _ deadline: NIODeadline?) async throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_DeleteRequest.self, from: body)
+        let target = try collection(request.collection, present: request.hasCollection)
+        let (filter, documentFilter) = try WireFilters.decode(
+            hasWhere: request.hasWhere, request.where, hasDocument: request.hasWhereDocument, request.whereDocument)
+        let operation: WriteRequest
+        if request.ids.isEmpty {
+            guard filter != nil || documentFilter != nil else {
+                throw RequestError(.invalidArgument, "delete needs ids, a where filter, or a where_document filter")
+            }
+            operation = .deleteWhere(filter, documentFilter)
+        } else if filter != nil || documentFilter != nil {
+            let matching = try target.get(ids: request.ids, filter: filter, documentFilter: documentFilter, include: [])
+            guard !matching.isEmpty else { return encode(Sextant_V1_WriteReply()) }
+            operation = .delete(ids: matching.map(\.id))
+        } else {
+            operation = .delete(ids: request.ids)
+        }
+        try checkDeadline(deadline)
+        return encode(Convert.writeReply(try await target.write(operation)))
+    }
+
+    // MARK: - Checkpoints and snapshots
+
+    private func checkpoint(_ body: ByteBuffer) async throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_CollectionRequest.self, from: body)
+        let targets = request.hasCollection ? [try collection(request.collection, present: true)] : storage.list()
+        var last: UInt64 = 0
+        for target in targets {
+            try await target.checkpoint()
+            last = max(last, target.stats().checkpointLSN)
+        }
+        var reply = Sextant_V1_CheckpointReply()
+        reply.lsn = last
+        return encode(reply)
+    }
+
+    private func snapshot(_ body: ByteBuffer) async throws -> ByteBuffer {
+        let request = try MessageCodec.decode(Sextant_V1_SnapshotRequest.self, from: body)
+        guard request.destination.hasPrefix("/") else {
+            throw RequestError(.invalidArgument, "snapshot destination must be an absolute path on the engine's machine")
+        }
+        let targets = request.hasCollection ? [try collection(request.collection, present: true)] : storage.list()
+        let positions = try await storage.snapshot(targets, to: request.destination)
+        var reply = Sextant_V1_SnapshotReply()
+        for (id, position) in positions {
+            reply.lsnByCollectionID[id] = position.lsn
+            reply.recordsByCollectionID[id] = UInt64(position.records)
+        }
+        return encode(reply)
+    }
 }

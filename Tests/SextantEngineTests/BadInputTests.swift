@@ -1,6 +1,5 @@
 import Foundation
 import NIOCore
-import NIOEmbedded
 import SextantClient
 import SextantProtocol
 import SextantTestSupport
@@ -9,6 +8,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import SextantPayload
 #endif
 
 /// Frame bytes as a client would send them.
@@ -171,62 +171,5 @@ func errorMessage(_ body: [UInt8]) -> String {
             #expect(try await handle.get(ids: ["x"], include: [.vectors]).first?.vector == [1, 2, 3, 4])
             #expect(try await client.getCollection(name: "fuzz").count() >= 1)
         }
-    }
-}
-
-/// The decoder and every message type, fuzzed in-process (fast; many iterations).
-@Suite struct DecoderFuzzTests {
-    @Test func decoderNeverCrashesOnRandomStreams() throws {
-        var generator = SeededGenerator(seed: 7)
-        let iterations = Int(ProcessInfo.processInfo.environment["SEXTANT_FUZZ_ITERATIONS"] ?? "") ?? 300
-        for _ in 0..<(iterations * 10) {
-            let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(expectPreamble: Bool.random(using: &generator), maximumFrameBytes: 4_096)))
-            var buffer = ByteBuffer()
-            if Bool.random(using: &generator) { buffer.writeInteger(ProtocolLimits.preamble) }
-            let count = Int.random(in: 0...600, using: &generator)
-            buffer.writeBytes((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
-            _ = try? channel.writeInbound(buffer)
-            while let _: FrameEvent = try? channel.readInbound() {}
-            _ = try? channel.finish()
-        }
-    }
-
-    @Test func messageDecodersRejectRandomBytesWithAnError() {
-        var generator = SeededGenerator(seed: 8)
-        let types: [any SwiftProtobuf.Message.Type] = [
-            Sextant_V1_Hello.self, Sextant_V1_WriteRequest.self, Sextant_V1_QueryRequest.self, Sextant_V1_GetRequest.self,
-            Sextant_V1_DeleteRequest.self, Sextant_V1_CreateCollectionRequest.self, Sextant_V1_Where.self,
-        ]
-        for _ in 0..<3_000 {
-            let bytes = (0..<Int.random(in: 0...200, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            for type in types { _ = try? type.init(serializedBytes: bytes) }
-        }
-        // Shape checks on packed vectors are errors, not traps.
-        var vectors = Sextant_V1_Vectors()
-        vectors.dimension = 4
-        vectors.count = 2
-        vectors.data = Data(repeating: 0, count: 31)
-        #expect(throws: ProtocolError.self) { _ = try vectors.rows() }
-    }
-
-    @Test func framesRoundTripThroughEncoderAndDecoder() throws {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(expectPreamble: true)))
-        var buffer = ByteBuffer()
-        buffer.writeInteger(ProtocolLimits.preamble)
-        let frame = Frame(header: FrameHeader(kind: .request, method: .query, requestID: 0xDEAD_BEEF, deadlineMilliseconds: 250),
-                          body: ByteBuffer(bytes: [1, 2, 3]))
-        FrameEncoder.write(frame, into: &buffer)
-        // Deliver one byte at a time: the decoder must reassemble.
-        for byte in buffer.readableBytesView { try channel.writeInbound(ByteBuffer(bytes: [byte])) }
-        guard case .preamble = try #require(try channel.readInbound(as: FrameEvent.self)) else {
-            Issue.record("expected the preamble first")
-            return
-        }
-        guard case .frame(let decoded) = try #require(try channel.readInbound(as: FrameEvent.self)) else {
-            Issue.record("expected a frame")
-            return
-        }
-        #expect(decoded.header == frame.header)
-        #expect(Array(decoded.body.readableBytesView) == [1, 2, 3])
     }
 }

@@ -7,6 +7,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import SextantPayload
 #endif
 
 /// Starts a real engine process, connects a client, runs `body`, stops the engine.
