@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOWebSocket
 import SextantAnswers
 import SextantJSON
+import SextantSupport
 import Synchronization
 import WSClient
 
@@ -35,7 +36,8 @@ final class DiscordREST: Sendable {
     /// Discord's limit on one message's content.
     static let maximumMessageCharacters = 2_000
     static let userAgent = "DiscordBot (https://github.com/sextant-db/sextant, 0.1)"
-    static let attempts = 5
+    /// REST calls: 5 attempts; transport errors and 5xx wait 500 ms doubling, a 429 its `retry_after`.
+    static let retry = RetryPolicy(attempts: 5, initialDelayMilliseconds: 500, maximumDelayMilliseconds: 8_000)
     /// Gateway events waiting to be handled on one connection.
     static let maximumQueuedEvents = 10_000
 
@@ -56,46 +58,57 @@ final class DiscordREST: Sendable {
     }
 
     func request(_ method: HTTPMethod, _ path: String, route: String, body: JSONValue? = nil) async throws -> JSONValue {
-        var attempt = 0
-        while true {
-            attempt += 1
-            // Wait out an empty bucket before asking (the limit Discord announced, not a 429 after the fact).
-            if let bucketID = routes.withLock({ $0[route] }), let bucket = buckets.withLock({ $0[bucketID] }),
-               bucket.remaining <= 0, bucket.resetAt > .now {
-                try await Task.sleep(until: bucket.resetAt, clock: .continuous)
-            }
-            var request = HTTPClientRequest(url: baseURL + path)
-            request.method = method
-            request.headers.add(name: "Authorization", value: "Bot " + token)
-            request.headers.add(name: "User-Agent", value: Self.userAgent)
-            if let body {
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(bytes: JSON.serializeBytes(body)))
-            }
-            let response: HTTPClientResponse
-            let bytes: ByteBuffer
-            do {
-                response = try await http.execute(request, timeout: .seconds(30))
-                bytes = try await response.body.collect(upTo: 8 << 20)
-            } catch {
-                if attempt < Self.attempts { try await Task.sleep(for: .milliseconds(250 << attempt)); continue }
-                throw DiscordError.transport("\(method) \(route): \(type(of: error)) (network error)")
-            }
-            record(response.headers, route: route)
-            let reply = (try? JSON.parse(Array(bytes.readableBytesView))) ?? .null
-            let status = Int(response.status.code)
-            switch status {
-            case 200..<300: return reply
-            case 401: throw DiscordError.unauthorized(reply["message"]?.stringValue ?? "401 Unauthorized")
-            case 429 where attempt < Self.attempts:
-                let seconds = reply["retry_after"]?.doubleValue ?? 1
-                logger.warning("Discord rate limit on \(route)\(reply["global"]?.boolValue == true ? " (global)" : ""): waiting \(seconds) s")
-                try await Task.sleep(for: .milliseconds(Int64(max(0.05, seconds) * 1_000)))
-            case 500..<600 where attempt < Self.attempts:
-                try await Task.sleep(for: .milliseconds(250 << attempt))
-            default:
-                throw DiscordError.transport("\(method) \(route): HTTP \(status) \(reply["message"]?.stringValue ?? "")")
-            }
+        do {
+            return try await Self.retry.run({ _ in try await requestOnce(method, path, route: route, body: body) }, classify: { error in
+                guard let passing = error as? Passing else { return .fail }
+                return passing.retryAfterMilliseconds.map { .retryAfter(milliseconds: $0) } ?? .retry
+            })
+        } catch let passing as Passing {
+            throw passing.error
+        }
+    }
+
+    /// A 429, 5xx or transport failure: worth another attempt.
+    private struct Passing: Error {
+        let error: DiscordError
+        let retryAfterMilliseconds: Int64?
+    }
+
+    private func requestOnce(_ method: HTTPMethod, _ path: String, route: String, body: JSONValue?) async throws -> JSONValue {
+        // Wait out an empty bucket before asking (the limit Discord announced, not a 429 after the fact).
+        if let bucketID = routes.withLock({ $0[route] }), let bucket = buckets.withLock({ $0[bucketID] }),
+           bucket.remaining <= 0, bucket.resetAt > .now {
+            try await Task.sleep(until: bucket.resetAt, clock: .continuous)
+        }
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bot " + token)
+        request.headers.add(name: "User-Agent", value: Self.userAgent)
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: JSON.serializeBytes(body)))
+        }
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: .seconds(30))
+            bytes = try await response.body.collect(upTo: 8 << 20)
+        } catch {
+            throw Passing(error: .transport("\(method) \(route): \(type(of: error)) (network error)"), retryAfterMilliseconds: nil)
+        }
+        record(response.headers, route: route)
+        let reply = (try? JSON.parse(Array(bytes.readableBytesView))) ?? .null
+        let status = Int(response.status.code)
+        let failure = DiscordError.transport("\(method) \(route): HTTP \(status) \(reply["message"]?.stringValue ?? "")")
+        switch status {
+        case 200..<300: return reply
+        case 401: throw DiscordError.unauthorized(reply["message"]?.stringValue ?? "401 Unauthorized")
+        case 429:
+            let seconds = reply["retry_after"]?.doubleValue ?? 1
+            logger.warning("Discord rate limit on \(route)\(reply["global"]?.boolValue == true ? " (global)" : ""): waiting \(seconds) s")
+            throw Passing(error: failure, retryAfterMilliseconds: Int64(max(0.05, seconds) * 1_000))
+        case 500..<600: throw Passing(error: failure, retryAfterMilliseconds: nil)
+        default: throw failure
         }
     }
 

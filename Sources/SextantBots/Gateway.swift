@@ -5,6 +5,7 @@ import Logging
 import SextantAnswers
 import SextantClient
 import SextantJSON
+import SextantSupport
 import Synchronization
 
 public struct GatewayConfiguration: Sendable {
@@ -20,6 +21,18 @@ public struct GatewayConfiguration: Sendable {
     public var retryMaximumMilliseconds = 300_000
     /// Attempts at sending one reply (429s wait `retry_after`, errors back off).
     public var sendAttempts = 5
+
+    /// A failed bot restarts after the base delay, doubling up to the maximum, forever.
+    var restartBackoff: RetryPolicy {
+        RetryPolicy(attempts: Int.max, initialDelayMilliseconds: Int64(retryBaseMilliseconds),
+                    maximumDelayMilliseconds: Int64(max(retryBaseMilliseconds, retryMaximumMilliseconds)))
+    }
+
+    /// One reply: `sendAttempts` attempts, transport errors backing off from the base delay.
+    var sendRetry: RetryPolicy {
+        RetryPolicy(attempts: max(1, sendAttempts), initialDelayMilliseconds: Int64(retryBaseMilliseconds),
+                    maximumDelayMilliseconds: Int64(max(retryBaseMilliseconds, retryMaximumMilliseconds)))
+    }
     /// Connections to one platform host, for all bots together: each Telegram bot holds one for its long poll.
     public static let maximumConnectionsPerHost = 2_048
 
@@ -167,8 +180,7 @@ public final class BotGateway: Sendable {
                 failures += 1
                 let reason = "\(error)"
                 try? store.setStatus(initial.id, "failed", error: reason)
-                let delay = min(configuration.retryMaximumMilliseconds,
-                                configuration.retryBaseMilliseconds << min(failures - 1, 20))
+                let delay = configuration.restartBackoff.delayMilliseconds(afterFailures: failures)
                 logger.warning("bot \(initial.name) failed: \(reason); retrying in \(delay) ms")
                 try? await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000)
             }
@@ -292,22 +304,34 @@ public final class BotGateway: Sendable {
     func send(_ api: TelegramAPI, chat: Int64, markup: String, replyTo: Int64?) async throws {
         var parameters: [String: JSONValue] = ["chat_id": .int(chat), "text": .string(markup), "parse_mode": .string("MarkdownV2")]
         if let replyTo { parameters["reply_parameters"] = .object(["message_id": .int(replyTo), "allow_sending_without_reply": .bool(true)]) }
-        var attempt = 0
-        while true {
-            attempt += 1
+        do { try await sendAttempts(api, &parameters, markup: markup) } catch is ResendAsPlainText {
+            throw TelegramError.badRequest("the reply did not parse, and no attempt was left to send it as plain text")
+        }
+    }
+
+    private func sendAttempts(_ api: TelegramAPI, _ parameters: inout [String: JSONValue], markup: String) async throws {
+        try await configuration.sendRetry.run({ _ in
             do {
                 _ = try await api.call("sendMessage", parameters, timeoutSeconds: 30)
-                return
-            } catch TelegramError.rateLimited(let seconds) where attempt < configuration.sendAttempts {
-                try await Task.sleep(nanoseconds: UInt64(max(1, seconds)) * 1_000_000_000)
             } catch TelegramError.badRequest(let message) where message.contains("parse") && parameters["parse_mode"] != nil {
                 logger.warning("Telegram could not parse a reply (\(message)); sending it as plain text")
                 parameters["parse_mode"] = nil
                 parameters["text"] = .string(MarkdownV2.unescape(markup))
-            } catch TelegramError.transport(let message) where attempt < configuration.sendAttempts {
-                logger.warning("sendMessage failed (\(message)); retrying")
-                try await Task.sleep(nanoseconds: UInt64(configuration.retryBaseMilliseconds << (attempt - 1)) * 1_000_000)
+                throw ResendAsPlainText()
             }
-        }
+        }, classify: { [logger] error in
+            switch error {
+            case is ResendAsPlainText: return .retryAfter(milliseconds: 0)
+            case TelegramError.rateLimited(let seconds): return .retryAfter(milliseconds: Int64(max(1, seconds)) * 1_000)
+            case TelegramError.transport(let message):
+                logger.warning("sendMessage failed (\(message)); retrying")
+                return .retry
+            default: return .fail
+            }
+        })
     }
+
+    /// The reply did not parse as MarkdownV2: send it again as plain text, at once.
+    private struct ResendAsPlainText: Error {}
+
 }

@@ -1,3 +1,4 @@
+import SextantPayload
 import SextantProtocol
 
 /// A collection, in the spirit of chromadb's Python `Collection`: add, upsert,
@@ -61,7 +62,10 @@ public struct CollectionHandle: Sendable {
 
     /// Deletes by ids and/or filters; returns how many records were deleted.
     @discardableResult
-    public func delete(ids: [String]? = nil, where filter: Where? = nil, whereDocument: WhereDocument? = nil) async throws -> Int {
+    public func delete(ids: [String]? = nil, where filter: WhereFilter? = nil, whereDocument: DocumentFilter? = nil) async throws
+        -> Int
+    {
+        try Self.validate(filter, whereDocument)
         var request = Sextant_V1_DeleteRequest()
         request.collection = reference
         request.ids = ids ?? []
@@ -78,8 +82,9 @@ public struct CollectionHandle: Sendable {
     }
 
     /// Records by id (in the order asked) and/or filter, with offset and limit.
-    public func get(ids: [String]? = nil, where filter: Where? = nil, whereDocument: WhereDocument? = nil, limit: Int? = nil,
+    public func get(ids: [String]? = nil, where filter: WhereFilter? = nil, whereDocument: DocumentFilter? = nil, limit: Int? = nil,
                     offset: Int = 0, include: Include = .getDefault) async throws -> [RecordResult] {
+        try Self.validate(filter, whereDocument)
         var request = Sextant_V1_GetRequest()
         request.collection = reference
         if let ids {
@@ -90,25 +95,26 @@ public struct CollectionHandle: Sendable {
         if let whereDocument { request.whereDocument = whereDocument.wire }
         if let limit { request.limit = UInt32(clamping: limit) }
         request.offset = UInt32(clamping: offset)
-        request.include = include.wire
+        request.include = include.wire()
         let reply = try await client.call(.get, request, as: Sextant_V1_GetReply.self, idempotent: true)
         return try RecordResult.list(reply)
     }
 
     /// The k nearest records to each query vector, nearest first.
-    public func query(vectors: [[Float]], k: Int = 10, where filter: Where? = nil, whereDocument: WhereDocument? = nil,
+    public func query(vectors: [[Float]], k: Int = 10, where filter: WhereFilter? = nil, whereDocument: DocumentFilter? = nil,
                       include: Include = .queryDefault, ef: Int? = nil, timeoutMilliseconds: Int64? = nil) async throws
         -> [[RecordResult]]
     {
         guard k >= 1 else { throw SextantError(.invalidArgument, "k must be at least 1, got \(k)") }
         guard !vectors.isEmpty else { throw SextantError(.invalidArgument, "query needs at least one vector") }
+        try Self.validate(filter, whereDocument)
         var request = Sextant_V1_QueryRequest()
         request.collection = reference
         request.queries = try packed(vectors)
         request.k = UInt32(clamping: k)
         if let filter { request.where = filter.wire }
         if let whereDocument { request.whereDocument = whereDocument.wire }
-        request.include = include.wire
+        request.include = include.wire()
         if let ef { request.ef = UInt32(clamping: ef) }
         let reply = try await client.call(.query, request, as: Sextant_V1_QueryReply.self, idempotent: true,
                                           timeoutMilliseconds: timeoutMilliseconds)
@@ -126,6 +132,14 @@ public struct CollectionHandle: Sendable {
     }
 
     // MARK: - Internals
+
+    /// The engine's own validation, here: a bad filter fails before it is sent,
+    /// with the message the engine would answer.
+    static func validate(_ filter: WhereFilter?, _ documentFilter: DocumentFilter?) throws {
+        do { try FilterValidation.validate(filter, documentFilter) } catch {
+            throw SextantError(.invalidArgument, error.description)
+        }
+    }
 
     /// Packs vectors; a collection whose dimension is not decided yet (0) takes
     /// the first vector's, and all must agree.

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import SextantProtocol
+import SextantSupport
 import Synchronization
 
 public struct ClientConfiguration: Sendable {
@@ -10,10 +11,9 @@ public struct ClientConfiguration: Sendable {
     public var connections = 2
     /// Applied to every call that does not set its own.
     public var timeoutMilliseconds: Int64 = 30_000
-    /// Attempts for idempotent calls that fail with UNAVAILABLE (connection lost).
-    public var retryAttempts = 4
-    public var retryInitialBackoffMilliseconds: Int64 = 50
-    public var retryMaximumBackoffMilliseconds: Int64 = 2_000
+    /// Retries of idempotent calls that fail with UNAVAILABLE (connection lost,
+    /// engine restarting): 4 attempts, 50 ms doubling to 2 s.
+    public var retry = RetryPolicy(attempts: 4, initialDelayMilliseconds: 50, maximumDelayMilliseconds: 2_000)
     public var clientName = "sextant-swift"
     public var maximumFrameBytes = ProtocolLimits.defaultMaximumFrameBytes
     /// The event loops to run connections on; nil: a private group of up to two threads.
@@ -133,26 +133,18 @@ public final class SextantClient: Sendable {
     ) async throws -> Reply {
         let body = MessageCodec.encode(request)
         let timeout = TimeAmount.milliseconds(timeoutMilliseconds ?? configuration.timeoutMilliseconds)
-        let attempts = idempotent ? max(1, configuration.retryAttempts) : 1
-        var backoff = configuration.retryInitialBackoffMilliseconds
-        var lastError: (any Error)? = nil
-        for attempt in 0..<attempts {
-            if attempt > 0 {
-                try await Task.sleep(for: .milliseconds(backoff))
-                backoff = min(backoff * 2, configuration.retryMaximumBackoffMilliseconds)
+        var policy = configuration.retry
+        if !idempotent { policy.attempts = 1 }
+        return try await policy.run({ _ in
+            let connection = try await pickConnection()
+            let reply = try await connection.send(method, body, timeout: timeout)
+            do { return try MessageCodec.decode(Reply.self, from: reply) } catch {
+                throw SextantError(.internal, "reply to \(method) does not decode: \(error)")
             }
-            do {
-                let connection = try await pickConnection()
-                let reply = try await connection.send(method, body, timeout: timeout)
-                do { return try MessageCodec.decode(Reply.self, from: reply) } catch {
-                    throw SextantError(.internal, "reply to \(method) does not decode: \(error)")
-                }
-            } catch let error as SextantError where error.code == .unavailable {
-                lastError = error
-                continue
-            }
-        }
-        throw lastError ?? SextantError(.unavailable, "no attempt made")
+        }, classify: { error in
+            // A lost connection or an engine that is restarting: the pool reconnects on the next attempt.
+            (error as? SextantError)?.code == .unavailable ? .retry : .fail
+        })
     }
 
     // MARK: - Server and collections
@@ -277,3 +269,4 @@ final class AsyncSerialGate: Sendable {
 }
 
 import SwiftProtobuf
+import SextantPayload

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SextantSupport
 
 /// Where and how to reach an S3-compatible service. Flags win over the
 /// standard AWS environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
@@ -18,7 +19,8 @@ public struct S3Settings: Sendable, CustomStringConvertible {
     /// bucket in the path (MinIO, moto, GCS, R2) rather than in the host name.
     public var pathStyle: Bool
     public var timeoutSeconds: Int64 = 300
-    public var retryAttempts = 4
+    /// Transport errors, 5xx and 429 are retried: 4 attempts, 200 ms doubling to 5 s.
+    public var retry = RetryPolicy(attempts: 4, initialDelayMilliseconds: 200, maximumDelayMilliseconds: 5_000)
 
     public init(endpoint: String? = nil, region: String? = nil, accessKeyID: String? = nil, secretAccessKey: String? = nil,
                 sessionToken: String? = nil, pathStyle: Bool? = nil,
@@ -89,31 +91,25 @@ public struct S3Store: ObjectStore {
                       contentLength: Int? = nil, body: (@Sendable () throws -> HTTPClientRequest.Body)? = nil,
                       collectUpTo maximumBytes: Int = 16 << 20,
                       streamInto file: String? = nil) async throws -> Reply {
-        var attempt = 0
-        var backoffMilliseconds: UInt64 = 200
-        while true {
-            attempt += 1
-            do {
+        do {
+            return try await settings.retry.run({ _ in
                 let reply = try await sendOnce(method, path: path, query: query, payloadSHA256: payloadSHA256,
                                                contentLength: contentLength, body: try body?(), maximumBytes: maximumBytes,
                                                streamInto: file)
-                if (reply.status >= 500 || reply.status == 429) && attempt < settings.retryAttempts {
-                    try await Task.sleep(nanoseconds: backoffMilliseconds * 1_000_000)
-                    backoffMilliseconds = min(backoffMilliseconds * 2, 5_000)
-                    continue
-                }
+                if reply.status >= 500 || reply.status == 429 { throw BusyReply(reply: reply) }
                 return reply
-            } catch let error as ObjectStoreError {
-                throw error
-            } catch {
-                guard attempt < settings.retryAttempts else {
-                    throw ObjectStoreError(.transport, "\(method) \(displayName): \(error)")
-                }
-                try await Task.sleep(nanoseconds: backoffMilliseconds * 1_000_000)
-                backoffMilliseconds = min(backoffMilliseconds * 2, 5_000)
-            }
+            }, classify: { error in error is ObjectStoreError ? .fail : .retry })
+        } catch let busy as BusyReply {
+            return busy.reply  // still busy after every attempt: the caller reports its status
+        } catch let error as ObjectStoreError {
+            throw error
+        } catch {
+            throw ObjectStoreError(.transport, "\(method) \(displayName): \(error)")
         }
     }
+
+    /// A 5xx or 429 reply, worth another attempt.
+    private struct BusyReply: Error { let reply: Reply }
 
     private func sendOnce(_ method: HTTPMethod, path: String, query: [(String, String)], payloadSHA256: String,
                           contentLength: Int?, body: HTTPClientRequest.Body?, maximumBytes: Int,

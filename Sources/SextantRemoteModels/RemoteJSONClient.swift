@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import SextantJSON
+import SextantSupport
 import Synchronization
 
 /// How calls to a remote model API behave: bounded concurrency, retries with
@@ -10,9 +11,9 @@ import Synchronization
 /// call, and a budget of requests per run.
 public struct RemoteCallPolicy: Sendable {
     public var maximumConcurrentRequests = 4
-    public var retryAttempts = 5
-    public var initialBackoffMilliseconds: UInt64 = 500
-    public var maximumBackoffMilliseconds: UInt64 = 30_000
+    /// 429, 5xx and transport errors: 5 attempts, 500 ms doubling to 30 s with
+    /// jitter (a Retry-After header wins).
+    public var retry = RetryPolicy(attempts: 5, initialDelayMilliseconds: 500, maximumDelayMilliseconds: 30_000, jitter: true)
     public var timeoutSeconds: Int64 = 60
     /// Requests allowed per run (each retry counts); nil: unbounded.
     public var budgetRequests: Int?
@@ -97,50 +98,61 @@ public final class RemoteJSONClient: Sendable {
         await limiter.acquire()
         defer { limiter.release() }
         let bytes = JSON.serializeBytes(body)
-        var backoff = policy.initialBackoffMilliseconds
-        var attempt = 0
-        while true {
-            attempt += 1
-            guard take() else { throw RemoteModelError(.budgetExhausted, "request budget of \(policy.budgetRequests ?? 0) exhausted") }
+        do {
+            return try await attempts(url, headers: headers, bytes: bytes)
+        } catch let final as Final {
+            throw final.error
+        } catch let passing as Passing {
+            throw passing.failure
+        }
+    }
+
+    private func attempts(_ url: String, headers: [(String, String)], bytes: [UInt8]) async throws -> JSONValue {
+        try await policy.retry.run({ attempt in
+            if attempt > 1 { counters.withLock { $0.retries += 1 } }
+            guard take() else { throw Final(RemoteModelError(.budgetExhausted, "request budget of \(policy.budgetRequests ?? 0) exhausted")) }
             var request = HTTPClientRequest(url: url)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             request.body = .bytes(bytes)
-            var retryAfterMilliseconds: UInt64? = nil
-            var failure: RemoteModelError
+            let response: HTTPClientResponse
+            let collected: ByteBuffer
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(policy.timeoutSeconds))
-                let collected = try await response.body.collect(upTo: policy.maximumReplyBytes)
-                let status = Int(response.status.code)
-                if status == 200 {
-                    do { return try JSON.parse(Array(collected.readableBytesView)) } catch {
-                        throw RemoteModelError(.malformedReply, "\(Self.redact(url)): reply is not JSON: \(error)")
-                    }
-                }
-                let snippet = String(decoding: collected.readableBytesView.prefix(300), as: UTF8.self)
-                failure = RemoteModelError(.http, "\(Self.redact(url)): HTTP \(status): \(snippet)", status: status)
-                guard status == 429 || status >= 500 else { throw PermanentFailure(error: failure) }
-                if let header = response.headers.first(name: "retry-after"), let seconds = Double(header) {
-                    retryAfterMilliseconds = UInt64(max(0, min(seconds, 120)) * 1_000)
-                }
-            } catch let permanent as PermanentFailure {
-                throw permanent.error
-            } catch let error as RemoteModelError where error.kind == .malformedReply {
-                throw error
+                response = try await HTTPClient.shared.execute(request, timeout: .seconds(policy.timeoutSeconds))
+                collected = try await response.body.collect(upTo: policy.maximumReplyBytes)
             } catch {
-                failure = RemoteModelError(.transport, "\(Self.redact(url)): \(error)")
+                throw Passing(failure: RemoteModelError(.transport, "\(Self.redact(url)): \(error)"), retryAfterMilliseconds: nil)
             }
-            guard attempt < policy.retryAttempts else { throw failure }
-            counters.withLock { $0.retries += 1 }
-            // Full jitter keeps concurrent callers from retrying in lockstep.
-            let wait = retryAfterMilliseconds ?? UInt64.random(in: backoff / 2...backoff)
-            try await Task.sleep(nanoseconds: wait * 1_000_000)
-            backoff = min(backoff * 2, policy.maximumBackoffMilliseconds)
-        }
+            let status = Int(response.status.code)
+            if status == 200 {
+                do { return try JSON.parse(Array(collected.readableBytesView)) } catch {
+                    throw Final(RemoteModelError(.malformedReply, "\(Self.redact(url)): reply is not JSON: \(error)"))
+                }
+            }
+            let snippet = String(decoding: collected.readableBytesView.prefix(300), as: UTF8.self)
+            let failure = RemoteModelError(.http, "\(Self.redact(url)): HTTP \(status): \(snippet)", status: status)
+            guard status == 429 || status >= 500 else { throw Final(failure) }
+            let retryAfter = response.headers.first(name: "retry-after").flatMap(Double.init).map { Int64(max(0, min($0, 120)) * 1_000) }
+            throw Passing(failure: failure, retryAfterMilliseconds: retryAfter)
+        }, classify: { error in
+            guard let passing = error as? Passing else { return .fail }
+            return passing.retryAfterMilliseconds.map { .retryAfter(milliseconds: $0) } ?? .retry
+        })
     }
 
-    private struct PermanentFailure: Error { let error: RemoteModelError }
+    /// Not worth retrying; `post` throws its error.
+    private struct Final: Error {
+        let error: RemoteModelError
+        init(_ error: RemoteModelError) { self.error = error }
+    }
+
+    /// A 429, 5xx or transport failure; the server may say when to come back.
+    private struct Passing: Error {
+        let failure: RemoteModelError
+        let retryAfterMilliseconds: Int64?
+    }
+
 
     /// URLs never carry keys here, but strip any query string anyway.
     static func redact(_ url: String) -> String { String(url.prefix { $0 != "?" }) }
