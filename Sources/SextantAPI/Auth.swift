@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import SextantProtocol
 
 /// Who may call what. With an API key configured, every write, admin and
 /// feedback-export route needs `Authorization: Bearer KEY` (ChromaDB clients may
@@ -50,20 +51,10 @@ struct AuthMiddleware: RouterMiddleware {
         }
         let chromaToken = Self.chromaTokenField.flatMap { request.headers[$0] }
         let presented = bearer ?? chromaToken ?? ""
-        guard constantTimeEqual(presented, apiKey) else {
+        guard Tokens.equal(presented, apiKey) else {
             throw APIError(.unauthorized, "unauthenticated",
                            presented.isEmpty ? "this route needs an API key (Authorization: Bearer KEY)" : "wrong API key")
         }
         return try await next(request, context)
     }
-}
-
-func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-    let left = Array(a.utf8)
-    let right = Array(b.utf8)
-    var difference = UInt8(truncatingIfNeeded: left.count ^ right.count)
-    for index in 0..<max(left.count, right.count) {
-        difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0)
-    }
-    return difference == 0
 }

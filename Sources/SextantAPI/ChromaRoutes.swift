@@ -1,8 +1,9 @@
 import Foundation
 import Hummingbird
-import SextantClient
 import SextantChroma
+import SextantClient
 import SextantJSON
+import SextantPayload
 
 /// `/api/v2/...`: the routes chromadb-client 1.5's HttpClient uses, with
 /// ChromaDB's JSON shapes, UUID collection ids, defaults for `include` and
@@ -333,12 +334,12 @@ struct ChromaRoutes {
         return include
     }
 
-    static func filters(_ body: JSONValue) throws -> (Where?, WhereDocument?) {
-        let filter = try body["where"].flatMap { value -> Where? in
+    static func filters(_ body: JSONValue) throws -> (WhereFilter?, DocumentFilter?) {
+        let filter = try body["where"].flatMap { value -> WhereFilter? in
             if value.isNull || value.objectValue?.isEmpty == true { return nil }
             do { return try ChromaGrammar.where(value) } catch { throw APIError.badRequest("Invalid where clause: \(error)") }
         }
-        let document = try body["where_document"].flatMap { value -> WhereDocument? in
+        let document = try body["where_document"].flatMap { value -> DocumentFilter? in
             if value.isNull || value.objectValue?.isEmpty == true { return nil }
             do { return try ChromaGrammar.whereDocument(value) } catch {
                 throw APIError.badRequest("Invalid where document clause: \(error)")

@@ -1,10 +1,12 @@
 import Foundation
 import Hummingbird
 import NIOPosix
+import SextantChroma
 import SextantClient
 import SextantEmbedding
-import SextantChroma
 import SextantJSON
+import SextantPayload
+import SextantRetrieval
 import Synchronization
 
 /// The engine as the API sees it: the client, with every call timed, and a
@@ -65,10 +67,7 @@ struct NativeRoutes {
         router.get("/v1/feedback") { request, _ in try await exportFeedback(request) }
     }
 
-    static func embedderIdentifier(_ metadata: Metadata) -> String? {
-        if case .string(let value) = metadata[EmbedderDescriptor.metadataKey] { return value }
-        return nil
-    }
+    static func embedderIdentifier(_ metadata: Metadata) -> String? { EmbedderBinding.recorded(in: metadata) }
 
     func listCollections() async throws -> Response {
         let (collections, _) = try await engine.time("ListCollections") { try await engine.client.listCollections() }
@@ -154,22 +153,18 @@ struct NativeRoutes {
             guard query.count <= APILimits.maximumQueryCharacters else {
                 throw APIError.badRequest("'query' exceeds \(APILimits.maximumQueryCharacters) characters")
             }
-            guard let identifier = Self.embedderIdentifier(handle.info.metadata) else {
-                throw APIError(.unprocessableContent, "embedder_unknown",
-                               "collection '\(handle.name)' does not record which embedder made its vectors; search it with 'vector'")
-            }
-            guard let embedder = embedders.embedder(identifier) else {
-                throw APIError(.unprocessableContent, "embedder_unavailable",
-                               "collection '\(handle.name)' was embedded with \(identifier), which this server does not have "
-                                   + "(available: \(embedders.embedders.keys.sorted().joined(separator: ", ")))")
-            }
-            guard handle.dimension == 0 || embedder.descriptor.dimension == handle.dimension else {
-                throw APIError(.unprocessableContent, "embedder_mismatch",
-                               "\(identifier) makes \(embedder.descriptor.dimension)-d vectors, the collection has \(handle.dimension)")
+            let embedder: any Embedder
+            do { embedder = try EmbedderBinding.embedder(for: handle.info, in: embedders) } catch {
+                switch error.kind {
+                case .unrecorded:
+                    throw APIError(.unprocessableContent, "embedder_unknown", error.message + "; search it with 'vector'")
+                case .unavailable: throw APIError(.unprocessableContent, "embedder_unavailable", error.message)
+                case .mismatch: throw APIError(.unprocessableContent, "embedder_mismatch", error.message)
+                }
             }
             let vector = try await embedder.embed([query])
             guard let first = vector.first else { throw APIError(.internalServerError, "internal", "embedder returned nothing") }
-            return (first, identifier)
+            return (first, embedder.descriptor.identifier)
         }
     }
 

@@ -2,7 +2,9 @@ import Foundation
 import SextantClient
 import SextantEmbedding
 import SextantJSON
+import SextantPayload
 import SextantRemoteModels
+import SextantRetrieval
 
 /// One passage an answer draws on.
 public struct AnswerSource: Sendable, Equatable, Codable {
@@ -107,11 +109,9 @@ public struct AnswerComposer: Sendable {
         do { handle = try await client.getCollection(name: collection) } catch let error as SextantError where error.code == .notFound {
             throw AnswerError.collection("'\(collection)' does not exist")
         }
-        guard case .string(let identifier)? = handle.info.metadata[EmbedderDescriptor.metadataKey] else {
-            throw AnswerError.embedder("collection '\(collection)' does not record its embedder")
-        }
-        guard let embedder = embedders.embedder(identifier) else {
-            throw AnswerError.embedder("collection '\(collection)' was made by \(identifier), which is not available here")
+        let embedder: any Embedder
+        do { embedder = try EmbedderBinding.embedder(for: handle.info, in: embedders) } catch {
+            throw AnswerError.embedder(error.message)
         }
         let text = String(question.prefix(Settings.maximumQuestionCharacters))
         guard let vector = try await embedder.embed([text]).first else { return [] }

@@ -3,6 +3,7 @@ import Logging
 import SextantClient
 import SextantObjectStore
 import SextantSQLite
+import SextantSupport
 
 /// One backup: written last, so a backup that was interrupted never has one
 /// and is never listed. Keys in the store:
@@ -346,10 +347,6 @@ public struct BackupService: Sendable {
             }
         }
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 /// Fixed-size pieces of a file and their SHA-256s, in one streamed read.

@@ -3,6 +3,7 @@ import SextantDatasets
 import SextantIndex
 import SextantKernels
 import Synchronization
+import SextantSupport
 
 /// `sextant bench ann`: builds the engine's own index from an fvecs file and
 /// measures recall@k and single-thread queries per second for several ef values.
@@ -162,12 +163,5 @@ public struct ANNBenchmark {
             hits += slots.prefix(k).filter { expected.contains($0) }.count
         }
         return Double(hits) / Double(found.count * k)
-    }
-}
-
-extension Duration {
-    public var seconds: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) * 1e-18
     }
 }

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
-import SextantClient
 import SextantChroma
+import SextantClient
 import SextantJSON
+import SextantPayload
 
 /// Options of every command that talks to an engine.
 struct EngineOptions: ParsableArguments {
@@ -27,7 +28,7 @@ func recordJSON(_ record: RecordResult) -> JSONValue {
     return .object(object)
 }
 
-func parseFilters(_ whereText: String?, _ documentText: String?) throws -> (Where?, WhereDocument?) {
+func parseFilters(_ whereText: String?, _ documentText: String?) throws -> (WhereFilter?, DocumentFilter?) {
     let filter = try whereText.map { try ChromaGrammar.where(try JSON.parse($0)) }
     let document = try documentText.map { try ChromaGrammar.whereDocument(try JSON.parse($0)) }
     return (filter, document)

@@ -122,14 +122,13 @@ struct EngineCommand: AsyncParsableCommand {
         let underReads = unindexedLimitUnderReads ?? (readsFirst ? StorageLimits.readsFirstUnindexedTail : unindexedLimit)
         guard underReads >= 64 else { throw ValidationError("--unindexed-limit-under-reads must be at least 64") }
         configuration.writeNiceness = backgroundNice
-        configuration.unindexedLimit = unindexedLimit
-        configuration.unindexedLimitUnderReads = underReads
+        configuration.tailLimits = TailLimits(always: unindexedLimit, underReads: min(underReads, unindexedLimit))
         configuration.serverVersion = Runtime.version
         configuration.allocator = Runtime.allocator
         configuration.kernels = Runtime.kernels
         logger.notice("\(Runtime.startupLine)")
         // With --backup-to, an empty data root (a fresh container) first gets the newest backup back.
-        let backups = try await backup.prepare(dataRoot: data.data, logger: logger)
+        let backups = try await backup.start(dataRoot: data.data, logger: logger)
         let server: EngineServer
         do { server = try await EngineServer.start(configuration, logger: logger) } catch let error as EngineStartError {
             throw ValidationError(error.description)
@@ -137,9 +136,7 @@ struct EngineCommand: AsyncParsableCommand {
         for address in server.addresses { logger.notice("listening on \(address)") }
         logger.notice("data in \(configuration.dataDirectory); \(server.storage.list().count) collections open")
         let own = unix.map { "unix:" + $0 } ?? server.addresses.first.map { "\($0.ipAddress ?? "127.0.0.1"):\($0.port ?? 7700)" }
-        let periodic = try backups.flatMap { service in
-            try own.map { try backup.periodic(service, engine: $0, token: configuration.token, logger: logger) }
-        }
+        let periodic = backups.flatMap { lifecycle in own.map { lifecycle.periodic(engine: $0, token: configuration.token) } }
         let signal = await Signals.wait()
         logger.notice("received signal \(signal)")
         periodic?.cancel()
@@ -147,6 +144,6 @@ struct EngineCommand: AsyncParsableCommand {
         // backup holds every acknowledged write, and it is incremental, so it fits
         // the platform's shutdown grace period.
         try await server.shutdown()
-        if let backups { await backup.shutdownBackup(backups, engine: nil, token: nil, logger: logger) }
+        if let backups { await backups.shutdownBackup(engine: nil, token: nil) }
     }
 }

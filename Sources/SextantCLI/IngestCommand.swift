@@ -6,6 +6,7 @@ import SextantEmbedding
 import SextantIngest
 import SextantObjectStore
 import SextantRemoteModels
+import SextantSupport
 
 /// S3 flags shared by ingest and backup; unset ones fall back to the AWS environment variables.
 struct S3Options: ParsableArguments {
@@ -68,7 +69,7 @@ struct IngestCommand: AsyncParsableCommand {
             if let schedule { plan = .cron(try CronExpression(schedule)) }
             else if let interval { plan = .interval(seconds: try Schedule.parseDuration(interval)) }
             else { plan = .once }
-        } catch let error as IngestError { throw ValidationError(error.description) }
+        } catch let error as ScheduleError { throw ValidationError(error.description) }
 
         var configuration = IngestConfiguration(collection: collection, dataRoot: data.data)
         configuration.batchRows = batch

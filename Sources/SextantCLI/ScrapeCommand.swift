@@ -2,9 +2,9 @@ import ArgumentParser
 import SextantConcurrency
 import Foundation
 import SextantClient
-import SextantIngest
 import SextantRemoteModels
 import SextantScraper
+import SextantSupport
 
 struct ScrapeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,7 +45,7 @@ struct ScrapeCommand: AsyncParsableCommand {
     private func work() async throws {
         let logger = Logs.make("sextant.scrape")
         let intervalSeconds: Double?
-        do { intervalSeconds = try interval.map(Schedule.parseDuration) } catch let error as IngestError {
+        do { intervalSeconds = try interval.map(Schedule.parseDuration) } catch let error as ScheduleError {
             throw ValidationError(error.description)
         }
         var configuration: ScrapeConfiguration

@@ -3,7 +3,6 @@ import Foundation
 import SextantBackup
 import SextantClient
 import SextantConcurrency
-import SextantIngest
 import SextantObjectStore
 import SextantSupervisor
 
@@ -42,7 +41,7 @@ struct UpCommand: AsyncParsableCommand {
             ? CommandLine.arguments[0] : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
         try FileManager.default.createDirectory(atPath: data.data, withIntermediateDirectories: true)
         let supervisor = Supervisor(logger: logger)
-        let backups = try await backup.prepare(dataRoot: data.data, logger: logger)
+        let backups = try await backup.start(dataRoot: data.data, logger: logger)
         // The API reaches the engine over a Unix socket in the data root when the
         // path fits (sun_path is 108 bytes): cheaper per call than TCP loopback,
         // and only this user can connect. Other clients use the TCP address.
@@ -109,7 +108,7 @@ struct UpCommand: AsyncParsableCommand {
               data:                     \(data.data)
             Ctrl-C stops everything (the engine checkpoints last).
             """)
-        let periodic = try backups.map { try backup.periodic($0, engine: apiEngine, token: nil, logger: logger) }
+        let periodic = backups.map { $0.periodic(engine: apiEngine, token: nil) }
         let signal = await Signals.wait()
         logger.notice("received signal \(signal); stopping")
         periodic?.cancel()
@@ -121,7 +120,7 @@ struct UpCommand: AsyncParsableCommand {
             supervisor.stop("ingest")
             supervisor.stop("scrape")
             supervisor.stop("bots")
-            await backup.shutdownBackup(backups, engine: apiEngine, token: nil, logger: logger)
+            await backups.shutdownBackup(engine: apiEngine, token: nil)
         }
         supervisor.stopAll()
     }

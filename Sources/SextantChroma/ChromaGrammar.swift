@@ -1,4 +1,4 @@
-import SextantClient
+import SextantPayload
 import SextantJSON
 
 /// A request problem found while reading ChromaDB-style JSON; the message names the part.
@@ -56,12 +56,12 @@ public enum ChromaGrammar {
 
     /// `where`: one key per object; `$and`/`$or` over lists; `field: scalar` is $eq;
     /// `field: {"$op": operand}` with $eq $ne $gt $gte $lt $lte $in $nin.
-    public static func `where`(_ json: JSONValue, path: String = "where") throws(GrammarError) -> Where {
+    public static func `where`(_ json: JSONValue, path: String = "where") throws(GrammarError) -> WhereFilter {
         guard case .object(let object) = json else { throw GrammarError("\(path): must be an object, got \(json.typeName)") }
         guard object.count == 1, let (key, value) = object.first else {
             if object.isEmpty { throw GrammarError("\(path): must not be empty") }
             // Chroma also accepts several fields in one object as an implicit $and.
-            var children: [Where] = []
+            var children: [WhereFilter] = []
             for key in object.keys.sorted() {
                 guard let value = object[key] else { continue }
                 children.append(try self.where(.object([key: value]), path: path))
@@ -73,7 +73,7 @@ public enum ChromaGrammar {
             guard case .array(let items) = value, !items.isEmpty else {
                 throw GrammarError("\(path).\(key): must be a non-empty list of clauses")
             }
-            var children: [Where] = []
+            var children: [WhereFilter] = []
             for (index, item) in items.enumerated() { children.append(try self.where(item, path: "\(path).\(key)[\(index)]")) }
             return key == "$and" ? .and(children) : .or(children)
         default:
@@ -111,7 +111,7 @@ public enum ChromaGrammar {
     }
 
     /// `where_document`: `$contains`, `$not_contains`, `$and`, `$or`.
-    public static func whereDocument(_ json: JSONValue, path: String = "where_document") throws(GrammarError) -> WhereDocument {
+    public static func whereDocument(_ json: JSONValue, path: String = "where_document") throws(GrammarError) -> DocumentFilter {
         guard case .object(let object) = json, object.count == 1, let (key, value) = object.first else {
             throw GrammarError("\(path): must be an object with exactly one operator")
         }
@@ -123,7 +123,7 @@ public enum ChromaGrammar {
             guard case .array(let items) = value, !items.isEmpty else {
                 throw GrammarError("\(path).\(key): must be a non-empty list of clauses")
             }
-            var children: [WhereDocument] = []
+            var children: [DocumentFilter] = []
             for (index, item) in items.enumerated() { children.append(try whereDocument(item, path: "\(path).\(key)[\(index)]")) }
             return key == "$and" ? .and(children) : .or(children)
         default:

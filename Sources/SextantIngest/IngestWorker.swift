@@ -3,6 +3,9 @@ import Logging
 import SextantClient
 import SextantEmbedding
 import SextantObjectStore
+import SextantRetrieval
+import SextantSupport
+import SextantPayload
 
 public struct IngestConfiguration: Sendable {
     public var collection: String
@@ -17,7 +20,7 @@ public struct IngestConfiguration: Sendable {
     public var csvLimits = CSVLimits()
     public var showProgress = true
 
-    public static let maximumBatchRows = 16_384
+    public static let maximumBatchRows = BatchLimits.maximumRecords
 
     public init(collection: String, dataRoot: String) {
         self.collection = collection
@@ -77,10 +80,14 @@ public final class IngestWorker: Sendable {
         return embedder?.descriptor ?? HashingEmbedder().descriptor
     }
 
-    /// The collection, bound to this worker's embedder (see `EmbeddedCollection`).
+    /// The collection, bound to this worker's embedder (see `EmbedderBinding`).
     func collection() async throws -> CollectionHandle {
         logger.info("opening collection \(configuration.collection) for \(descriptor)")
-        return try await EmbeddedCollection.open(client: client, name: configuration.collection, embedder: descriptor)
+        do { return try await EmbedderBinding.open(client: client, name: configuration.collection, embedder: descriptor) } catch
+            let error as EmbedderBindingError
+        {
+            throw IngestError.embedderMismatch(error.message)
+        }
     }
 
     /// Runs on `schedule` until cancelled; logs the next run time.
@@ -331,6 +338,3 @@ public final class IngestWorker: Sendable {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -1,6 +1,7 @@
 import Foundation
 import SextantClient
 import SextantJSON
+import SextantPayload
 
 public enum IngestError: Error, Sendable, CustomStringConvertible, Equatable {
     case mapping(String)

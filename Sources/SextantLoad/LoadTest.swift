@@ -3,6 +3,8 @@ import Histogram
 import SextantClient
 import SextantConcurrency
 import SextantDatasets
+import SextantPayload
+import SextantSupport
 import Synchronization
 
 /// What the load test talks to: the engine over its binary protocol, or another
@@ -366,11 +368,4 @@ public final class StopFlag: Sendable {
     public init() {}
     public func set() { value.store(true, ordering: .releasing) }
     public var isSet: Bool { value.load(ordering: .acquiring) }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) * 1e-18
-    }
 }

@@ -3,6 +3,8 @@ import Logging
 import SextantClient
 import SextantDatasets
 import SextantEmbedding
+import SextantPayload
+import SextantRetrieval
 
 /// Loads the demo collection on a first start: the sample of debian-minilm
 /// records the repository ships (texts and metadata), embedded with the same
@@ -26,12 +28,9 @@ public enum DemoLoader {
         let existing = try await client.listCollections()
         guard existing.total == 0 else { return 0 }
         let descriptor = embedder.descriptor
-        let collection = try await client.createCollection(
-            name: collectionName, dimension: descriptor.dimension, metric: .cosine,
-            metadata: [EmbedderDescriptor.metadataKey: .string(descriptor.identifier),
-                       EmbedderDescriptor.dimensionMetadataKey: .int(Int64(descriptor.dimension)),
-                       "description": .string("Debian package descriptions (a sample of the debian-minilm dataset)")],
-            getOrCreate: true)
+        let collection = try await EmbedderBinding.open(
+            client: client, name: collectionName, embedder: descriptor,
+            metadata: ["description": .string("Debian package descriptions (a sample of the debian-minilm dataset)")])
         var reader = try GzipLineReader(path: samplePath)
         defer { reader.close() }
         var ids: [String] = []

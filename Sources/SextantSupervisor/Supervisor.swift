@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SextantSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -22,24 +23,40 @@ public struct ChildSpec: Sendable {
     }
 }
 
-/// Runs child processes, restarts one that exits on its own (exponential
-/// backoff from 1 s to 30 s, reset after a minute of good health), and stops
-/// them in reverse start order: later children depend on earlier ones (the API
-/// on the engine), so the engine stops last and can checkpoint.
+/// How the supervisor restarts a child that exits on its own.
+public struct RestartPolicy: Sendable {
+    /// Exponential backoff: 1 s doubling to 30 s by default.
+    public var backoff = RetryPolicy(attempts: Int.max, initialDelayMilliseconds: 1_000, maximumDelayMilliseconds: 30_000)
+    /// A child that ran this long before exiting starts its backoff afresh.
+    public var healthyAfterSeconds = 60.0
+
+    public init() {}
+}
+
+/// Runs child processes, restarts one that exits on its own (`RestartPolicy`:
+/// exponential backoff, reset after a minute of good health), and stops them
+/// in reverse start order: later children depend on earlier ones (the API on
+/// the engine), so the engine stops last and can checkpoint.
 public final class Supervisor: @unchecked Sendable {
     private struct Running {
         var spec: ChildSpec
         var process: Process?
         var restarts = 0
         var startedAt = Date()
+        var launches: [Date] = []
     }
 
     private let children = Mutex<[Running]>([])
     private let stopping = Atomic<Bool>(false)
     private let logger: Logger
-    static let maximumBackoffSeconds = 30.0
+    public let policy: RestartPolicy
+    /// Launch times kept per child, for `launchTimes`.
+    static let launchHistory = 64
 
-    public init(logger: Logger) { self.logger = logger }
+    public init(logger: Logger, policy: RestartPolicy = RestartPolicy()) {
+        self.logger = logger
+        self.policy = policy
+    }
 
     /// Starts a child and keeps it running until `stopAll`.
     public func start(_ spec: ChildSpec) throws {
@@ -58,8 +75,11 @@ public final class Supervisor: @unchecked Sendable {
         process.terminationHandler = { [weak self] finished in self?.exited(index, status: finished.terminationStatus) }
         try process.run()
         children.withLock {
+            let now = Date()
             $0[index].process = process
-            $0[index].startedAt = Date()
+            $0[index].startedAt = now
+            $0[index].launches.append(now)
+            if $0[index].launches.count > Self.launchHistory { $0[index].launches.removeFirst() }
         }
         logger.notice("started \(spec.name) (pid \(process.processIdentifier))")
     }
@@ -68,13 +88,13 @@ public final class Supervisor: @unchecked Sendable {
         guard !stopping.load(ordering: .acquiring) else { return }
         let (name, delay) = children.withLock { list -> (String, Double) in
             var child = list[index]
-            if Date().timeIntervalSince(child.startedAt) > 60 { child.restarts = 0 }
+            if Date().timeIntervalSince(child.startedAt) > policy.healthyAfterSeconds { child.restarts = 0 }
             child.restarts += 1
             child.process = nil
             list[index] = child
-            return (child.spec.name, min(pow(2, Double(child.restarts - 1)), Self.maximumBackoffSeconds))
+            return (child.spec.name, Double(policy.backoff.delayMilliseconds(afterFailures: child.restarts)) / 1_000)
         }
-        logger.error("\(name) exited with status \(status); restarting in \(Int(delay)) s")
+        logger.error("\(name) exited with status \(status); restarting in \(String(format: "%.1f", delay)) s")
         DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
             guard !stopping.load(ordering: .acquiring) else { return }
             do { try launch(index) } catch { logger.error("cannot restart \(name): \(error)") }
@@ -83,6 +103,11 @@ public final class Supervisor: @unchecked Sendable {
 
     public func restartCount(_ name: String) -> Int {
         children.withLock { $0.first { $0.spec.name == name }?.restarts ?? 0 }
+    }
+
+    /// When the child was started, oldest first (the last `launchHistory` starts).
+    public func launchTimes(_ name: String) -> [Date] {
+        children.withLock { $0.first { $0.spec.name == name }?.launches ?? [] }
     }
 
     public func pid(_ name: String) -> Int32? {

@@ -9,6 +9,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import SextantPayload
 #endif
 
 struct HTTPReply {

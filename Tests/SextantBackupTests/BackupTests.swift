@@ -2,6 +2,7 @@ import Foundation
 import SextantBackup
 import SextantClient
 import SextantObjectStore
+import SextantPayload
 import SextantSQLite
 import SextantTestSupport
 import Testing

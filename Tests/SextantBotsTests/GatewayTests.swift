@@ -5,6 +5,7 @@ import NIOHTTP1
 import SextantBots
 import SextantClient
 import SextantEmbedding
+import SextantPayload
 import SextantSQLite
 import SextantTestSupport
 import Testing

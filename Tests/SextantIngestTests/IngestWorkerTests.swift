@@ -2,6 +2,7 @@ import Foundation
 import SextantClient
 import SextantIngest
 import SextantObjectStore
+import SextantPayload
 import SextantSQLite
 import SextantTestSupport
 import Testing

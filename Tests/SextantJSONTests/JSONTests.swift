@@ -1,6 +1,6 @@
-import SextantClient
 import SextantChroma
 import SextantJSON
+import SextantPayload
 import Testing
 
 @Suite struct JSONTests {

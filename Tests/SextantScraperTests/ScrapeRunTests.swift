@@ -1,5 +1,6 @@
 import Foundation
 import SextantClient
+import SextantPayload
 import SextantScraper
 import SextantTestSupport
 import Testing

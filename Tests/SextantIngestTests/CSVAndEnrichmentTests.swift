@@ -58,44 +58,6 @@ import Testing
     }
 }
 
-@Suite struct ScheduleTests {
-    func date(_ text: String) -> Date {
-        var parts = tm()
-        let numbers = text.split(whereSeparator: { !$0.isNumber }).compactMap { Int32($0) }
-        parts.tm_year = numbers[0] - 1900
-        parts.tm_mon = numbers[1] - 1
-        parts.tm_mday = numbers[2]
-        parts.tm_hour = numbers[3]
-        parts.tm_min = numbers[4]
-        parts.tm_isdst = -1
-        return Date(timeIntervalSince1970: Double(mktime(&parts)))
-    }
-
-    @Test func cronNextRuns() throws {
-        let everySixHours = try CronExpression("0 */6 * * *")
-        #expect(everySixHours.next(after: date("2026-11-28 21:15")) == date("2026-11-29 00:00"))
-        #expect(everySixHours.next(after: date("2026-11-29 00:00")) == date("2026-11-29 06:00"))
-        let weekdays = try CronExpression("30 9 * * mon-fri")
-        #expect(weekdays.next(after: date("2026-11-28 10:00")) == date("2026-11-30 09:30"))  // Saturday → Monday
-        let monthly = try CronExpression("@monthly")
-        #expect(monthly.next(after: date("2026-11-28 10:00")) == date("2026-12-01 00:00"))
-        let list = try CronExpression("5,35 1-2 * feb *")
-        #expect(list.next(after: date("2026-11-28 10:00")) == date("2027-02-01 01:05"))
-        for bad in ["* * * *", "61 * * * *", "*/0 * * * *", "5-1 * * * *", "x * * * *"] {
-            #expect(throws: IngestError.self) { try CronExpression(bad) }
-        }
-    }
-
-    @Test func durations() throws {
-        #expect(try Schedule.parseDuration("6h") == 21_600)
-        #expect(try Schedule.parseDuration("30m") == 1_800)
-        #expect(try Schedule.parseDuration("45") == 45)
-        #expect(throws: IngestError.self) { try Schedule.parseDuration("soon") }
-        #expect(Schedule.interval(seconds: 60).next(after: Date(timeIntervalSince1970: 0)) == Date(timeIntervalSince1970: 60))
-        #expect(Schedule.once.next(after: Date()) == nil)
-    }
-}
-
 @Suite struct EnrichmentTests {
     @Test func cleanupKeepsStructureAndCaps() async {
         let cleanup = CleanupEnricher(maximumCharacters: 40)
