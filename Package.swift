@@ -38,8 +38,13 @@ let package = Package(
         .target(name: "CSextantSystem"),
         .target(name: "SextantConcurrency", dependencies: ["CSextantSystem"], swiftSettings: strict),
 
-        // Layer 1: payload (metadata and filters) and durable storage.
+        // The shared vocabulary (metadata values, filters, includes, the batch bound):
+        // no dependencies, so storage, the wire, the client and the services all speak it.
         .target(name: "SextantPayload", swiftSettings: strict),
+        // Small helpers every service shares: durations, one retry policy, schedules.
+        .target(name: "SextantSupport", swiftSettings: strict),
+
+        // Layer 1: durable storage.
         .target(
             name: "CSextantIO", linkerSettings: [.linkedLibrary("uring")]),
         .systemLibrary(name: "CJemalloc", providers: [.apt(["libjemalloc-dev"])]),
@@ -52,6 +57,7 @@ let package = Package(
         .target(
             name: "SextantProtocol",
             dependencies: [
+                "SextantPayload",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -60,16 +66,17 @@ let package = Package(
         .target(
             name: "SextantEngine",
             dependencies: [
-                "SextantProtocol", "SextantStorage", "SextantPayload", "SextantConcurrency",
+                "SextantProtocol", "SextantStorage", "SextantPayload", "SextantKernels", "SextantConcurrency",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict),
         .target(
             name: "SextantClient",
             dependencies: [
-                "SextantProtocol",
+                "SextantProtocol", "SextantPayload", "SextantSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -78,19 +85,24 @@ let package = Package(
 
         // ChromaDB's JSON grammar (filters, metadata) over a JSON model that keeps 3 and 3.0 apart.
         .target(name: "SextantJSON", swiftSettings: strict),
-        // ChromaDB's JSON grammar (where, where_document, metadata) onto the client's types.
-        .target(name: "SextantChroma", dependencies: ["SextantJSON", "SextantClient"], swiftSettings: strict),
+        // ChromaDB's JSON grammar (where, where_document, metadata) onto the shared vocabulary.
+        .target(name: "SextantChroma", dependencies: ["SextantJSON", "SextantPayload"], swiftSettings: strict),
 
         // Layer 3: what users and applications talk to. They reach the engine only
         // through SextantClient.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "SextantSQLite", dependencies: ["CSQLite"], swiftSettings: strict),
         .target(name: "SextantEmbedding", swiftSettings: strict),
+        // A collection bound to the embedder that made its vectors; text retrieval through it.
+        .target(
+            name: "SextantRetrieval", dependencies: ["SextantClient", "SextantEmbedding", "SextantPayload"], swiftSettings: strict),
         .target(
             name: "SextantAPI",
             dependencies: [
-                "SextantClient", "SextantJSON", "SextantChroma", "SextantEmbedding", "SextantSQLite", "SextantAnswers",
+                "SextantClient", "SextantProtocol", "SextantPayload", "SextantJSON", "SextantChroma", "SextantEmbedding",
+                "SextantRetrieval", "SextantSQLite", "SextantAnswers", "SextantSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -101,6 +113,7 @@ let package = Package(
         .target(
             name: "SextantObjectStore",
             dependencies: [
+                "SextantSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -112,8 +125,10 @@ let package = Package(
         .target(
             name: "SextantRemoteModels",
             dependencies: [
-                "SextantEmbedding", "SextantJSON",
+                "SextantEmbedding", "SextantJSON", "SextantSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict),
 
@@ -121,8 +136,10 @@ let package = Package(
         .target(
             name: "SextantIngest",
             dependencies: [
-                "SextantClient", "SextantEmbedding", "SextantObjectStore", "SextantRemoteModels", "SextantSQLite", "SextantJSON",
+                "SextantClient", "SextantPayload", "SextantEmbedding", "SextantRetrieval", "SextantObjectStore", "SextantRemoteModels",
+                "SextantSQLite", "SextantJSON", "SextantSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -131,7 +148,7 @@ let package = Package(
         .target(
             name: "SextantScraper",
             dependencies: [
-                "SextantClient", "SextantEmbedding", "SextantIngest", "SextantSQLite",
+                "SextantClient", "SextantPayload", "SextantEmbedding", "SextantRetrieval", "SextantSQLite", "SextantSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -143,14 +160,14 @@ let package = Package(
         // Retrieve, then answer (extractive, or an LLM grounded in the passages): for the bots and the web chat.
         .target(
             name: "SextantAnswers",
-            dependencies: ["SextantClient", "SextantEmbedding", "SextantJSON", "SextantRemoteModels"],
+            dependencies: ["SextantClient", "SextantPayload", "SextantEmbedding", "SextantRetrieval", "SextantJSON", "SextantRemoteModels"],
             swiftSettings: strict),
 
         // The bot gateway: users' Telegram bots on the knowledge base, configs and conversations in SQLite.
         .target(
             name: "SextantBots",
             dependencies: [
-                "SextantAnswers", "SextantClient", "SextantJSON", "SextantSQLite",
+                "SextantAnswers", "SextantClient", "SextantPayload", "SextantJSON", "SextantSQLite", "SextantSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -172,7 +189,7 @@ let package = Package(
         .target(
             name: "SextantBackup",
             dependencies: [
-                "SextantClient", "SextantObjectStore", "SextantSQLite",
+                "SextantClient", "SextantObjectStore", "SextantSQLite", "SextantSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -181,7 +198,7 @@ let package = Package(
         .target(
             name: "SextantSupervisor",
             dependencies: [
-                "SextantClient", "SextantEmbedding", "SextantDatasets",
+                "SextantClient", "SextantPayload", "SextantEmbedding", "SextantRetrieval", "SextantDatasets", "SextantSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -190,14 +207,19 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "SextantDatasets", dependencies: ["CZlib"], swiftSettings: strict),
         .target(
-            name: "SextantBench", dependencies: ["SextantIndex", "SextantDatasets", "SextantStorage"], swiftSettings: strict),
+            name: "SextantBench",
+            dependencies: ["SextantIndex", "SextantKernels", "SextantPayload", "SextantDatasets", "SextantStorage", "SextantSupport"],
+            swiftSettings: strict),
 
         .target(
             name: "SextantLoad",
             dependencies: [
-                "SextantClient", "SextantDatasets", "SextantJSON", "SextantChroma", "SextantConcurrency", "SextantEmbedding",
+                "SextantClient", "SextantPayload", "SextantDatasets", "SextantJSON", "SextantChroma", "SextantConcurrency",
+                "SextantEmbedding", "SextantSupport",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict),
 
@@ -207,7 +229,8 @@ let package = Package(
                 "SextantBench", "SextantIndex", "SextantStorage", "CJemalloc", "SextantEngine", "SextantClient",
                 "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
                 "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM", "SextantScraper",
-                "SextantAnswers", "SextantBots", "SextantConcurrency",
+                "SextantAnswers", "SextantBots", "SextantConcurrency", "SextantPayload", "SextantSupport", "SextantRetrieval",
+                "SextantKernels", "SextantProtocol", "SextantDatasets",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -223,48 +246,65 @@ let package = Package(
         .testTarget(name: "SextantObjectStoreTests", dependencies: ["SextantObjectStore", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SextantIngestTests",
-            dependencies: ["SextantIngest", "SextantClient", "SextantObjectStore", "SextantTestSupport", "SextantSQLite"],
+            dependencies: ["SextantIngest", "SextantClient", "SextantPayload", "SextantObjectStore", "SextantTestSupport", "SextantSQLite"],
             swiftSettings: strict),
         .testTarget(
             name: "SextantBackupTests",
-            dependencies: ["SextantBackup", "SextantClient", "SextantObjectStore", "SextantSQLite", "SextantTestSupport"],
+            dependencies: ["SextantBackup", "SextantClient", "SextantPayload", "SextantObjectStore", "SextantSQLite", "SextantTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "SextantScraperTests",
-            dependencies: ["SextantScraper", "SextantClient", "SextantTestSupport"],
+            dependencies: ["SextantScraper", "SextantClient", "SextantPayload", "SextantTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "SextantBotsTests",
-            dependencies: ["SextantBots", "SextantClient", "SextantSQLite", "SextantTestSupport", "SextantEmbedding",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: ["SextantBots", "SextantClient", "SextantPayload", "SextantSQLite", "SextantTestSupport", "SextantEmbedding",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: strict),
         .testTarget(name: "SextantMiniLMTests", dependencies: ["SextantMiniLM", "SextantTestSupport", "SextantJSON", "SextantDatasets"], swiftSettings: strict),
         .testTarget(name: "SextantCLITests", dependencies: ["SextantTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SextantAPITests",
             dependencies: [
-                "SextantClient", "SextantJSON", "SextantTestSupport",
+                "SextantClient", "SextantPayload", "SextantJSON", "SextantTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict),
         .testTarget(
             name: "SextantEngineTests",
             dependencies: [
-                "SextantClient", "SextantProtocol", "SextantTestSupport",
+                "SextantClient", "SextantProtocol", "SextantPayload", "SextantSupport", "SextantTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+        .testTarget(name: "SextantJSONTests", dependencies: ["SextantJSON", "SextantChroma", "SextantPayload"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantProtocolTests",
+            dependencies: [
+                "SextantProtocol", "SextantPayload", "SextantTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "SextantJSONTests", dependencies: ["SextantJSON", "SextantChroma", "SextantClient"], swiftSettings: strict),
+        .testTarget(name: "SextantSQLiteTests", dependencies: ["SextantSQLite", "SextantTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SextantSupportTests", dependencies: ["SextantSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "SextantSupervisorTests",
+            dependencies: ["SextantSupervisor", "SextantSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .testTarget(name: "SextantPayloadTests", dependencies: ["SextantPayload"], swiftSettings: strict),
         .testTarget(
             name: "SextantStorageTests",
-            dependencies: ["SextantStorage", "SextantDatasets", "SextantBench", "SextantTestSupport"],
+            dependencies: ["SextantStorage", "SextantIndex", "SextantKernels", "SextantPayload", "SextantDatasets", "SextantBench",
+                           "SextantTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "SextantIndexTests", dependencies: ["SextantIndex", "SextantDatasets", "SextantTestSupport"],
+            name: "SextantIndexTests", dependencies: ["SextantIndex", "SextantKernels", "SextantDatasets", "SextantTestSupport"],
             swiftSettings: strict),
     ]
 )
