@@ -79,4 +79,37 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
+
+    // Codes, per 1k distances: int8 (one byte per dimension) and sign codes
+    // (one bit), at every level this CPU runs; the same random slots.
+    let low = [Float](repeating: -1, count: dimensions)
+    let step = [Float](repeating: 2.0 / 255, count: dimensions)
+    let codeStride = Int8Query.codeBytes(dimensions: dimensions, metric: .cosine)
+    let codes = (0..<rows).flatMap { row in
+        Int8Query.encode(Array(floats[(row * dimensions)..<((row + 1) * dimensions)]), low: low, step: step, metric: .cosine)
+    }
+    let prepared = Int8Query(query, low: low, step: step, metric: .cosine)
+    let words = (dimensions + 63) / 64
+    let signs = (0..<(rows * words)).map { _ in UInt64(bitPattern: Int64(next() * 1e9)) }
+    let querySigns = (0..<words).map { _ in UInt64(bitPattern: Int64(next() * 1e9)) }
+    for level in CodeKernels.supportedInt8Levels {
+        let kernels = CodeKernels.kernels(int8: level, bits: .scalar)
+        Benchmark("batch int8 \(level.rawValue), random slots (per 1k distances)") { benchmark in
+            var out = [Float](repeating: 0, count: 1_000)
+            for _ in benchmark.scaledIterations {
+                kernels.int8Batch(prepared.prepared, codes, codeStride, slots, 1_000, &out)
+                blackHole(out[999])
+            }
+        }
+    }
+    for level in CodeKernels.supportedBitsLevels {
+        let kernels = CodeKernels.kernels(int8: .scalar, bits: level)
+        Benchmark("batch bits1 \(level.rawValue), random slots (per 1k distances)") { benchmark in
+            var out = [Float](repeating: 0, count: 1_000)
+            for _ in benchmark.scaledIterations {
+                kernels.bitsBatch(querySigns, signs, words, slots, 1_000, words, &out)
+                blackHole(out[999])
+            }
+        }
+    }
 }

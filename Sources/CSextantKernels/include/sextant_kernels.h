@@ -104,6 +104,61 @@ size_t sx_block_code_nearest(const uint64_t *blocks, size_t words, const uint64_
                              size_t keep, uint32_t *chosen, size_t capacity, uint16_t *scratch);
 
 
+// ---- Compact codes (the index's traversal form under quantization) ----------
+// int8: one byte per dimension, x_i ≈ low_i + step_i · c_i; a code is
+// sx_sq8_code_bytes(dimensions, l2) bytes: the bytes, then (under l2) the
+// vector's squared length as a float at sx_sq8_norm_offset. bits1: sign codes,
+// (dimensions + 63) / 64 words.
+
+enum { SX_SQ8_MAXIMUM_PADDED = 4096 };
+
+/// A query prepared for int8 codes: signed bytes (zero-padded to a multiple of
+/// 64), their scale, the constant term, and what L2 needs.
+typedef struct {
+    int8_t values[SX_SQ8_MAXIMUM_PADDED];
+    float scale;
+    float bias;
+    float queryNormSquared;
+    uint32_t metric;      // 0: 1 - dot, 1: squared L2
+    uint32_t dimensions;
+} sx_sq8_query;
+
+static inline size_t sx_sq8_norm_offset(size_t dimensions) { return (dimensions + 15) / 16 * 16; }
+static inline size_t sx_sq8_code_bytes(size_t dimensions, bool l2) {
+    return sx_sq8_norm_offset(dimensions) + (l2 ? 16 : 0);
+}
+
+void sx_sq8_prepare(const float *query, const float *low, const float *step, size_t dimensions, uint32_t metric,
+                    sx_sq8_query *out);
+void sx_sq8_encode(const float *vector, const float *low, const float *step, size_t dimensions, uint8_t *code);
+void sx_sq8_decode(const uint8_t *code, const float *low, const float *step, size_t dimensions, float *vector);
+
+typedef void (*sx_sq8_batch_kernel)(const sx_sq8_query *query, const uint8_t *codes, size_t strideBytes,
+                                    const uint32_t *slots, size_t count, float *out);
+int32_t sx_sq8_dot_scalar(const int8_t *query, const uint8_t *code, size_t dimensions);
+int32_t sx_sq8_dot_avx2(const int8_t *query, const uint8_t *code, size_t dimensions);
+int32_t sx_sq8_dot_vnni(const int8_t *query, const uint8_t *code, size_t dimensions);
+void sx_batch_sq8_scalar(const sx_sq8_query *query, const uint8_t *codes, size_t strideBytes, const uint32_t *slots,
+                         size_t count, float *out);
+void sx_batch_sq8_avx2(const sx_sq8_query *query, const uint8_t *codes, size_t strideBytes, const uint32_t *slots,
+                       size_t count, float *out);
+void sx_batch_sq8_vnni(const sx_sq8_query *query, const uint8_t *codes, size_t strideBytes, const uint32_t *slots,
+                       size_t count, float *out);
+
+typedef void (*sx_hamming_batch_kernel)(const uint64_t *query, const uint64_t *codes, size_t strideWords,
+                                        const uint32_t *slots, size_t count, size_t words, float *out);
+uint32_t sx_hamming_scalar(const uint64_t *a, const uint64_t *b, size_t words);
+void sx_batch_hamming_scalar(const uint64_t *query, const uint64_t *codes, size_t strideWords, const uint32_t *slots,
+                             size_t count, size_t words, float *out);
+void sx_batch_hamming_popcnt(const uint64_t *query, const uint64_t *codes, size_t strideWords, const uint32_t *slots,
+                             size_t count, size_t words, float *out);
+void sx_batch_hamming_vpopcnt(const uint64_t *query, const uint64_t *codes, size_t strideWords, const uint32_t *slots,
+                              size_t count, size_t words, float *out);
+
+bool sx_cpu_has_avx512_vnni(void);
+bool sx_cpu_has_avx512_vpopcntdq(void);
+bool sx_cpu_has_popcnt(void);
+
 // ---- Conversions -----------------------------------------------------------
 
 uint16_t sx_f32_to_f16_bits(float value);
