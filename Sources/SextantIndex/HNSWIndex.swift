@@ -15,6 +15,11 @@ import Glibc
 ///   nodeInfo  slot × `NodeEntry`: [level u8, flags u8, upperCapacity u8, _, upperBlock u32]
 ///   upper     block × [version, count, M neighbour ids], a node of level L
 ///             owning L consecutive blocks from `upperOffset`
+///   codes     slot × code (quantized layouts only, see `CodeBook`)
+///
+/// Quantized layouts walk the graph on the codes and rank the best candidates
+/// exactly against the float16 vectors at the end (`rerank`): the vectors are
+/// then read only for those candidates, their pages advised together.
 ///
 /// Concurrency: any number of searches run alongside inserts. Neighbour lists
 /// are seqlocks (see `sx_list_read`), so a reader never acts on a half-written
@@ -43,6 +48,8 @@ public final class HNSWIndex: @unchecked Sendable {
     private let metricCode: UInt32
     private let stride: Int
     private let padded: Int
+    /// The codes the walk reads when the layout quantizes; nil: it reads float16 vectors.
+    private let codeBook: CodeBook?
 
     static let flagPresent: UInt8 = 1
     static let flagDeleted: UInt8 = 2
@@ -57,8 +64,14 @@ public final class HNSWIndex: @unchecked Sendable {
 
     public init(
         layout: HNSWLayout, regions: HNSWRegions, state: HNSWState = HNSWState(),
-        kernels: DistanceKernels = .selected
+        kernels: DistanceKernels = .selected, codeKernels: CodeKernels = .selected
     ) throws(IndexError) {
+        guard !layout.quantization.usesCodes || (regions.codes?.reservedBytes ?? 0) >= layout.codeRegionBytes else {
+            throw .invalidParameter("a quantized layout needs a codes region")
+        }
+        guard state.quantizer == nil || state.quantizer?.low.count == layout.dimensions else {
+            throw .corrupted("quantizer of \(state.quantizer?.low.count ?? 0) dimensions for a \(layout.dimensions)-dimension index")
+        }
         guard regions.vectors.reservedBytes >= layout.vectorRegionBytes,
             regions.level0.reservedBytes >= layout.level0RegionBytes,
             regions.nodeInfo.reservedBytes >= layout.nodeInfoRegionBytes,
@@ -81,6 +94,11 @@ public final class HNSWIndex: @unchecked Sendable {
         metricCode = layout.metric.kernelCode
         stride = layout.vectorStrideHalves
         padded = layout.paddedDimensions
+        if layout.quantization.usesCodes, let codes = regions.codes {
+            codeBook = CodeBook(layout: layout, region: codes, parameters: state.quantizer, kernels: codeKernels)
+        } else {
+            codeBook = nil
+        }
         if state.maxLevel >= 0 {
             guard state.entrySlot < state.slotHighWater else { throw .corrupted("entry slot beyond high water") }
             store(.entry, (UInt64(state.maxLevel + 1) << 32) | UInt64(state.entrySlot))
@@ -103,9 +121,10 @@ public final class HNSWIndex: @unchecked Sendable {
     /// A purely in-memory index.
     public convenience init(
         dimensions: Int, metric: Metric, parameters: HNSWParameters = HNSWParameters(), capacity: Int,
-        kernels: DistanceKernels = .selected
+        quantization: Quantization = .none, kernels: DistanceKernels = .selected
     ) throws(IndexError) {
-        let layout = try HNSWLayout(dimensions: dimensions, metric: metric, parameters: parameters, capacity: capacity)
+        let layout = try HNSWLayout(dimensions: dimensions, metric: metric, parameters: parameters, capacity: capacity,
+                                    quantization: quantization)
         try self.init(layout: layout, regions: try .anonymous(for: layout), kernels: kernels)
     }
 
@@ -132,17 +151,24 @@ public final class HNSWIndex: @unchecked Sendable {
         return HNSWState(
             slotHighWater: UInt32(load(.highWater)), entrySlot: UInt32(truncatingIfNeeded: entry),
             maxLevel: Int32(entry >> 32) - 1, upperBlocksUsed: UInt32(load(.upperUsed)),
-            insertCounter: load(.insertCounter))
+            insertCounter: load(.insertCounter), quantizer: codeBook?.parameters)
     }
 
-    /// Bytes of vectors, graph and node table actually used; the figure the
-    /// benchmark reports per vector.
-    public var usedBytes: (vectors: Int, graph: Int) {
+    /// Bytes of vectors, graph (with the node table) and codes actually used.
+    public var usedBytes: (vectors: Int, graph: Int, codes: Int) {
         let slots = slotHighWater
         let graph =
             slots * (layout.level0StrideWords * 4 + HNSWLayout.nodeInfoStrideBytes)
             + Int(load(.upperUsed)) * layout.upperStrideWords * 4
-        return (slots * layout.vectorStrideBytes, graph)
+        return (slots * layout.vectorStrideBytes, graph, slots * layout.codeStrideBytes)
+    }
+
+    /// Bytes a search needs resident: the graph and node table, plus the codes
+    /// when the layout quantizes (the float16 vectors are then read only to
+    /// rank the best candidates), else the float16 vectors.
+    public var residentSearchBytes: Int {
+        let used = usedBytes
+        return used.graph + (codeBook == nil ? used.vectors : used.codes)
     }
 
     /// Byte offsets of a node's fields in its 8-byte node-table entry.
@@ -213,6 +239,7 @@ public final class HNSWIndex: @unchecked Sendable {
         try contexts.withContext(slotCount: max(slotHighWater, Int(slot) + 1)) { (context) throws(IndexError) in
             layout.prepare(input, into: context.query)
             HalfConversion.toHalf(context.query, vector(slot), count: padded)
+            regions.vectors.noteWritten(Int(slot) * layout.vectorStrideBytes, layout.vectorStrideBytes)
             raiseHighWater(to: slot &+ 1)
             try linkPrepared(slot, context)
         }
@@ -230,6 +257,7 @@ public final class HNSWIndex: @unchecked Sendable {
         let destination = vector(slot)
         for index in 0..<layout.dimensions { destination[index] = halves[index] }
         for index in layout.dimensions..<padded { destination[index] = 0 }
+        regions.vectors.noteWritten(Int(slot) * layout.vectorStrideBytes, layout.vectorStrideBytes)
         raiseHighWater(to: slot &+ 1)
     }
 
@@ -279,12 +307,74 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
-    /// Links a written slot whose float32 form is in `context.query`.
+    /// Links a written slot whose float32 form is in `context.query`: its code
+    /// first (fitting the code book on the vectors written so far if this is
+    /// the first link), then its place in the graph.
     private func linkPrepared(_ slot: UInt32, _ context: SearchContext) throws(IndexError) {
+        if let codeBook {
+            if !codeBook.isFitted { codeBook.fitOnce { fitFromWrittenSlots() } }
+            codeBook.encode(slot, from: context.query)
+            codeBook.prepare(context.query, sq8: context.querySQ8, bits: context.queryBits)
+        }
         let nodeLevel = randomLevel()
         try allocateLevels(slot, nodeLevel)
         connect(slot, nodeLevel, context)
         add(.live, 1)
+    }
+
+    // MARK: - Codes
+
+    /// At most this many vectors fit the code book (a uniform sample of the slots).
+    public static let quantizerSampleLimit = 65_536
+
+    /// Fits the code book on `sample` (vectors as callers write them). A bulk
+    /// loader calls this before its first insert; otherwise the first link fits
+    /// on the vectors written so far.
+    public func fitQuantizer(_ sample: [[Float]]) throws(IndexError) {
+        guard let codeBook else { return }
+        guard !sample.isEmpty else { throw .invalidParameter("a fit needs at least one vector") }
+        for row in sample where row.count != layout.dimensions {
+            throw .dimensionMismatch(expected: layout.dimensions, actual: row.count)
+        }
+        let prepared = UnsafeMutablePointer<Float>.allocate(capacity: padded)
+        defer { prepared.deallocate() }
+        let parameters = QuantizerParameters.fit(rows: sample.count, dimensions: layout.dimensions) { index, out in
+            sample[index].withUnsafeBufferPointer { layout.prepare($0, into: prepared) }
+            out.update(from: prepared, count: layout.dimensions)
+        }
+        codeBook.fitOnce { parameters }
+    }
+
+    /// A uniform sample of the written slots' stored vectors.
+    private func fitFromWrittenSlots() -> QuantizerParameters {
+        let highWater = max(slotHighWater, 1)
+        let rows = min(highWater, Self.quantizerSampleLimit)
+        return QuantizerParameters.fit(rows: rows, dimensions: layout.dimensions) { index, out in
+            HalfConversion.toFloat(vector(UInt32(index * highWater / rows)), out, count: layout.dimensions)
+        }
+    }
+
+    /// Refits the code book and re-encodes every present node when the index
+    /// has outgrown the sample it was fitted on sixteen times (a collection that
+    /// started small). Must not overlap `insert` or `link`; returns whether it refitted.
+    @discardableResult
+    public func refitQuantizerIfOutgrown() -> Bool {
+        guard quantizerIsOutgrown, let codeBook else { return false }
+        codeBook.install(fitFromWrittenSlots())
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: padded)
+        defer { floats.deallocate() }
+        for slot in 0..<UInt32(slotHighWater) where flags(slot) & Self.flagPresent != 0 {
+            HalfConversion.toFloat(vector(slot), floats, count: padded)
+            codeBook.encode(slot, from: floats)
+        }
+        return true
+    }
+
+    /// True when the code book was fitted on a sample a sixteenth of the live
+    /// nodes or less, and a larger sample exists.
+    public var quantizerIsOutgrown: Bool {
+        guard let current = codeBook?.parameters else { return false }
+        return current.sampleCount < Self.quantizerSampleLimit && liveCount >= 16 * current.sampleCount
     }
 
     /// Convenience for arrays.
@@ -345,7 +435,7 @@ public final class HNSWIndex: @unchecked Sendable {
         let entry = load(.entry)
         var current = UInt32(truncatingIfNeeded: entry)
         let maxLevel = Int(entry >> 32) - 1
-        var currentDistance = distance(context.query, to: current)
+        var currentDistance = distance(context, to: current)
         var level = maxLevel
         while level > nodeLevel {
             greedy(context, &current, &currentDistance, level: level)
@@ -400,10 +490,10 @@ public final class HNSWIndex: @unchecked Sendable {
         kept.reserveCapacity(maxCount)
         for candidate in sorted {
             if kept.count >= maxCount { break }
-            HalfConversion.toFloat(vector(candidate.slot), context.scratch, count: padded)
+            loadNode(candidate.slot, context, .scratch)
             let good = kept.withUnsafeBufferPointer { keptSlots -> Bool in
-                kernels.batchHalf(context.scratch, vectors, stride, keptSlots.baseAddress, keptSlots.count, padded,
-                                  metricCode, context.distances)
+                guard let keptBase = keptSlots.baseAddress else { return true }
+                walkDistances(context, .scratch, keptBase, keptSlots.count, context.distances)
                 for index in 0..<keptSlots.count where context.distances[index] < candidate.distance { return false }
                 return true
             }
@@ -426,9 +516,8 @@ public final class HNSWIndex: @unchecked Sendable {
                 updated.append(slot)
             } else {
                 context.neighbors[count] = slot
-                HalfConversion.toFloat(vector(neighbor), context.query, count: padded)
-                kernels.batchHalf(context.query, vectors, stride, context.neighbors, count + 1, padded, metricCode,
-                                  context.distances)
+                loadNode(neighbor, context, .query)
+                walkDistances(context, .query, context.neighbors, count + 1, context.distances)
                 var candidates = (0...count).map { SearchHit(slot: context.neighbors[$0], distance: context.distances[$0]) }
                 candidates.sort { $0.distance < $1.distance }
                 updated = selectNeighbors(candidates, maxCount: limit, context)
@@ -443,11 +532,41 @@ public final class HNSWIndex: @unchecked Sendable {
 
     // MARK: - Search
 
+    /// Which of a context's two query buffers a distance is measured from.
+    private enum Side { case query, scratch }
+
+    /// Distances the walk uses, from a prepared query to `count` slots: the
+    /// codes' when the layout quantizes, the float16 vectors' otherwise.
     @inline(__always)
-    private func distance(_ query: UnsafePointer<Float>, to slot: UInt32) -> Float {
+    private func walkDistances(_ context: SearchContext, _ side: Side, _ slots: UnsafePointer<UInt32>, _ count: Int,
+                               _ out: UnsafeMutablePointer<Float>) {
+        if let codeBook {
+            codeBook.distances(sq8: side == .query ? context.querySQ8 : context.scratchSQ8,
+                               bits: side == .query ? context.queryBits : context.scratchBits, slots, count, out)
+        } else {
+            kernels.batchHalf(side == .query ? context.query : context.scratch, vectors, stride, slots, count, padded,
+                              metricCode, out)
+        }
+    }
+
+    /// Makes a stored node the query on `side`: its code when the layout
+    /// quantizes (its float16 vector may not be resident), else its vector.
+    @inline(__always)
+    private func loadNode(_ slot: UInt32, _ context: SearchContext, _ side: Side) {
+        let floats = side == .query ? context.query : context.scratch
+        if let codeBook {
+            codeBook.prepare(slot: slot, sq8: side == .query ? context.querySQ8 : context.scratchSQ8,
+                             bits: side == .query ? context.queryBits : context.scratchBits, scratch: floats)
+        } else {
+            HalfConversion.toFloat(vector(slot), floats, count: padded)
+        }
+    }
+
+    @inline(__always)
+    private func distance(_ context: SearchContext, to slot: UInt32) -> Float {
         var target = slot
         var result: Float = 0
-        kernels.batchHalf(query, vectors, stride, &target, 1, padded, metricCode, &result)
+        walkDistances(context, .query, &target, 1, &result)
         return result
     }
 
@@ -458,8 +577,7 @@ public final class HNSWIndex: @unchecked Sendable {
             changed = false
             let count = Int(sx_list_read(list(current, level: level), limit, context.neighbors, nil))
             if count == 0 { break }
-            kernels.batchHalf(context.query, vectors, stride, context.neighbors, count, padded, metricCode,
-                              context.distances)
+            walkDistances(context, .query, context.neighbors, count, context.distances)
             for index in 0..<count where context.distances[index] < currentDistance {
                 currentDistance = context.distances[index]
                 current = context.neighbors[index]
@@ -521,8 +639,7 @@ public final class HNSWIndex: @unchecked Sendable {
                 }
             }
             if fresh == 0 { continue }
-            kernels.batchHalf(context.query, vectors, stride, context.unvisited, fresh, padded, metricCode,
-                              context.distances)
+            walkDistances(context, .query, context.unvisited, fresh, context.distances)
             computed += fresh
             for index in 0..<fresh {
                 let neighborDistance = context.distances[index]
@@ -545,9 +662,11 @@ public final class HNSWIndex: @unchecked Sendable {
     /// k nearest live slots to `query`. `ef` defaults to the index's parameter
     /// and is raised to k. With a filter, the result holds min(k, matches)
     /// slots: when the graph walk finds fewer, an exact scan answers instead.
+    /// A quantized layout walks its codes and ranks the best `rerank`
+    /// candidates (default: all ef of them) exactly against float16.
     public func search(
         _ query: UnsafeBufferPointer<Float>, k: Int, ef: Int? = nil, filter: SlotFilter? = nil,
-        strategy: SearchStrategy = .auto
+        strategy: SearchStrategy = .auto, rerank: Int? = nil
     ) throws(IndexError) -> SearchOutcome {
         guard query.count == layout.dimensions else {
             throw .dimensionMismatch(expected: layout.dimensions, actual: query.count)
@@ -560,15 +679,18 @@ public final class HNSWIndex: @unchecked Sendable {
         }
         let token = gate.enter()
         defer { gate.exit(token) }
+        // Candidates a quantized walk hands to the exact ranking.
+        let candidates = codeBook == nil ? k : max(k, rerank ?? effectiveEf)
         return contexts.withContext(slotCount: slotHighWater) { context in
             layout.prepare(query, into: context.query)
+            codeBook?.prepare(context.query, sq8: context.querySQ8, bits: context.queryBits)
             if planExact(strategy: strategy, filter: filter, k: k, ef: effectiveEf) {
-                return exactScan(context, k: k, filter: filter)
+                return finished(exactScan(context, k: candidates, filter: filter), k: k, context)
             }
             let entry = load(.entry)
             if entry == 0 { return SearchOutcome(hits: [], usedExactScan: false, distanceComputations: 0) }
             var current = UInt32(truncatingIfNeeded: entry)
-            var currentDistance = distance(context.query, to: current)
+            var currentDistance = distance(context, to: current)
             var level = Int(entry >> 32) - 1
             while level > 0 {
                 greedy(context, &current, &currentDistance, level: level)
@@ -578,20 +700,54 @@ public final class HNSWIndex: @unchecked Sendable {
                 context, entry: current, entryDistance: currentDistance, ef: effectiveEf, level: 0, filter: filter,
                 forConstruction: false)
             var hits = context.results.drainAscending()
-            if hits.count > k { hits.removeLast(hits.count - k) }
+            if hits.count > candidates { hits.removeLast(hits.count - candidates) }
             if strategy == .auto && hits.count < min(k, liveCount) {
-                var exact = exactScan(context, k: k, filter: filter)
+                var exact = exactScan(context, k: candidates, filter: filter)
                 exact.distanceComputations += computed
-                return exact
+                return finished(exact, k: k, context)
             }
-            return SearchOutcome(hits: hits, usedExactScan: false, distanceComputations: computed)
+            return finished(SearchOutcome(hits: hits, usedExactScan: false, distanceComputations: computed), k: k, context)
         }
     }
 
+    /// The best k of an outcome: ranked exactly against float16 when the walk
+    /// measured codes (`context.query` still holds the float query).
+    private func finished(_ outcome: SearchOutcome, k: Int, _ context: SearchContext) -> SearchOutcome {
+        var result = outcome
+        if codeBook != nil {
+            result.hits = rerank(outcome.hits, context)
+            result.distanceComputations += outcome.hits.count
+        }
+        if result.hits.count > k { result.hits.removeLast(result.hits.count - k) }
+        return result
+    }
+
+    /// Exact float16 distances for approximate hits, best first. The
+    /// candidates' pages are advised together before the first is read, so a
+    /// cold vectors file costs one wait for the slowest page, not one per page.
+    private func rerank(_ hits: [SearchHit], _ context: SearchContext) -> [SearchHit] {
+        var exact: [SearchHit] = []
+        exact.reserveCapacity(hits.count)
+        var start = 0
+        while start < hits.count {
+            let count = min(context.batchCapacity, hits.count - start)
+            for index in 0..<count {
+                let slot = hits[start + index].slot
+                context.unvisited[index] = slot
+                regions.vectors.adviseWillNeed(Int(slot) * layout.vectorStrideBytes, layout.vectorStrideBytes)
+            }
+            kernels.batchHalf(context.query, vectors, stride, context.unvisited, count, padded, metricCode, context.distances)
+            for index in 0..<count { exact.append(SearchHit(slot: context.unvisited[index], distance: context.distances[index])) }
+            start += count
+        }
+        exact.sort { $0.distance < $1.distance }
+        return exact
+    }
+
     public func search(_ query: [Float], k: Int, ef: Int? = nil, filter: SlotFilter? = nil,
-                       strategy: SearchStrategy = .auto) throws(IndexError) -> SearchOutcome {
+                       strategy: SearchStrategy = .auto, rerank: Int? = nil) throws(IndexError) -> SearchOutcome {
         try query.withUnsafeBufferPointer { (buffer) throws(IndexError) in
-            try search(buffer, k: k, ef: ef, filter: filter, strategy: strategy)
+            try search(buffer, k: k, ef: ef, filter: filter, strategy: strategy, rerank: rerank)
         }
     }
 
@@ -619,7 +775,7 @@ public final class HNSWIndex: @unchecked Sendable {
                     context.unvisited[pending] = slot
                     pending += 1
                 }
-                keepNearest(context, pending, k: k)
+                keepNearest(context, pending, k: k, exact: true)
             }
             return context.results.drainAscending()
         }
@@ -679,11 +835,16 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     /// Scores the first `count` slots of `context.unvisited` and keeps the `k`
-    /// nearest seen so far in `context.results` (the top-k loop of every scan).
+    /// nearest seen so far in `context.results` (the top-k loop of every scan):
+    /// exactly against float16, or by the walk's measure.
     @inline(__always)
-    private func keepNearest(_ context: SearchContext, _ count: Int, k: Int) {
+    private func keepNearest(_ context: SearchContext, _ count: Int, k: Int, exact: Bool) {
         guard count > 0 else { return }
-        kernels.batchHalf(context.query, vectors, stride, context.unvisited, count, padded, metricCode, context.distances)
+        if exact {
+            kernels.batchHalf(context.query, vectors, stride, context.unvisited, count, padded, metricCode, context.distances)
+        } else {
+            walkDistances(context, .query, context.unvisited, count, context.distances)
+        }
         for index in 0..<count {
             let distance = context.distances[index]
             if context.results.count < k {
@@ -701,7 +862,7 @@ public final class HNSWIndex: @unchecked Sendable {
         var pending = 0
         var computed = 0
         func flush() {
-            keepNearest(context, pending, k: k)
+            keepNearest(context, pending, k: k, exact: false)
             computed += pending
             pending = 0
         }
@@ -792,7 +953,7 @@ public final class HNSWIndex: @unchecked Sendable {
             }
         }
         let candidateSlots = Array(pool)
-        HalfConversion.toFloat(vector(slot), context.query, count: padded)
+        loadNode(slot, context, .query)
         var hits = [SearchHit]()
         hits.reserveCapacity(candidateSlots.count)
         candidateSlots.withUnsafeBufferPointer { buffer in
@@ -800,8 +961,7 @@ public final class HNSWIndex: @unchecked Sendable {
             var start = 0
             while start < buffer.count {
                 let chunk = min(context.batchCapacity, buffer.count - start)
-                kernels.batchHalf(context.query, vectors, stride, base + start, chunk, padded, metricCode,
-                                  context.distances)
+                walkDistances(context, .query, base + start, chunk, context.distances)
                 for index in 0..<chunk { hits.append(SearchHit(slot: buffer[start + index], distance: context.distances[index])) }
                 start += chunk
             }
@@ -885,7 +1045,7 @@ public final class HNSWIndex: @unchecked Sendable {
         _ orphan: UInt32, _ reached: inout [Bool], _ inDegree: inout [UInt32]
     ) -> Bool {
         contexts.withContext(slotCount: reached.count) { context -> Bool in
-            HalfConversion.toFloat(vector(orphan), context.query, count: padded)
+            loadNode(orphan, context, .query)
             // Hosts must be reachable, so they come from an exact scan over the reached
             // set: a graph walk could descend into the orphan's own component.
             let hosts = reached.withUnsafeBufferPointer { isReached in
@@ -902,9 +1062,8 @@ public final class HNSWIndex: @unchecked Sendable {
                     links.append(orphan)
                 } else {
                     // Evict the farthest link whose target stays reachable through another link.
-                    HalfConversion.toFloat(vector(host.slot), context.scratch, count: padded)
-                    kernels.batchHalf(context.scratch, vectors, stride, context.neighbors, count, padded, metricCode,
-                                      context.distances)
+                    loadNode(host.slot, context, .scratch)
+                    walkDistances(context, .scratch, context.neighbors, count, context.distances)
                     let evictable = (0..<count).filter { inDegree[Int(links[$0])] > 1 }
                     guard let victim = evictable.max(by: { context.distances[$0] < context.distances[$1] }) else { continue }
                     inDegree[Int(links[victim])] -= 1

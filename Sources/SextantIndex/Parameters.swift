@@ -1,3 +1,4 @@
+import CSextantKernels
 import SextantKernels
 
 public enum IndexError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -61,9 +62,10 @@ public struct HNSWLayout: Sendable, Equatable {
     public let parameters: HNSWParameters
     /// Most slots the index can ever hold; sets the address-space reservations.
     public let capacity: Int
+    public let quantization: Quantization
 
     public static let maximumDimensions = 4096
-    public static let maximumCapacity = 1 << 26  // 67M slots; slot ids are UInt32
+    public static let maximumCapacity = 1 << 30  // slot ids are UInt32; a generation reserves what it uses, twice over
 
     /// Stored vectors are zero-padded to a multiple of 16 halves (32 bytes): the
     /// SIMD loop then never needs its scalar tail, and padding does not change
@@ -85,7 +87,21 @@ public struct HNSWLayout: Sendable, Equatable {
     public var nodeInfoRegionBytes: Int { capacity * Self.nodeInfoStrideBytes }
     public var upperRegionBytes: Int { upperBlockCapacity * upperStrideWords * 4 }
 
-    public init(dimensions: Int, metric: Metric, parameters: HNSWParameters, capacity: Int) throws(IndexError) {
+    /// Words of a sign code (bits1).
+    public var signCodeWords: Int { (dimensions + 63) / 64 }
+    /// Bytes of one vector's code: int8 bytes (and under l2 the squared length
+    /// after them), or sign-code words; 0 without quantization.
+    public var codeStrideBytes: Int {
+        switch quantization {
+        case .none: return 0
+        case .int8: return sx_sq8_code_bytes(dimensions, metric == .l2)
+        case .bits1: return signCodeWords * 8
+        }
+    }
+    public var codeRegionBytes: Int { capacity * codeStrideBytes }
+
+    public init(dimensions: Int, metric: Metric, parameters: HNSWParameters, capacity: Int,
+                quantization: Quantization = .none) throws(IndexError) {
         guard (1...Self.maximumDimensions).contains(dimensions) else {
             throw .invalidParameter("dimensions must be in 1...\(Self.maximumDimensions), got \(dimensions)")
         }
@@ -97,6 +113,7 @@ public struct HNSWLayout: Sendable, Equatable {
         self.metric = metric
         self.parameters = parameters
         self.capacity = capacity
+        self.quantization = quantization
     }
 }
 
@@ -127,19 +144,23 @@ extension HNSWLayout {
     }
 }
 
-/// The four regions an index lives in. Anonymous for a purely in-memory index;
+/// The regions an index lives in. Anonymous for a purely in-memory index;
 /// file-backed (copy-on-write over a checkpoint) when the storage layer opens one.
 public struct HNSWRegions: Sendable {
     public let vectors: MemoryRegion
     public let level0: MemoryRegion
     public let nodeInfo: MemoryRegion
     public let upper: MemoryRegion
+    /// One code per slot, when the layout quantizes (nil otherwise).
+    public let codes: MemoryRegion?
 
-    public init(vectors: MemoryRegion, level0: MemoryRegion, nodeInfo: MemoryRegion, upper: MemoryRegion) {
+    public init(vectors: MemoryRegion, level0: MemoryRegion, nodeInfo: MemoryRegion, upper: MemoryRegion,
+                codes: MemoryRegion? = nil) {
         self.vectors = vectors
         self.level0 = level0
         self.nodeInfo = nodeInfo
         self.upper = upper
+        self.codes = codes
     }
 
     public static func anonymous(for layout: HNSWLayout) throws(IndexError) -> HNSWRegions {
@@ -147,7 +168,46 @@ public struct HNSWRegions: Sendable {
             vectors: try .anonymous(reservedBytes: layout.vectorRegionBytes),
             level0: try .anonymous(reservedBytes: layout.level0RegionBytes),
             nodeInfo: try .anonymous(reservedBytes: layout.nodeInfoRegionBytes),
-            upper: try .anonymous(reservedBytes: layout.upperRegionBytes))
+            upper: try .anonymous(reservedBytes: layout.upperRegionBytes),
+            codes: layout.quantization.usesCodes ? try .anonymous(reservedBytes: layout.codeRegionBytes) : nil)
+    }
+}
+
+/// What a quantized index's codes mean, fitted on a sample of its vectors
+/// (in their stored form: normalised for cosine): per dimension the int8
+/// range (x ≈ low + step · code) and the centre that sign codes are taken around.
+public struct QuantizerParameters: Codable, Sendable, Equatable {
+    public var low: [Float]
+    public var step: [Float]
+    public var center: [Float]
+    /// Vectors the fit saw; a collection that outgrows it is refitted.
+    public var sampleCount: Int
+
+    /// Each dimension's range over the sample, widened by a twentieth on both
+    /// sides: later vectors a little outside it still encode without clipping.
+    public static func fit(rows: Int, dimensions: Int, vector: (Int, UnsafeMutablePointer<Float>) -> Void) -> QuantizerParameters {
+        precondition(rows > 0 && dimensions > 0, "a fit needs a sample")
+        var minimum = [Float](repeating: .infinity, count: dimensions)
+        var maximum = [Float](repeating: -.infinity, count: dimensions)
+        var sum = [Double](repeating: 0, count: dimensions)
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: dimensions)
+        defer { row.deallocate() }
+        for index in 0..<rows {
+            vector(index, row)
+            for d in 0..<dimensions {
+                minimum[d] = min(minimum[d], row[d])
+                maximum[d] = max(maximum[d], row[d])
+                sum[d] += Double(row[d])
+            }
+        }
+        var low = [Float](repeating: 0, count: dimensions)
+        var step = [Float](repeating: 0, count: dimensions)
+        for d in 0..<dimensions {
+            let margin = max((maximum[d] - minimum[d]) / 20, 1e-6)
+            low[d] = minimum[d] - margin
+            step[d] = (maximum[d] + margin - low[d]) / 255
+        }
+        return QuantizerParameters(low: low, step: step, center: sum.map { Float($0 / Double(rows)) }, sampleCount: rows)
     }
 }
 
@@ -161,9 +221,13 @@ public struct HNSWState: Sendable, Equatable, Codable {
     public var maxLevel: Int32 = -1
     public var upperBlocksUsed: UInt32 = 0
     public var insertCounter: UInt64 = 0
+    /// The codes' parameters once fitted (quantized layouts only).
+    public var quantizer: QuantizerParameters?
 
     public init() {}
-    public init(slotHighWater: UInt32, entrySlot: UInt32, maxLevel: Int32, upperBlocksUsed: UInt32, insertCounter: UInt64) {
+    public init(slotHighWater: UInt32, entrySlot: UInt32, maxLevel: Int32, upperBlocksUsed: UInt32, insertCounter: UInt64,
+                quantizer: QuantizerParameters? = nil) {
+        self.quantizer = quantizer
         self.slotHighWater = slotHighWater
         self.entrySlot = entrySlot
         self.maxLevel = maxLevel

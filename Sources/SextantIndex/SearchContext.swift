@@ -1,3 +1,4 @@
+import CSextantKernels
 import Synchronization
 
 /// A binary heap of (distance, slot) pairs in two flat arrays. `isMax` picks
@@ -109,6 +110,11 @@ final class SearchContext: @unchecked Sendable {
     let distances: UnsafeMutablePointer<Float>
     let query: UnsafeMutablePointer<Float>
     let scratch: UnsafeMutablePointer<Float>
+    /// `query` and `scratch` prepared for a quantized walk (int8 bytes, sign code).
+    let querySQ8: UnsafeMutablePointer<sx_sq8_query>
+    let scratchSQ8: UnsafeMutablePointer<sx_sq8_query>
+    let queryBits: UnsafeMutablePointer<UInt64>
+    let scratchBits: UnsafeMutablePointer<UInt64>
     let batchCapacity: Int
 
     init(paddedDimensions: Int, maxNeighbors: Int, slotCapacityHint: Int) {
@@ -123,7 +129,14 @@ final class SearchContext: @unchecked Sendable {
         distances = .allocate(capacity: batchCapacity)
         query = .allocate(capacity: paddedDimensions)
         scratch = .allocate(capacity: paddedDimensions)
+        querySQ8 = .allocate(capacity: 1)
+        scratchSQ8 = .allocate(capacity: 1)
+        queryBits = .allocate(capacity: Self.maximumCodeWords)
+        scratchBits = .allocate(capacity: Self.maximumCodeWords)
     }
+
+    /// Sign-code words of the widest vector (4,096 dimensions).
+    static let maximumCodeWords = 64
 
     deinit {
         candidates.deallocate()
@@ -134,6 +147,10 @@ final class SearchContext: @unchecked Sendable {
         distances.deallocate()
         query.deallocate()
         scratch.deallocate()
+        querySQ8.deallocate()
+        scratchSQ8.deallocate()
+        queryBits.deallocate()
+        scratchBits.deallocate()
     }
 
     /// Starts a new visited generation covering slots below `slotCount`.

@@ -1,4 +1,5 @@
 import Foundation
+import SextantBench
 import SextantDatasets
 import SextantIndex
 import SextantKernels
@@ -252,12 +253,15 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
 
 /// Recall on the real debian-minilm data. Heavy: the suite is run on release builds.
 @Suite struct DebianMiniLMRecallTests {
-    @Test func recallAtTenMeetsTargetAtDefaultEf() throws {
+    @Test(arguments: [Quantization.none, .int8])
+    func recallAtTenMeetsTargetAtDefaultEf(quantization: Quantization) throws {
         let base = try VectorFiles.readFvecs(TestDataset.file("base.fvecs"))
         let queries = try VectorFiles.readFvecs(TestDataset.file("queries.fvecs"), expectedDimensions: 384)
         let truth = try VectorFiles.readIvecs(TestDataset.file("groundtruth.ivecs"))
         let parameters = HNSWParameters()
-        let index = try HNSWIndex(dimensions: 384, metric: .cosine, parameters: parameters, capacity: base.rows)
+        let index = try HNSWIndex(dimensions: 384, metric: .cosine, parameters: parameters, capacity: base.rows,
+                                  quantization: quantization)
+        if quantization.usesCodes { try index.fitQuantizer(stride(from: 0, to: base.rows, by: 4).map { Array(base.row($0)) }) }
         let next = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: 2) { _ in
             while true {
@@ -278,7 +282,19 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Double {
             hits += found.filter { cosineDistance(queries.row(row), base.row(Int($0.slot))) <= threshold + 1e-6 }.count
         }
         let recall = Double(hits) / Double(queries.rows * 10)
-        #expect(recall >= 0.95, "recall@10 at ef=\(parameters.ef) is \(recall)")
+        #expect(recall >= 0.95, "recall@10 at ef=\(parameters.ef) with \(quantization) is \(recall)")
+        if quantization.usesCodes {
+            // The engine's own accounting of what a search keeps resident (graph,
+            // node table, codes) against the kernel's, after every query ran.
+            let regions = index.regions
+            let measured = [regions.level0, regions.nodeInfo, regions.upper, regions.codes].compactMap { $0 }.reduce(0) {
+                $0 + ProcessMemory.residentBytes(ofRangeStarting: $1.base, length: $1.reservedBytes)
+            }
+            let accounted = index.residentSearchBytes
+            #expect(abs(measured - accounted) <= accounted / 20 + 4 * 65_536,
+                    "accounted \(accounted) resident bytes, /proc/self/smaps says \(measured)")
+            #expect(Double(accounted) / Double(base.rows) < 600, "codes + graph + node table per vector")
+        }
     }
 
     private func cosineDistance(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Double {
