@@ -82,3 +82,14 @@ int sx_ring_reap(sx_ring *r, uint64_t *tags, int32_t *results, unsigned capacity
     io_uring_cq_advance(&r->ring, count);
     return (int)count;
 }
+
+#include <unistd.h>
+
+int64_t sx_copy_file_range(int input, int64_t *inputOffset, int output, int64_t *outputOffset, size_t length) {
+    loff_t in = (loff_t)*inputOffset, out = (loff_t)*outputOffset;
+    ssize_t moved = copy_file_range(input, &in, output, &out, length, 0);
+    if (moved < 0) return -errno;
+    *inputOffset = (int64_t)in;
+    *outputOffset = (int64_t)out;
+    return (int64_t)moved;
+}

@@ -14,7 +14,9 @@ extension Collection {
     /// indexer, write the generation, switch to it, resume; then fsync it,
     /// replace the manifest (rename + directory fsync) and delete the WAL
     /// segments and files it made redundant. Readers never wait.
-    public func checkpoint() async throws {
+    /// `reservingSlots` grows the new generation's reservation (a write that
+    /// did not fit asks for it); a checkpoint also compacts the record heap.
+    public func checkpoint(reservingSlots: Int? = nil) async throws {
         try await checkpointLock.withLock {
             let number = current.withLock { $0 }.number + 1
             let generationDirectory = directory + "/" + Manifest.generationDirectory(number)
@@ -24,7 +26,9 @@ extension Collection {
                 try await wal.waitDurable(lastLSN)
                 do {
                     let (manifest, dump, covered) = try await Blocking.run { [self] in
-                        try indexLock.withExclusive { try switchGeneration(number: number, to: generationDirectory, lastLSN: lastLSN) }
+                        try indexLock.withExclusive {
+                            try switchGeneration(number: number, to: generationDirectory, lastLSN: lastLSN, reservingSlots: reservingSlots)
+                        }
                     }
                     return (lastLSN, manifest, dump, covered)
                 } catch {
@@ -48,7 +52,7 @@ extension Collection {
 
     /// With writers and the indexer paused: dump the current generation as
     /// generation `number`, map it, rotate the WAL and make it current.
-    private func switchGeneration(number: UInt64, to generationDirectory: String, lastLSN: LSN)
+    private func switchGeneration(number: UInt64, to generationDirectory: String, lastLSN: LSN, reservingSlots: Int?)
         throws -> (Manifest, Generation.Dump, [WriteAheadLog.Segment])
     {
         let previous = current.withLock { $0 }
@@ -58,7 +62,10 @@ extension Collection {
             configuration: snapshot.configuration, generation: number, checkpointLSN: lastLSN,
             index: previous.index.state, heapUsedBytes: dump.heapUsedBytes, liveRecords: snapshot.liveRecords,
             files: dump.files)
-        let next = try Generation.open(directory: generationDirectory, manifest: manifest, layout: layout, verify: false)
+        let reserved = StorageLimits.reservedSlots(
+            hint: max(snapshot.configuration.capacity, reservingSlots ?? 0), slotsInUse: Int(snapshot.nextSlot))
+        let nextLayout = try snapshot.configuration.layout(reservedSlots: max(reserved, layout.capacity))
+        let next = try Generation.open(directory: generationDirectory, manifest: manifest, layout: nextLayout, verify: false)
         let covered = try wal.rotate()
         current.withLock { $0 = next }
         return (manifest, dump, covered)

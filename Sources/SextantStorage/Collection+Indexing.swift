@@ -42,6 +42,11 @@ extension Collection {
         let upkeep = IndexerPolicy.upkeep(
             busy: busy, readers: tail.hasRecentReaders, deleted: generation.index.deletedCount, live: generation.index.liveCount,
             limbo: limbo.count, linkedSinceRepair: linkedSinceRepair)
+        if !busy && generation.index.quantizerIsOutgrown {
+            // A collection that started small: its codes were fitted on too few
+            // vectors. Refitting re-encodes every node, with the indexer held.
+            indexLock.withExclusive { _ = generation.index.refitQuantizerIfOutgrown() }
+        }
         guard upkeep.isDue else { return }
         indexLock.withExclusive {
             var freed: [UInt32] = []

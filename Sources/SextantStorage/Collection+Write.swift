@@ -14,21 +14,35 @@ extension Collection {
         let readers = tail.readsFirst && tail.hasRecentReaders
         var pacer = ReaderPacer()
         let prepared = try WritePlan.prepare(request, layout: layout) { pacer.step(readers: readers) }
-        let (lsn, affected) = try await writerLock.withLock { () throws -> (LSN, Int) in
-            await tail.waitForRoom(prepared.newRecordCount)
-            return try state.withLock { (state) throws -> (LSN, Int) in
-                let view = PlanView(state: state, generation: current.withLock { $0 })
-                let resolved = try WritePlan.resolve(prepared, in: view)
-                guard !resolved.operations.isEmpty else { return (0, 0) }
-                try WritePlan.checkCapacity(resolved, in: view)
-                let payload = BatchCodec.encode(resolved.operations)
-                guard payload.count <= StorageLimits.maximumEntryBytes else {
-                    throw StorageError.invalidArgument("batch encodes to \(payload.count) bytes, over \(StorageLimits.maximumEntryBytes)")
+        var lsn: LSN = 0
+        var affected = 0
+        while true {
+            let step = try await writerLock.withLock { () throws -> WriteStep in
+                await tail.waitForRoom(prepared.newRecordCount)
+                return try state.withLock { (state) throws -> WriteStep in
+                    let view = PlanView(state: state, generation: current.withLock { $0 })
+                    let resolved = try WritePlan.resolve(prepared, in: view)
+                    guard !resolved.operations.isEmpty else { return .applied(lsn: 0, affected: 0) }
+                    if let growth = try WritePlan.checkCapacity(resolved, in: view) { return .needs(growth) }
+                    let payload = BatchCodec.encode(resolved.operations)
+                    guard payload.count <= StorageLimits.maximumEntryBytes else {
+                        throw StorageError.invalidArgument("batch encodes to \(payload.count) bytes, over \(StorageLimits.maximumEntryBytes)")
+                    }
+                    let lsn = try wal.enqueue(kind: EntryKind.batch, payload: payload)
+                    try apply(resolved.operations, &state)
+                    return .applied(lsn: lsn, affected: resolved.affected)
                 }
-                let lsn = try wal.enqueue(kind: EntryKind.batch, payload: payload)
-                try apply(resolved.operations, &state)
-                return (lsn, resolved.affected)
             }
+            switch step {
+            case .applied(let applied, let count):
+                (lsn, affected) = (applied, count)
+            case .needs(let growth):
+                // No ceiling: a checkpoint reserves more slots and compacts the
+                // heap, then the write is planned again against the new generation.
+                try await checkpoint(reservingSlots: growth.slots)
+                continue
+            }
+            break
         }
         guard lsn > 0 else { return WriteOutcome(lsn: wal.durableLSN, affected: 0) }
         indexer?.wake()
@@ -131,6 +145,11 @@ extension Collection {
     }
 }
 
+enum WriteStep {
+    case applied(lsn: LSN, affected: Int)
+    case needs(Growth)
+}
+
 /// The collection's side of `WritePlanState`: its id map and the current generation.
 struct PlanView: WritePlanState {
     let state: Collection.MutationState
@@ -155,4 +174,6 @@ struct PlanView: WritePlanState {
 
     var availableSlots: Int { state.freeSlots.count + (generation.index.layout.capacity - Int(state.nextSlot)) }
     var capacity: Int { generation.index.layout.capacity }
+    var slotsInUse: Int { Int(state.nextSlot) }
+    var heapBytesAvailable: Int { generation.records.heap.reservedBytes - generation.records.heapUsedBytes }
 }

@@ -92,6 +92,8 @@ public final class Collection: @unchecked Sendable {
     public var name: String { configuration.name }
     public var id: String { configuration.id }
     public var count: Int { state.withLock { $0.liveRecords } }
+    /// Slots the current generation reserves (grows at checkpoints as needed).
+    public var reservedSlots: Int { layout.capacity }
     /// True until the first write of a collection created without a dimension.
     public var isDimensionPending: Bool { configuration.dimension == 0 }
 
@@ -125,13 +127,20 @@ public final class Collection: @unchecked Sendable {
     /// maps the files, and replays only the WAL entries after the checkpoint.
     static func open(directory: String, io: DurableIO, limits: TailLimits = .init()) throws -> Collection {
         let manifest = try Manifest.read(directory + "/" + Manifest.fileName)
-        let layout = try manifest.configuration.layout()
+        let (wal, recovered) = try WriteAheadLog.open(directory: directory + "/wal", afterLSN: manifest.checkpointLSN, io: io)
+        // The reservation covers what the files hold and every slot the WAL's
+        // batches could still take: the log may hold writes made after the
+        // collection grew past its last checkpoint.
+        let replayedOperations = recovered.entries.reduce(0) { total, entry in
+            total + (entry.kind == EntryKind.batch ? BatchCodec.operationCount(entry.payload) : 0)
+        }
+        let layout = try manifest.configuration.layout(reservedSlots: StorageLimits.reservedSlots(
+            hint: manifest.configuration.capacity, slotsInUse: Int(manifest.index.slotHighWater) + replayedOperations))
         let generationDirectory = directory + "/" + Manifest.generationDirectory(manifest.generation)
         let generation = try Generation.open(
             directory: manifest.files.isEmpty ? nil : generationDirectory, manifest: manifest, layout: layout, verify: true)
         var state = MutationState(configuration: manifest.configuration, checkpointLSN: manifest.checkpointLSN)
         rebuildState(&state, generation: generation)
-        let (wal, recovered) = try WriteAheadLog.open(directory: directory + "/wal", afterLSN: manifest.checkpointLSN, io: io)
         let collection = Collection(directory: directory, wal: wal, generation: generation, state: state, limits: limits)
         try collection.replay(recovered)
         collection.requeueUnlinked()

@@ -10,12 +10,18 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
     public var dimension: Int
     public var metric: Metric
     public var hnsw: HNSWParameters
+    /// Slots reserved up front: a hint, not a ceiling. A collection that fills
+    /// its reservation grows at a checkpoint (see `StorageLimits.reservedSlots`).
     public var capacity: Int
+    /// What the graph walk reads (fixed at create; manifests written before it
+    /// existed mean `.none`).
+    public var quantization: Quantization
     public var metadata: [String: TaggedValue]
     public var createdAtSeconds: Double
 
     public init(id: String = UUID().uuidString.lowercased(), name: String, dimension: Int, metric: Metric = .cosine,
                 hnsw: HNSWParameters = HNSWParameters(), capacity: Int = StorageLimits.defaultCollectionCapacity,
+                quantization: Quantization = StorageLimits.defaultQuantization,
                 metadata: Metadata = [:], createdAtSeconds: Double = Date().timeIntervalSince1970) {
         self.id = id
         self.name = name
@@ -23,8 +29,26 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
         self.metric = metric
         self.hnsw = hnsw
         self.capacity = capacity
+        self.quantization = quantization
         self.metadata = metadata.mapValues(TaggedValue.init)
         self.createdAtSeconds = createdAtSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, dimension, metric, hnsw, capacity, quantization, metadata, createdAtSeconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        name = try container.decode(String.self, forKey: .name)
+        dimension = try container.decode(Int.self, forKey: .dimension)
+        metric = try container.decode(Metric.self, forKey: .metric)
+        hnsw = try container.decode(HNSWParameters.self, forKey: .hnsw)
+        capacity = try container.decode(Int.self, forKey: .capacity)
+        quantization = try container.decodeIfPresent(Quantization.self, forKey: .quantization) ?? .none
+        metadata = try container.decode([String: TaggedValue].self, forKey: .metadata)
+        createdAtSeconds = try container.decode(Double.self, forKey: .createdAtSeconds)
     }
 
     public var collectionMetadata: Metadata { metadata.mapValues(\.value) }
@@ -60,13 +84,18 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
 
     /// The index layout; a collection whose dimension is still to be decided by
     /// its first write gets a one-dimension placeholder of capacity one.
-    func layout() throws -> HNSWLayout {
+    /// `reservedSlots` sets the address-space reservation of one generation
+    /// (default: the capacity hint); the shape is the configuration's.
+    func layout(reservedSlots: Int? = nil) throws -> HNSWLayout {
         if dimension == 0 {
             do { return try HNSWLayout(dimensions: 1, metric: metric, parameters: hnsw, capacity: 1) } catch {
                 throw StorageError(error)
             }
         }
-        do { return try HNSWLayout(dimensions: dimension, metric: metric, parameters: hnsw, capacity: capacity) } catch {
+        do {
+            return try HNSWLayout(dimensions: dimension, metric: metric, parameters: hnsw, capacity: reservedSlots ?? capacity,
+                                  quantization: quantization)
+        } catch {
             throw StorageError(error)
         }
     }

@@ -1,3 +1,4 @@
+import CSextantIO
 import SextantIndex
 import SextantKernels
 
@@ -191,6 +192,50 @@ enum Files {
         }
     }
 
+    /// Writes a new file of `sizeBytes`: the first `copied` bytes of `source`
+    /// copied in the kernel (copy_file_range), then `patches` (byte ranges)
+    /// written from memory at `base`, the rest zero. Returns a writer holding
+    /// the file, its size and CRC32C (read back from the page cache), not yet synced.
+    static func compose(_ target: String, copying copied: Int, of source: String, patches: [Range<Int>],
+                        from base: UnsafeRawPointer, sizeBytes: Int) throws -> ChecksummedWriter {
+        precondition(copied <= sizeBytes, "the copied prefix fits the new file")
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw StorageError.io(errorText(source, "open")) }
+        defer { close(input) }
+        var writer = try ChecksummedWriter(path: target)
+        do {
+            var inputOffset: Int64 = 0
+            var outputOffset: Int64 = 0
+            while inputOffset < Int64(copied) {
+                let moved = sx_copy_file_range(input, &inputOffset, writer.fd, &outputOffset, copied - Int(inputOffset))
+                if moved < 0 {
+                    if moved == -Int64(EINTR) { continue }
+                    throw StorageError.io("\(target): copy_file_range from \(source): \(String(cString: strerror(Int32(-moved))))")
+                }
+                if moved == 0 { throw StorageError.io("\(source): shorter than \(copied) bytes") }
+            }
+            for patch in patches where patch.lowerBound < sizeBytes {
+                let end = min(patch.upperBound, sizeBytes)
+                var offset = patch.lowerBound
+                while offset < end {
+                    let written = pwrite(writer.fd, base + offset, end - offset, off_t(offset))
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        throw StorageError.io(errorText(target, "write"))
+                    }
+                    offset += written
+                }
+            }
+            guard ftruncate(writer.fd, off_t(sizeBytes)) == 0 else { throw StorageError.io(errorText(target, "truncate")) }
+            let digest = try checksum(target)
+            writer.adopt(sizeBytes: digest.size, crc: digest.crc)
+            return writer
+        } catch {
+            writer.close()
+            throw error
+        }
+    }
+
     static func directoryName(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
@@ -216,6 +261,12 @@ struct ChecksummedWriter {
         try Files.writeAll(fd, bytes, path: path)
         crc = CRC32C.checksum(bytes, continuing: crc)
         size += bytes.count
+    }
+
+    /// For a file written by other means (`Files.compose`): its size and checksum.
+    mutating func adopt(sizeBytes: Int, crc: UInt32) {
+        size = sizeBytes
+        self.crc = crc
     }
 
     func syncAndClose() throws {

@@ -5,8 +5,9 @@ import SextantKernels
 import Glibc
 #endif
 
-/// One checkpoint's worth of data, mapped: the index's four regions, the slot
-/// table and the record heap. Files in a generation are written once and never
+/// One checkpoint's worth of data, mapped: the index's regions (vectors,
+/// graph, node table, upper levels, and codes when the collection quantizes),
+/// the slot table and the record heap. Files in a generation are written once and never
 /// modified, so a snapshot can hard-link them; changes after the checkpoint go
 /// to private copy-on-write pages until the next checkpoint writes a new
 /// generation, which replaces this one for new readers (old readers keep theirs
@@ -15,6 +16,9 @@ final class Generation: @unchecked Sendable {
     let number: UInt64
     let index: HNSWIndex
     let records: RecordStore
+    /// Each mapped file's path and size: a checkpoint copies their unchanged
+    /// bytes file to file instead of reading them through the mapping.
+    let files: [String: (path: String, sizeBytes: Int)]
 
     enum FileName {
         static let vectors = "vectors.f16"
@@ -23,13 +27,15 @@ final class Generation: @unchecked Sendable {
         static let upper = "upper.u32"
         static let slots = "slots.bin"
         static let heap = "heap.bin"
-        static let all = [vectors, level0, nodes, upper, slots, heap]
+        static let codes = "codes.bin"
+        static let all = [vectors, level0, nodes, upper, slots, heap, codes]
     }
 
-    private init(number: UInt64, index: HNSWIndex, records: RecordStore) {
+    private init(number: UInt64, index: HNSWIndex, records: RecordStore, files: [String: (path: String, sizeBytes: Int)]) {
         self.number = number
         self.index = index
         self.records = records
+        self.files = files
     }
 
     static func empty(layout: HNSWLayout) throws -> Generation {
@@ -41,6 +47,7 @@ final class Generation: @unchecked Sendable {
     static func open(directory: String?, manifest: Manifest?, layout: HNSWLayout, verify: Bool) throws
         -> Generation
     {
+        var files: [String: (path: String, sizeBytes: Int)] = [:]
         func region(_ name: String, reserved: Int) throws -> MemoryRegion {
             guard let directory, let manifest, let digest = manifest.files[name] else {
                 return try MappedRegions.make(reservedBytes: reserved, file: nil, fileBytes: 0)
@@ -55,22 +62,28 @@ final class Generation: @unchecked Sendable {
                 guard actual.crc == digest.crc32c else { throw StorageError.corrupted("\(path): checksum mismatch") }
             }
             guard digest.sizeBytes <= reserved else { throw StorageError.corrupted("\(path): larger than the collection's capacity") }
+            files[name] = (path, digest.sizeBytes)
             return try MappedRegions.make(reservedBytes: reserved, file: path, fileBytes: digest.sizeBytes)
+        }
+        if layout.quantization.usesCodes, let manifest, !manifest.files.isEmpty, manifest.files[FileName.codes] == nil {
+            throw StorageError.corrupted("\(directory ?? "generation"): a quantized collection without its codes file")
         }
         let regions = HNSWRegions(
             vectors: try region(FileName.vectors, reserved: layout.vectorRegionBytes),
             level0: try region(FileName.level0, reserved: layout.level0RegionBytes),
             nodeInfo: try region(FileName.nodes, reserved: layout.nodeInfoRegionBytes),
-            upper: try region(FileName.upper, reserved: layout.upperRegionBytes))
+            upper: try region(FileName.upper, reserved: layout.upperRegionBytes),
+            codes: layout.quantization.usesCodes ? try region(FileName.codes, reserved: layout.codeRegionBytes) : nil)
         let index: HNSWIndex
         do { index = try HNSWIndex(layout: layout, regions: regions, state: manifest?.index ?? HNSWState()) } catch {
             throw StorageError.corrupted("\(directory ?? "generation"): index state does not fit its files: \(error)")
         }
+        let heapUsedBytes = manifest?.heapUsedBytes ?? 0
         let records = RecordStore(
             slots: try region(FileName.slots, reserved: layout.capacity * RecordStore.slotStrideBytes),
-            heap: try region(FileName.heap, reserved: StorageLimits.recordHeapReservationBytes),
-            heapUsedBytes: manifest?.heapUsedBytes ?? 0, capacity: layout.capacity)
-        return Generation(number: manifest?.generation ?? 0, index: index, records: records)
+            heap: try region(FileName.heap, reserved: StorageLimits.reservedHeapBytes(compacted: heapUsedBytes)),
+            heapUsedBytes: heapUsedBytes, capacity: layout.capacity)
+        return Generation(number: manifest?.generation ?? 0, index: index, records: records, files: files)
     }
 
     struct Dump {
@@ -91,12 +104,23 @@ final class Generation: @unchecked Sendable {
         let state = index.state
         let highWater = max(slotHighWater, Int(state.slotHighWater))
         func copy(_ name: String, _ region: MemoryRegion, _ bytes: Int) throws {
-            var writer = try ChecksummedWriter(path: directory + "/" + name)
-            var offset = 0
-            while offset < bytes {
-                let chunk = min(1 << 20, bytes - offset)
-                try writer.write(UnsafeRawBufferPointer(start: region.base + offset, count: chunk))
-                offset += chunk
+            let writer: ChecksummedWriter
+            if let backing = files[name], backing.sizeBytes > 0 {
+                // Unchanged bytes go file to file in the kernel; only pages written
+                // since the checkpoint come from memory. A vectors file that the
+                // walk no longer reads (quantized) is never paged in for this.
+                writer = try Files.compose(
+                    directory + "/" + name, copying: min(backing.sizeBytes, bytes), of: backing.path,
+                    patches: region.writtenRanges(below: bytes), from: region.base, sizeBytes: bytes)
+            } else {
+                var fresh = try ChecksummedWriter(path: directory + "/" + name)
+                var offset = 0
+                while offset < bytes {
+                    let chunk = min(1 << 20, bytes - offset)
+                    try fresh.write(UnsafeRawBufferPointer(start: region.base + offset, count: chunk))
+                    offset += chunk
+                }
+                writer = fresh
             }
             dump.files[name] = FileDigest(sizeBytes: writer.size, crc32c: writer.crc)
             dump.writers.append(writer)
@@ -105,6 +129,7 @@ final class Generation: @unchecked Sendable {
         try copy(FileName.level0, index.regions.level0, highWater * layout.level0StrideWords * 4)
         try copy(FileName.nodes, index.regions.nodeInfo, highWater * HNSWLayout.nodeInfoStrideBytes)
         try copy(FileName.upper, index.regions.upper, Int(state.upperBlocksUsed) * layout.upperStrideWords * 4)
+        if let codes = index.regions.codes { try copy(FileName.codes, codes, highWater * layout.codeStrideBytes) }
 
         // Compact the heap: live records only, slot table rewritten to match.
         var table = [UInt8](repeating: 0, count: highWater * RecordStore.slotStrideBytes)

@@ -24,18 +24,19 @@ public final class Indexer: @unchecked Sendable {
 
     private struct Weak { weak var collection: Collection? }
 
+    /// `threads` link in parallel while no query runs (a bulk load uses every
+    /// core); while queries run, only the first links, one record per step.
     public init(threads: Int = 1, niceness: Int32 = 10) {
         threadCount = max(1, threads)
         self.niceness = niceness
         for number in 0..<threadCount {
-            let box = Unmanaged.passRetained(self)
             var handle = pthread_t()
             let started = pthread_create(&handle, nil, { argument in
                 guard let argument else { return nil }
-                let indexer = Unmanaged<Indexer>.fromOpaque(argument).takeRetainedValue()
-                indexer.run()
+                let started = Unmanaged<Indexer.Start>.fromOpaque(argument).takeRetainedValue()
+                started.indexer.run(number: started.number)
                 return nil
-            }, box.toOpaque())
+            }, Unmanaged.passRetained(Start(indexer: self, number: number)).toOpaque())
             precondition(started == 0, "cannot start indexer thread \(number)")
             pthread_detach(handle)
         }
@@ -68,7 +69,16 @@ public final class Indexer: @unchecked Sendable {
     }
     private let paused = Atomic<Bool>(false)
 
-    private func run() {
+    private final class Start {
+        let indexer: Indexer
+        let number: Int
+        init(indexer: Indexer, number: Int) {
+            self.indexer = indexer
+            self.number = number
+        }
+    }
+
+    private func run(number: Int) {
         sx_set_thread_name("sextant-indexer")
         if niceness != 0 { sx_set_thread_niceness(niceness) }
         _ = sx_set_thread_timer_slack(1_000)  // its pauses under reads are 20 µs
@@ -85,18 +95,21 @@ public final class Indexer: @unchecked Sendable {
             }
             var linked = 0
             for collection in targets {
-                // While queries run, one record at a time with a pause in between (`ReaderPacer`).
+                // While queries run, one thread links one record at a time with a pause in between (`ReaderPacer`).
                 let readers = collection.hasRecentReaders
+                if readers && number > 0 { continue }
                 linked += collection.indexSome(maximum: readers ? IndexerPolicy.linkStepUnderReads : IndexerPolicy.linkStep)
                 if readers { usleep(ReaderPacer.pauseMicroseconds) }
-                if rounds % IndexerPolicy.roundsBetweenBusyUpkeep == 0 { collection.maintain(busy: true) }
+                if number == 0 && rounds % IndexerPolicy.roundsBetweenBusyUpkeep == 0 { collection.maintain(busy: true) }
             }
             rounds &+= 1
             if linked > 0 {
                 idleRounds = 0
                 continue
             }
-            for collection in targets where !collection.needsIndexing { collection.maintain(busy: false) }
+            if number == 0 {
+                for collection in targets where !collection.needsIndexing { collection.maintain(busy: false) }
+            }
             idleRounds += 1
             if idleRounds > 1 { signal.wait() }  // sleep until a writer publishes
         }

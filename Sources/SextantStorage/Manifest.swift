@@ -11,7 +11,11 @@ struct FileDigest: Codable, Equatable {
 /// current and which WAL position it covers. Replaced only by atomic rename.
 /// Layout: "SXM1", u32 CRC32C of the JSON body, the JSON body.
 struct Manifest: Codable, Equatable {
-    static let formatVersion = 1
+    /// 2: a collection may quantize (its configuration says how, its index
+    /// state carries the code book, its generation a codes file). Version 1
+    /// manifests are read as unquantized collections, which they are.
+    static let formatVersion = 2
+    static let readableVersions = 1...2
     var formatVersion = Manifest.formatVersion
     var configuration: CollectionConfiguration
     var generation: UInt64
@@ -47,8 +51,8 @@ struct Manifest: Codable, Equatable {
         do { manifest = try JSONDecoder().decode(Manifest.self, from: Data(body)) } catch {
             throw StorageError.corrupted("\(path): does not decode: \(error)")
         }
-        guard manifest.formatVersion == formatVersion else {
-            throw StorageError.corrupted("\(path): format version \(manifest.formatVersion), this build reads \(formatVersion)")
+        guard readableVersions.contains(manifest.formatVersion) else {
+            throw StorageError.corrupted("\(path): format version \(manifest.formatVersion), this build reads \(readableVersions)")
         }
         return manifest
     }

@@ -128,6 +128,12 @@ enum BatchCodec {
         return out
     }
 
+    /// The operations a batch holds, from its header alone (0 for a short payload).
+    static func operationCount(_ payload: [UInt8]) -> Int {
+        guard payload.count >= 4 else { return 0 }
+        return Int(payload.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) })
+    }
+
     static func decode(_ payload: [UInt8], dimensions: Int) throws -> [ResolvedOperation] {
         let result: Result<[ResolvedOperation], StorageError> = payload.withUnsafeBytes { raw in
             var reader = ByteReader(raw)

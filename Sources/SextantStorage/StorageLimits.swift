@@ -1,3 +1,5 @@
+import SextantIndex
+import SextantKernels
 import SextantPayload
 
 /// Every bound the storage layer enforces. Documented in docs/LIMITS.md.
@@ -10,11 +12,25 @@ public enum StorageLimits {
     public static let maximumEntryBytes = 96 << 20
     public static let maximumCollectionNameBytes = 512
     public static let maximumCollections = 256
-    /// Slots per collection unless the collection sets its own (address space is reserved for it).
-    public static let defaultCollectionCapacity = 4_000_000
-    public static let maximumCollectionCapacity = 1 << 26
-    /// Address space reserved for one collection's record heap (documents + metadata + ids).
+    /// Slots a new collection reserves address space for unless it gives its own
+    /// hint. Not a ceiling: a collection that fills its reservation grows at a
+    /// checkpoint, up to `maximumCollectionCapacity`.
+    public static let defaultCollectionCapacity = 1 << 20
+    /// Slot ids are 32-bit; a generation reserves address space for its slots.
+    public static let maximumCollectionCapacity = 1 << 30
+    /// The slots a generation reserves: the hint, or twice the slots in use
+    /// (rounded up to a power of two), whichever is more; never past the maximum.
+    public static func reservedSlots(hint: Int, slotsInUse: Int) -> Int {
+        var reserved = max(hint, 1)
+        while reserved < 2 * slotsInUse && reserved < maximumCollectionCapacity { reserved *= 2 }
+        return min(reserved, maximumCollectionCapacity)
+    }
+    /// Address space a generation reserves for its record heap (documents +
+    /// metadata + ids), at least: four times the compacted heap when that is more.
     public static let recordHeapReservationBytes = 16 << 30
+    public static func reservedHeapBytes(compacted: Int) -> Int { max(recordHeapReservationBytes, 4 * compacted) }
+    /// What a collection's graph walk reads unless it says (`Quantization`).
+    public static let defaultQuantization: Quantization = .none
     /// Written but not yet indexed records; writers wait beyond this.
     public static let unindexedTailCapacity = 1 << 15
     /// A collection may keep a smaller bound while queries run (one in the last

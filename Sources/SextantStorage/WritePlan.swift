@@ -16,9 +16,20 @@ package protocol WritePlanState {
     func storesHalves(_ slot: UInt32, _ halves: [UInt16]) -> Bool
     /// Ids of live records matching both filters (nil matches everything).
     func ids(matching filter: WhereFilter?, _ documentFilter: DocumentFilter?) -> [String]
-    /// Slots a put of a new record can still take.
+    /// Slots a put of a new record can still take in the current reservation.
     var availableSlots: Int { get }
+    /// Slots reserved now (grows at a checkpoint) and in use (the high-water mark).
     var capacity: Int { get }
+    var slotsInUse: Int { get }
+    /// Bytes the record heap can still take before a checkpoint compacts it.
+    var heapBytesAvailable: Int { get }
+}
+
+/// Room a write needs that the current generation lacks: a checkpoint that
+/// reserves this many slots (and compacts the heap) makes it.
+package struct Growth: Equatable, Sendable {
+    package var slots: Int
+    package init(slots: Int) { self.slots = slots }
 }
 
 /// A write, from request to the puts and deletes of whole records that the
@@ -182,25 +193,40 @@ package enum WritePlan {
 
     // MARK: - Capacity
 
-    /// Refuses a batch that needs more new slots than the collection has left.
-    /// A put that keeps its record's vector is replaced in place and needs none.
-    package static func checkCapacity(_ resolved: Resolved, in state: some WritePlanState) throws {
+    /// Checks that a batch fits: its new records in the free slots, its record
+    /// bytes in the heap. A put that keeps its record's vector is replaced in
+    /// place and needs no slot. Returns the growth a checkpoint must make when
+    /// it does not fit yet (nil when it fits); throws only past the maximum
+    /// number of slots a collection can have.
+    package static func checkCapacity(_ resolved: Resolved, in state: some WritePlanState) throws -> Growth? {
+        var allPuts = 0
+        var recordBytes = 0
+        for operation in resolved.operations {
+            guard case .put(let id, _, let document, let metadata) = operation else { continue }
+            allPuts += 1
+            recordBytes += RecordCodec.encodedSize(id: id, document: document, metadata: metadata)
+        }
         let available = state.availableSlots
-        let allPuts = resolved.operations.reduce(0) { count, operation in
-            if case .put = operation { return count + 1 }
-            return count
-        }
-        guard allPuts > available else { return }  // the common case: no vector comparisons here, apply does them
-        let puts = resolved.operations.reduce(0) { count, operation in
-            guard case .put(let id, let halves, _, _) = operation else { return count }
-            if let existing = state.slot(of: String(decoding: id, as: UTF8.self)), state.storesHalves(existing, halves) {
-                return count
+        var needed = allPuts
+        if allPuts > available {  // the common case skips the vector comparisons: apply does them
+            needed = resolved.operations.reduce(0) { count, operation in
+                guard case .put(let id, let halves, _, _) = operation else { return count }
+                if let existing = state.slot(of: String(decoding: id, as: UTF8.self)), state.storesHalves(existing, halves) {
+                    return count
+                }
+                return count + 1
             }
-            return count + 1
         }
-        guard puts <= available else {
+        // The reservation must grow by the shortfall (at least; a checkpoint doubles it).
+        let slotsNeeded = state.capacity + max(0, needed - available)
+        assert(state.slotsInUse <= state.capacity, "slots in use lie inside the reservation")
+        guard slotsNeeded <= StorageLimits.maximumCollectionCapacity else {
             throw StorageError.resourceExhausted(
-                "collection capacity: \(puts) new records, room for \(available) (capacity \(state.capacity) slots)")
+                "collection capacity: \(needed) new records, room for \(available) of at most \(StorageLimits.maximumCollectionCapacity) slots")
         }
+        guard needed <= available, recordBytes <= state.heapBytesAvailable else {
+            return Growth(slots: slotsNeeded)
+        }
+        return nil
     }
 }

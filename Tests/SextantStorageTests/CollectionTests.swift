@@ -236,7 +236,7 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
     }
 
     /// A full collection still takes metadata changes: in-place puts need no slot.
-    @Test func aFullCollectionTakesInPlaceUpdates() async throws {
+    @Test func aFullCollectionTakesInPlaceUpdatesAndGrowsForNewVectors() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         try await withEngine(directory) { engine in
@@ -247,9 +247,11 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
             let relabelled = records.map { RecordInput(id: $0.id, vector: $0.vector, document: $0.document, metadata: ["full": .bool(true)]) }
             try await collection.write(.upsert(relabelled))
             #expect(try collection.get(ids: ["r999"]).first?.metadata == ["full": .bool(true)])
-            await #expect(throws: StorageError.self, "a new vector still needs a free slot") {
-                try await collection.write(.upsert([RecordInput(id: "r0", vector: Array(repeating: 1, count: 8))]))
-            }
+            // A new vector needs a new slot: the collection grows past its reservation for it.
+            #expect(collection.reservedSlots == 1_000)
+            try await collection.write(.upsert([RecordInput(id: "r0", vector: Array(repeating: 1, count: 8))]))
+            #expect(collection.reservedSlots > 1_000)
+            #expect(collection.count == 1_000)
         }
     }
 

@@ -14,6 +14,8 @@ struct DictionaryPlanState: WritePlanState {
     var records: [String: (slot: UInt32, stored: Stored)] = [:]
     var availableSlots = 100
     var capacity = 100
+    var slotsInUse = 0
+    var heapBytesAvailable = 1 << 20
 
     mutating func put(_ id: String, slot: UInt32, halves: [UInt16], document: String? = nil, metadata: Metadata = [:]) {
         records[id] = (slot, Stored(halves: halves, document: document.map { Array($0.utf8) }, metadata: metadata))
@@ -126,21 +128,31 @@ struct DictionaryPlanState: WritePlanState {
         if case .delete(let id)? = resolved.operations.first { #expect(id == Array("b".utf8)) } else { Issue.record("a delete") }
     }
 
-    @Test func capacityCountsOnlyPutsThatNeedANewSlot() throws {
+    @Test func capacityCountsOnlyPutsThatNeedANewSlotAndAsksForGrowth() throws {
         var state = DictionaryPlanState()
         state.availableSlots = 1
+        state.capacity = 100
+        state.slotsInUse = 99
         let kept = try halves([1, 0, 0, 0])
         state.put("a", slot: 0, halves: kept)
         // Two puts, one of them keeps its vector: it is replaced in place and needs no slot.
         let fits = try WritePlan.prepare(
             .upsert([RecordInput(id: "a", vector: [1, 0, 0, 0], document: "new"), RecordInput(id: "b", vector: [0, 1, 0, 0])]),
             layout: layout)
-        try WritePlan.checkCapacity(try WritePlan.resolve(fits, in: state), in: state)
+        #expect(try WritePlan.checkCapacity(try WritePlan.resolve(fits, in: state), in: state) == nil)
+        // One slot short: not a refusal, a request for a checkpoint that reserves more.
         let tooMany = try WritePlan.prepare(
             .upsert([RecordInput(id: "b", vector: [0, 1, 0, 0]), RecordInput(id: "c", vector: [0, 0, 1, 0])]), layout: layout)
-        #expect(throws: StorageError.resourceExhausted("collection capacity: 2 new records, room for 1 (capacity 100 slots)")) {
-            try WritePlan.checkCapacity(try WritePlan.resolve(tooMany, in: state), in: state)
-        }
+        #expect(try WritePlan.checkCapacity(try WritePlan.resolve(tooMany, in: state), in: state) == Growth(slots: 101))
+        // A full heap asks for a checkpoint too (it compacts, and reserves four times what is live).
+        state.heapBytesAvailable = 10
+        #expect(try WritePlan.checkCapacity(try WritePlan.resolve(fits, in: state), in: state) != nil)
+        // Past the most slots a collection can ever have: refused, nothing applied.
+        state.heapBytesAvailable = 1 << 20
+        state.slotsInUse = StorageLimits.maximumCollectionCapacity
+        state.capacity = StorageLimits.maximumCollectionCapacity
+        state.availableSlots = 0
+        #expect(throws: StorageError.self) { try WritePlan.checkCapacity(try WritePlan.resolve(tooMany, in: state), in: state) }
     }
 }
 

@@ -4,6 +4,7 @@
 #ifndef SEXTANT_IO_H
 #define SEXTANT_IO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -33,5 +34,10 @@ int sx_ring_reap(sx_ring *ring, uint64_t *tags, int32_t *results, unsigned capac
 #ifdef __cplusplus
 }
 #endif
+
+/// copy_file_range(2), which Glibc's Swift module does not expose: copies in
+/// the kernel (page cache to page cache), advancing both offsets. Returns the
+/// bytes moved, 0 at the input's end, or a negative errno.
+int64_t sx_copy_file_range(int input, int64_t *inputOffset, int output, int64_t *outputOffset, size_t length);
 
 #endif
