@@ -171,6 +171,12 @@ struct ChromaRoutes {
         if case .string(let stored) = info.metadata[configurationKey], let parsed = try? JSON.parse(stored) {
             configuration = parsed
         }
+        if let quantization = info.quantization, case .object(var fields) = configuration {
+            var sextant = fields["sextant"]?.objectValue ?? [:]
+            sextant["quantization"] = .string(quantization.rawValue)
+            fields["sextant"] = .object(sextant)
+            configuration = .object(fields)
+        }
         if metadata.isEmpty { metadata = [:] }
         return .object([
             "id": .string(info.id), "name": .string(info.name), "configuration_json": configuration, "schema": .null,
@@ -204,6 +210,18 @@ struct ChromaRoutes {
         }
     }
 
+    /// Sextant's own part of a collection configuration:
+    /// `{"sextant": {"quantization": "none" | "int8" | "bits1"}}` beside Chroma's
+    /// `hnsw`; absent, the engine's default.
+    static func quantization(_ configuration: JSONValue?) throws -> VectorQuantization? {
+        guard let value = configuration?["sextant"]?["quantization"], !value.isNull else { return nil }
+        guard let name = value.stringValue, let quantization = VectorQuantization(rawValue: name) else {
+            throw APIError.badRequest(
+                "configuration.sextant.quantization must be one of \(VectorQuantization.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return quantization
+    }
+
     func create(_ body: JSONValue) async throws -> Response {
         let name = try body.required("name", { $0.stringValue }, "a string")
         guard name.utf8.count >= 3 else { throw APIError.badRequest("collection name '\(name)' is shorter than 3 characters") }
@@ -214,10 +232,11 @@ struct ChromaRoutes {
         let m = metadata["hnsw:M"].flatMap { if case .int(let v) = $0 { return Int(v) } else { return nil } }
         let efConstruction = metadata["hnsw:construction_ef"].flatMap { if case .int(let v) = $0 { return Int(v) } else { return nil } }
         let ef = metadata["hnsw:search_ef"].flatMap { if case .int(let v) = $0 { return Int(v) } else { return nil } }
+        let quantization = try Self.quantization(configuration)
         let handle = try await engine.time("CreateCollection") {
             try await engine.client.createCollection(
                 name: name, dimension: 0, metric: try Self.metric(metadata, configuration), m: m, efConstruction: efConstruction,
-                ef: ef, metadata: metadata, getOrCreate: getOrCreate)
+                ef: ef, metadata: metadata, getOrCreate: getOrCreate, quantization: quantization)
         }
         return Reply.json(Self.collectionJSON(handle.info))
     }

@@ -160,7 +160,8 @@ public final class SextantClient: Sendable {
     /// Creates a collection (or, with `getOrCreate`, returns the existing one of that name).
     public func createCollection(
         name: String, dimension: Int, metric: DistanceMetric = .cosine, m: Int? = nil, efConstruction: Int? = nil,
-        ef: Int? = nil, metadata: Metadata = [:], getOrCreate: Bool = false, capacity: Int? = nil
+        ef: Int? = nil, metadata: Metadata = [:], getOrCreate: Bool = false, capacity: Int? = nil,
+        quantization: VectorQuantization? = nil
     ) async throws -> CollectionHandle {
         var request = Sextant_V1_CreateCollectionRequest()
         request.name = name
@@ -172,6 +173,7 @@ public final class SextantClient: Sendable {
         request.metadata = metadata.wire
         request.getOrCreate = getOrCreate
         request.capacity = UInt64(clamping: capacity ?? 0)
+        if let quantization { request.quantization = quantization.wire }
         let reply = try await call(.createCollection, request, as: Sextant_V1_CreateCollectionReply.self, idempotent: getOrCreate)
         return CollectionHandle(client: self, info: CollectionInfo(reply.collection))
     }

@@ -23,6 +23,32 @@ public enum DistanceMetric: String, Sendable, Codable, CaseIterable {
     }
 }
 
+/// What a collection's graph walk reads (see proto/PROTOCOL.md): float16
+/// vectors, or a compact code per vector with the float16 vectors read only to
+/// rank the best candidates.
+public enum VectorQuantization: String, Sendable, Codable, CaseIterable {
+    case none
+    case int8
+    case bits1
+
+    var wire: Sextant_V1_Quantization {
+        switch self {
+        case .none: return .none
+        case .int8: return .int8
+        case .bits1: return .bits1
+        }
+    }
+
+    init?(wire: Sextant_V1_Quantization) {
+        switch wire {
+        case .none: self = .none
+        case .int8: self = .int8
+        case .bits1: self = .bits1
+        case .default, .UNRECOGNIZED: return nil
+        }
+    }
+}
+
 /// A record as returned by get and query; fields not included are nil.
 public struct RecordResult: Sendable, Equatable {
     public var id: String
@@ -61,7 +87,10 @@ public struct CollectionInfo: Sendable, Equatable {
     public var metadata: Metadata
     public var count: Int
     public var createdAtSeconds: Double
+    /// Slots reserved now; the collection grows past it.
     public var capacity: Int
+    /// Nil from an engine that predates quantization.
+    public var quantization: VectorQuantization?
 
     init(_ wire: Sextant_V1_CollectionInfo) {
         id = wire.id
@@ -76,6 +105,7 @@ public struct CollectionInfo: Sendable, Equatable {
         count = Int(wire.count)
         createdAtSeconds = wire.createdAtSeconds
         capacity = Int(wire.capacity)
+        quantization = VectorQuantization(wire: wire.quantization)
     }
 }
 

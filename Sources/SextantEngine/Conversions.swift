@@ -56,11 +56,29 @@ enum Convert {
         }
     }
 
+    static func quantization(_ wire: Sextant_V1_Quantization) throws(RequestError) -> Quantization {
+        switch wire {
+        case .default: return StorageLimits.defaultQuantization
+        case .none: return .none
+        case .int8: return .int8
+        case .bits1: return .bits1
+        case .UNRECOGNIZED(let raw): throw RequestError(.invalidArgument, "unknown quantization \(raw)")
+        }
+    }
+
+    static func quantization(_ quantization: Quantization) -> Sextant_V1_Quantization {
+        switch quantization {
+        case .none: return .none
+        case .int8: return .int8
+        case .bits1: return .bits1
+        }
+    }
+
     /// A create request as a configuration; zero index parameters take the defaults.
     static func configuration(_ request: Sextant_V1_CreateCollectionRequest) throws -> CollectionConfiguration {
         var configuration = CollectionConfiguration(
             name: request.name, dimension: Int(request.dimension), metric: try metric(request.metric),
-            metadata: try Metadata(wire: request.metadata, path: "metadata"))
+            quantization: try quantization(request.quantization), metadata: try Metadata(wire: request.metadata, path: "metadata"))
         func given(_ value: UInt32) -> Int? { value == 0 ? nil : Int(value) }
         configuration.setIndexParameters(
             m: given(request.hnsw.m), efConstruction: given(request.hnsw.efConstruction), ef: given(request.hnsw.ef))
@@ -86,7 +104,8 @@ enum Convert {
         info.metadata = configuration.collectionMetadata.wire
         info.count = UInt64(collection.count)
         info.createdAtSeconds = configuration.createdAtSeconds
-        info.capacity = UInt64(configuration.capacity)
+        info.capacity = UInt64(collection.reservedSlots)
+        info.quantization = quantization(configuration.quantization)
         return info
     }
 

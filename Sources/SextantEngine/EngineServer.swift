@@ -19,7 +19,9 @@ public struct EngineConfiguration: Sendable {
     public var maximumInFlight = ProtocolLimits.defaultMaximumInFlight
     public var maximumConnections = 16_384
     public var eventLoopThreads = System.coreCount
-    public var indexerThreads = 1
+    /// Threads linking records into graphs: every core while no query runs (a bulk
+    /// load), one paced thread while queries do.
+    public var indexerThreads = System.coreCount
     /// Nice value of the threads that decode and apply writes and of the indexer
     /// (0 = same priority as queries).
     public var writeNiceness: Int32 = 10

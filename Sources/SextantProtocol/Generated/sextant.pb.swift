@@ -155,6 +155,58 @@ public nonisolated enum Sextant_V1_Metric: SwiftProtobuf.Enum, Swift.CaseIterabl
 
 }
 
+/// What the graph walk reads. With codes (int8, bits1) the float16 vectors stay
+/// in their file and are read only to rank the best candidates exactly.
+public nonisolated enum Sextant_V1_Quantization: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// the engine's default (int8)
+  case `default` // = 0
+
+  /// float16 vectors, walked directly
+  case none // = 1
+
+  /// one byte per dimension
+  case int8 // = 2
+
+  /// one bit per dimension
+  case bits1 // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .default
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .default
+    case 1: self = .none
+    case 2: self = .int8
+    case 3: self = .bits1
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .default: return 0
+    case .none: return 1
+    case .int8: return 2
+    case .bits1: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Sextant_V1_Quantization] = [
+    .default,
+    .none,
+    .int8,
+    .bits1,
+  ]
+
+}
+
 /// Method 1, the first frame on every connection.
 public nonisolated struct Sextant_V1_Hello: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -624,7 +676,10 @@ public nonisolated struct Sextant_V1_CollectionInfo: Sendable {
 
   public var createdAtSeconds: Double = 0
 
+  /// slots reserved now (grows as the collection does)
   public var capacity: UInt64 = 0
+
+  public var quantization: Sextant_V1_Quantization = .default
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -665,8 +720,10 @@ public nonisolated struct Sextant_V1_CreateCollectionRequest: Sendable {
 
   public var getOrCreate: Bool = false
 
-  /// 0 = default
+  /// slots to reserve up front (a hint; 0 = default)
   public var capacity: UInt64 = 0
+
+  public var quantization: Sextant_V1_Quantization = .default
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1278,6 +1335,10 @@ nonisolated extension Sextant_V1_ComparisonOperator: SwiftProtobuf._ProtoNamePro
 
 nonisolated extension Sextant_V1_Metric: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0METRIC_COSINE\0\u{1}METRIC_INNER_PRODUCT\0\u{1}METRIC_L2\0")
+}
+
+nonisolated extension Sextant_V1_Quantization: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0QUANTIZATION_DEFAULT\0\u{1}QUANTIZATION_NONE\0\u{1}QUANTIZATION_INT8\0\u{1}QUANTIZATION_BITS1\0")
 }
 
 nonisolated extension Sextant_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -2165,7 +2226,7 @@ nonisolated extension Sextant_V1_CollectionRef: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{1}count\0\u{3}created_at_seconds\0\u{1}capacity\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{1}count\0\u{3}created_at_seconds\0\u{1}capacity\0\u{1}quantization\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2182,6 +2243,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.count) }()
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.createdAtSeconds) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.capacity) }()
+      case 10: try { try decoder.decodeSingularEnumField(value: &self.quantization) }()
       default: break
       }
     }
@@ -2219,6 +2281,9 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
     if self.capacity != 0 {
       try visitor.visitSingularUInt64Field(value: self.capacity, fieldNumber: 9)
     }
+    if self.quantization != .default {
+      try visitor.visitSingularEnumField(value: self.quantization, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2232,6 +2297,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
     if lhs.count != rhs.count {return false}
     if lhs.createdAtSeconds != rhs.createdAtSeconds {return false}
     if lhs.capacity != rhs.capacity {return false}
+    if lhs.quantization != rhs.quantization {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2239,7 +2305,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateCollectionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{3}get_or_create\0\u{1}capacity\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{3}get_or_create\0\u{1}capacity\0\u{1}quantization\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2254,6 +2320,7 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
       case 5: try { try decoder.decodeSingularMessageField(value: &self._metadata) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.getOrCreate) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.capacity) }()
+      case 8: try { try decoder.decodeSingularEnumField(value: &self.quantization) }()
       default: break
       }
     }
@@ -2285,6 +2352,9 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
     if self.capacity != 0 {
       try visitor.visitSingularUInt64Field(value: self.capacity, fieldNumber: 7)
     }
+    if self.quantization != .default {
+      try visitor.visitSingularEnumField(value: self.quantization, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2296,6 +2366,7 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
     if lhs._metadata != rhs._metadata {return false}
     if lhs.getOrCreate != rhs.getOrCreate {return false}
     if lhs.capacity != rhs.capacity {return false}
+    if lhs.quantization != rhs.quantization {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
