@@ -304,7 +304,8 @@ let package = Package(
                            "SextantTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "SextantIndexTests", dependencies: ["SextantIndex", "SextantKernels", "SextantDatasets", "SextantTestSupport"],
+            name: "SextantIndexTests",
+            dependencies: ["SextantIndex", "SextantKernels", "SextantDatasets", "SextantBench", "SextantTestSupport"],
             swiftSettings: strict),
     ]
 )

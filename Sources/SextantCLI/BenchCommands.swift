@@ -27,6 +27,11 @@ struct BenchANN: ParsableCommand {
     @Option(help: "cosine, ip or l2.") var metric = "cosine"
     @Option(help: "Threads used to build the index (queries are always single-threaded).") var threads = 1
     @Option(help: "Timed passes over the queries per ef; the fastest is reported.") var passes = 3
+    @Option(help: "What the walk reads: none (float16 vectors), int8 or bits1 (codes; float16 read only for the final ranking).")
+    var quantization = "none"
+    @Flag(help: "Evict the float16 vectors from the page cache before each timed pass (with --quantization int8|bits1).")
+    var cold = false
+    @Option(help: "Folder for the float16 vectors file of a quantized index.") var work = "/tmp"
     @Flag(help: "Print only the JSON lines (no progress on stderr).") var json = false
 
     func run() throws {
@@ -36,6 +41,9 @@ struct BenchANN: ParsableCommand {
         }
         guard let metric = Metric(rawValue: metric) else { throw ValidationError("--metric must be cosine, ip or l2") }
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be in 1...256") }
+        guard let quantization = Quantization(rawValue: quantization) else {
+            throw ValidationError("--quantization must be one of \(Quantization.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         var configuration = ANNBenchmark.Configuration(basePath: base, queriesPath: queries, groundTruthPath: groundtruth)
         configuration.k = k
         configuration.efValues = efValues
@@ -43,6 +51,9 @@ struct BenchANN: ParsableCommand {
         configuration.metric = metric
         configuration.buildThreads = threads
         configuration.passes = passes
+        configuration.quantization = quantization
+        configuration.cold = cold
+        configuration.workDirectory = work
         let quiet = json
         let results = try ANNBenchmark(configuration: configuration).run { message in
             if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }

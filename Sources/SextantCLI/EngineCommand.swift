@@ -78,8 +78,9 @@ struct EngineCommand: AsyncParsableCommand {
     @Option(help: "Also listen on this Unix socket.") var unix: String?
     @Option(name: .customLong("token-file"), help: "File holding the token clients must present (required beyond loopback).")
     var tokenFile: String?
-    @Option(name: .customLong("indexer-threads"), help: "Background threads linking records into the index.")
-    var indexerThreads = 1
+    @Option(name: .customLong("indexer-threads"),
+            help: "Background threads linking records into the index while no query runs (default: one per core; one while queries run).")
+    var indexerThreads: Int?
     @Option(name: .customLong("event-loop-threads"), help: "Threads serving connections and answering queries (default: one per core).")
     var eventLoopThreads: Int?
     @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted.")
@@ -111,7 +112,10 @@ struct EngineCommand: AsyncParsableCommand {
         }
         configuration.unixSocketPath = unix
         configuration.token = try Secrets.read(tokenFile)
-        configuration.indexerThreads = indexerThreads
+        if let indexerThreads {
+            guard (1...64).contains(indexerThreads) else { throw ValidationError("--indexer-threads must be in 1...64") }
+            configuration.indexerThreads = indexerThreads
+        }
         if let eventLoopThreads {
             guard (1...256).contains(eventLoopThreads) else { throw ValidationError("--event-loop-threads must be in 1...256") }
             configuration.eventLoopThreads = eventLoopThreads
