@@ -54,6 +54,14 @@ void sx_sq8_prepare(const float *query, const float *low, const float *step, siz
     out->dimensions = (uint32_t)dimensions;
 }
 
+/// The portable form of preparing a stored code as the query: decode, then
+/// prepare. `scratch` holds `dimensions` floats.
+void sx_sq8_prepare_code_scalar(const uint8_t *code, const float *low, const float *step, size_t dimensions,
+                                uint32_t metric, float *scratch, sx_sq8_query *out) {
+    sx_sq8_decode(code, low, step, dimensions, scratch);
+    sx_sq8_prepare(scratch, low, step, dimensions, metric, out);
+}
+
 void sx_sq8_encode(const float *vector, const float *low, const float *step, size_t dimensions, uint8_t *code) {
     for (size_t i = 0; i < dimensions; i++) {
         float level = step[i] > 0 ? (vector[i] - low[i]) / step[i] : 0;
@@ -172,13 +180,71 @@ SX_CODES_VNNI int32_t sx_sq8_dot_vnni(const int8_t *query, const uint8_t *code, 
 
 SX_CODES_VNNI void sx_batch_sq8_vnni(const sx_sq8_query *q, const uint8_t *codes, size_t strideBytes,
                                      const uint32_t *slots, size_t count, float *out) {
-    size_t ahead = code_prefetch_distance(strideBytes);
+    // A walk's batch is one node's unvisited neighbours (a few dozen codes, each
+    // a likely cache miss): ask for all of them at once, so their loads overlap.
+    size_t ahead = count <= 48 ? count : code_prefetch_distance(strideBytes);
     for (size_t j = 0; j < ahead && j < count; j++) prefetch_code(codes + (size_t)slots[j] * strideBytes, strideBytes);
     for (size_t i = 0; i < count; i++) {
         if (i + ahead < count) prefetch_code(codes + (size_t)slots[i + ahead] * strideBytes, strideBytes);
         const uint8_t *code = codes + (size_t)slots[i] * strideBytes;
         out[i] = sq8_finish(q, sx_sq8_dot_vnni(q->values, code, q->dimensions), code);
     }
+}
+
+/// Prepares a stored code as the query in two vectorised passes (neighbour
+/// selection does this hundreds of times per insert): the decoded value
+/// x = low + step·c gives w = x·step = low·step + step²·c, an affine map of
+/// the code; the first pass finds max |w| (and the bias Σ x·low, and Σ x² for
+/// L2), the second scales, rounds and packs to signed bytes.
+SX_CODES_VNNI void sx_sq8_prepare_code_avx512(const uint8_t *code, const float *low, const float *step, size_t dimensions,
+                                              uint32_t metric, float *scratch, sx_sq8_query *out) {
+    (void)scratch;
+    __m512 largest = _mm512_setzero_ps();
+    __m512 bias = _mm512_setzero_ps();
+    __m512 norm = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= dimensions; i += 16) {
+        __m512 c = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(code + i))));
+        __m512 l = _mm512_loadu_ps(low + i);
+        __m512 st = _mm512_loadu_ps(step + i);
+        __m512 x = _mm512_fmadd_ps(st, c, l);
+        __m512 w = _mm512_mul_ps(x, st);
+        largest = _mm512_max_ps(largest, _mm512_abs_ps(w));
+        bias = _mm512_fmadd_ps(x, l, bias);
+        norm = _mm512_fmadd_ps(x, x, norm);
+    }
+    float maximum = _mm512_reduce_max_ps(largest);
+    float biasSum = _mm512_reduce_add_ps(bias);
+    float normSum = _mm512_reduce_add_ps(norm);
+    for (size_t j = i; j < dimensions; j++) {
+        float x = low[j] + step[j] * (float)code[j];
+        float w = fabsf(x * step[j]);
+        if (w > maximum) maximum = w;
+        biasSum += x * low[j];
+        normSum += x * x;
+    }
+    float scale = maximum > 0 ? maximum / 127.0f : 1.0f;
+    __m512 inverse = _mm512_set1_ps(1.0f / scale);
+    i = 0;
+    for (; i + 16 <= dimensions; i += 16) {
+        __m512 c = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(code + i))));
+        __m512 st = _mm512_loadu_ps(step + i);
+        __m512 x = _mm512_fmadd_ps(st, c, _mm512_loadu_ps(low + i));
+        __m512i rounded = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_mul_ps(x, st), inverse));  // round to nearest even
+        _mm_storeu_si128((__m128i *)(out->values + i), _mm512_cvtsepi32_epi8(rounded));
+    }
+    for (; i < dimensions; i++) {
+        float x = low[i] + step[i] * (float)code[i];
+        long r = lrintf(x * step[i] / scale);
+        out->values[i] = (int8_t)(r > 127 ? 127 : (r < -127 ? -127 : r));
+    }
+    size_t padded = (dimensions + 63) / 64 * 64;
+    for (; i < padded; i++) out->values[i] = 0;
+    out->scale = scale;
+    out->bias = biasSum;
+    out->queryNormSquared = normSum;
+    out->metric = metric;
+    out->dimensions = (uint32_t)dimensions;
 }
 
 // ---- Hamming: POPCNT, and AVX-512 VPOPCNTQ ---------------------------------------------
@@ -233,6 +299,10 @@ bool sx_cpu_has_popcnt(void) {
 
 #else  // not x86-64
 
+void sx_sq8_prepare_code_avx512(const uint8_t *code, const float *low, const float *step, size_t dimensions, uint32_t metric,
+                                float *scratch, sx_sq8_query *out) {
+    sx_sq8_prepare_code_scalar(code, low, step, dimensions, metric, scratch, out);
+}
 int32_t sx_sq8_dot_avx2(const int8_t *q, const uint8_t *c, size_t n) { return sx_sq8_dot_scalar(q, c, n); }
 int32_t sx_sq8_dot_vnni(const int8_t *q, const uint8_t *c, size_t n) { return sx_sq8_dot_scalar(q, c, n); }
 void sx_batch_sq8_avx2(const sx_sq8_query *q, const uint8_t *c, size_t s, const uint32_t *sl, size_t n, float *o) {

@@ -122,9 +122,7 @@ final class CodeBook: @unchecked Sendable {
                  scratch: UnsafeMutablePointer<Float>) {
         switch quantization {
         case .none: preconditionFailure("no codes without quantization")
-        case .int8:
-            sx_sq8_decode(code(slot), low, step, dimensions, scratch)
-            sx_sq8_prepare(scratch, low, step, dimensions, metricCode, sq8)
+        case .int8: kernels.int8PrepareCode(code(slot), low, step, dimensions, metricCode, scratch, sq8)
         case .bits1:
             let source = UnsafeRawPointer(code(slot)).assumingMemoryBound(to: UInt64.self)
             for w in 0..<words { bits[w] = source[w] }

@@ -27,6 +27,10 @@ public struct CodeKernels: @unchecked Sendable {
     public typealias Int8Batch = @convention(c) (
         UnsafePointer<sx_sq8_query>?, UnsafePointer<UInt8>?, Int, UnsafePointer<UInt32>?, Int, UnsafeMutablePointer<Float>?
     ) -> Void
+    public typealias Int8PrepareCode = @convention(c) (
+        UnsafePointer<UInt8>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int, UInt32, UnsafeMutablePointer<Float>?,
+        UnsafeMutablePointer<sx_sq8_query>?
+    ) -> Void
     public typealias BitsBatch = @convention(c) (
         UnsafePointer<UInt64>?, UnsafePointer<UInt64>?, Int, UnsafePointer<UInt32>?, Int, Int, UnsafeMutablePointer<Float>?
     ) -> Void
@@ -34,6 +38,8 @@ public struct CodeKernels: @unchecked Sendable {
     public let int8Level: Int8Level
     public let bitsLevel: BitsLevel
     public let int8Batch: Int8Batch
+    /// A stored code prepared as the query (neighbour selection), in one step.
+    public let int8PrepareCode: Int8PrepareCode
     public let bitsBatch: BitsBatch
 
     public static func kernels(int8: Int8Level, bits: BitsLevel) -> CodeKernels {
@@ -49,7 +55,9 @@ public struct CodeKernels: @unchecked Sendable {
         case .popcnt: bitsBatch = sx_batch_hamming_popcnt
         case .avx512vpopcntdq: bitsBatch = sx_batch_hamming_vpopcnt
         }
-        return CodeKernels(int8Level: int8, bitsLevel: bits, int8Batch: int8Batch, bitsBatch: bitsBatch)
+        let prepareCode: Int8PrepareCode = int8 == .avx512vnni ? sx_sq8_prepare_code_avx512 : sx_sq8_prepare_code_scalar
+        return CodeKernels(int8Level: int8, bitsLevel: bits, int8Batch: int8Batch, int8PrepareCode: prepareCode,
+                           bitsBatch: bitsBatch)
     }
 
     /// The int8 levels this CPU runs, lowest first.

@@ -86,6 +86,35 @@ import Testing
         }
     }
 
+    @Test func preparingAStoredCodeMatchesDecodingThenPreparing() {
+        var generator = Generator(state: 15)
+        for dimensions in [16, 100, 384] {
+            for metric in [Metric.cosine, .l2] {
+                let low = (0..<dimensions).map { _ in Float.random(in: -0.4 ... -0.1, using: &generator) }
+                let step = (0..<dimensions).map { _ in Float.random(in: 0.5...0.8, using: &generator) / 255 }
+                let code = (0..<dimensions).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                var scratch = [Float](repeating: 0, count: dimensions)
+                let reference = UnsafeMutablePointer<sx_sq8_query>.allocate(capacity: 1)
+                let fast = UnsafeMutablePointer<sx_sq8_query>.allocate(capacity: 1)
+                defer {
+                    reference.deallocate()
+                    fast.deallocate()
+                }
+                sx_sq8_prepare_code_scalar(code, low, step, dimensions, metric.kernelCode, &scratch, reference)
+                CodeKernels.selected.int8PrepareCode(code, low, step, dimensions, metric.kernelCode, &scratch, fast)
+                #expect(abs(reference.pointee.scale - fast.pointee.scale) <= 1e-6 * reference.pointee.scale)
+                #expect(abs(reference.pointee.bias - fast.pointee.bias) <= 1e-3 * max(1, abs(reference.pointee.bias)))
+                #expect(abs(reference.pointee.queryNormSquared - fast.pointee.queryNormSquared)
+                            <= 1e-3 * max(1, reference.pointee.queryNormSquared))
+                let differences = withUnsafeBytes(of: reference.pointee.values) { a in
+                    withUnsafeBytes(of: fast.pointee.values) { b in (0..<dimensions).filter { a[$0] != b[$0] }.count }
+                }
+                // Rounding a value within float error of x.5 may go either way: never more than a stray byte.
+                #expect(differences <= 2, "\(differences) of \(dimensions) bytes differ")
+            }
+        }
+    }
+
     @Test func hammingDistancesMatchTheScalarReferenceAtEveryLevel() {
         var generator = Generator(state: 14)
         for words in [1, 6, 8, 9, 64] {

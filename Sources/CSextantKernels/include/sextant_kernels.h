@@ -132,6 +132,14 @@ void sx_sq8_prepare(const float *query, const float *low, const float *step, siz
                     sx_sq8_query *out);
 void sx_sq8_encode(const float *vector, const float *low, const float *step, size_t dimensions, uint8_t *code);
 void sx_sq8_decode(const uint8_t *code, const float *low, const float *step, size_t dimensions, float *vector);
+/// A stored code prepared as the query (neighbour selection compares stored
+/// nodes): decode then prepare, or both in two AVX-512 passes.
+typedef void (*sx_sq8_prepare_code_kernel)(const uint8_t *code, const float *low, const float *step, size_t dimensions,
+                                           uint32_t metric, float *scratch, sx_sq8_query *out);
+void sx_sq8_prepare_code_scalar(const uint8_t *code, const float *low, const float *step, size_t dimensions,
+                                uint32_t metric, float *scratch, sx_sq8_query *out);
+void sx_sq8_prepare_code_avx512(const uint8_t *code, const float *low, const float *step, size_t dimensions,
+                                uint32_t metric, float *scratch, sx_sq8_query *out);
 
 typedef void (*sx_sq8_batch_kernel)(const sx_sq8_query *query, const uint8_t *codes, size_t strideBytes,
                                     const uint32_t *slots, size_t count, float *out);
