@@ -213,6 +213,57 @@ private func bruteForce(_ vectors: [[Float]], live: (Int) -> Bool, query: [Float
         #expect(index.invariantViolations() == [])
     }
 
+    @Test(arguments: [Quantization.none, .int8])
+    func localityRenumberingKeepsAnswersAndShortensLinks(quantization: Quantization) throws {
+        // Forty clusters written interleaved (record i in cluster i % 40): in
+        // insertion order every neighbour is far away in slot numbers.
+        var generator = SeededGenerator(seed: 21)
+        let centers = randomVectors(count: 40, dimensions: 32, seed: 23)
+        let vectors = (0..<4_000).map { row in centers[row % 40].map { $0 + Float.random(in: -0.1...0.1, using: &generator) } }
+        let index = try HNSWIndex(dimensions: 32, metric: .cosine, parameters: HNSWParameters(m: 8, efConstruction: 64),
+                                  capacity: 4_000, quantization: quantization)
+        if quantization.usesCodes { try index.fitQuantizer(Array(vectors.prefix(1_000))) }
+        for (slot, vector) in vectors.enumerated() { try index.insert(slot: UInt32(slot), vector: vector) }
+        for slot in stride(from: 0, to: 4_000, by: 97) { #expect(index.markDeleted(UInt32(slot))) }
+        index.repairConnectivity()
+        let queries = randomVectors(count: 40, dimensions: 32, seed: 22)
+        let before = try queries.map { try index.search($0, k: 10, ef: 80, strategy: .graph).hits }
+        // The share of level-0 links between slots at most 64 apart: a walk from
+        // a node to its near neighbours then stays on nearby pages.
+        func shortLinkShare() -> Double {
+            var short = 0
+            var links = 0
+            for slot in 0..<UInt32(4_000) where index.isLinked(slot) {
+                for neighbor in index.neighbors(of: slot, level: 0) {
+                    if abs(Int(neighbor) - Int(slot)) <= 64 { short += 1 }
+                    links += 1
+                }
+            }
+            return Double(short) / Double(max(links, 1))
+        }
+        let shortBefore = shortLinkShare()
+        let storedBefore = (0..<UInt32(200)).map { index.storedVector($0) }
+
+        let order = index.localityOrder()
+        #expect(Set(order).count == 4_000, "every slot placed once")
+        try index.renumber(order)
+        #expect(index.invariantViolations() == [])
+        #expect(index.liveCount == 4_000 - (4_000 + 96) / 97)
+        for (query, expected) in zip(queries, before) {
+            let after = try index.search(query, k: 10, ef: 80, strategy: .graph).hits
+            // The same records at the same distances: slot n now holds old slot order[n].
+            #expect(after.map { order[Int($0.slot)] } == expected.map(\.slot))
+            #expect(after.map(\.distance) == expected.map(\.distance))
+        }
+        for (new, old) in order.enumerated() where old < 200 {
+            #expect(index.storedVector(UInt32(new)) == storedBefore[Int(old)])
+        }
+        #expect(shortLinkShare() > 4 * shortBefore, "neighbours sit near each other after a locality numbering")
+
+        #expect(throws: IndexError.self) { try index.renumber(Array(order.dropLast())) }
+        #expect(throws: IndexError.self) { try index.renumber(order.map { _ in 0 }) }
+    }
+
     @Test func connectivityRepairReconnectsOrphans() throws {
         // A small M on clustered data orphans nodes readily; the repair must find and link every one.
         var generator = SeededGenerator(seed: 12)
