@@ -35,6 +35,12 @@ public struct ANNBenchmark {
         public var cold = false
         /// Where the float16 vectors file goes when they are moved out of memory.
         public var workDirectory = "/tmp"
+        /// Renumber slots in locality order after the build (`localityOrder`);
+        /// `.compare` measures every ef before and after, on the same graph.
+        public var localityOrder = LocalityOrder.on
+        /// Candidates a quantized walk hands to the exact float16 ranking, each
+        /// measured per ef (nil: `HNSWIndex.defaultRerankCount`).
+        public var rerankValues: [Int?] = [nil]
 
         public init(basePath: String, queriesPath: String, groundTruthPath: String) {
             self.basePath = basePath
@@ -61,15 +67,26 @@ public struct ANNBenchmark {
         public var cold: Bool
         public var vectors: Int
         public var distances_per_query: Double
+        /// Candidates ranked exactly (0: the index default).
+        public var rerank: Int
+        /// Whether slots were renumbered in locality order before this measurement.
+        public var locality_order: Bool
     }
+
+    public enum LocalityOrder: String, Sendable, CaseIterable { case on, off, compare }
 
     public let configuration: Configuration
     public init(configuration: Configuration) { self.configuration = configuration }
 
     /// Rows read from the base file per step of the build.
     static let buildChunkRows = 1_024
+    /// Vectors the code book is fitted on (spread over the file): ranges per
+    /// dimension settle well before this, and the sample is held in memory.
+    static let fitSampleRows = 16_384
+    /// Build progress is reported every this many rows.
+    static let progressRows = 100_000
 
-    public func run(progress: (String) -> Void = { _ in }) throws -> [Result] {
+    public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> [Result] {
         let config = configuration
         guard config.k >= 1 else { throw DatasetError.malformed("--k", "k must be at least 1") }
         let base = try FvecsReader(path: config.basePath)
@@ -86,22 +103,52 @@ public struct ANNBenchmark {
             dimensions: base.dimensions, metric: config.metric, parameters: config.parameters, capacity: base.rows,
             quantization: config.quantization)
         let start = ContinuousClock.now
-        if config.quantization.usesCodes { try index.fitQuantizer(try Self.sample(base, rows: HNSWIndex.quantizerSampleLimit)) }
-        try build(index, base, threads: config.buildThreads)
+        if config.quantization.usesCodes { try index.fitQuantizer(try Self.sample(base, rows: Self.fitSampleRows)) }
+        try build(index, base, threads: config.buildThreads, progress: progress)
         let buildSeconds = (ContinuousClock.now - start).seconds
         progress(String(format: "built in %.2f s with %d thread(s)", buildSeconds, config.buildThreads))
+        let thresholds = try kthTrueDistances(base: base, queries: queries, truth: truth, k: config.k, metric: config.metric)
+        var results: [Result] = []
         var vectorsFile: VectorsFile? = nil
-        if config.quantization.usesCodes {
-            vectorsFile = try VectorsFile.moveOut(index, directory: config.workDirectory)
-            progress("float16 vectors moved to \(vectorsFile?.path ?? "?") (\(vectorsFile?.sizeBytes ?? 0) bytes)")
-        }
         defer { vectorsFile?.remove() }
+        // Results name slots; after a renumbering `rows` maps them back to base rows.
+        var rows: [UInt32]? = nil
+        if config.localityOrder == .compare || config.localityOrder == .off {
+            if config.quantization.usesCodes { vectorsFile = try VectorsFile.moveOut(index, directory: config.workDirectory) }
+            results += try measure(index, base, queries, truth, thresholds, rows: nil, buildSeconds: buildSeconds, vectorsFile,
+                                   progress)
+        }
+        if config.localityOrder == .compare || config.localityOrder == .on {
+            // Locality-ordered slot numbers, in place.
+            let renumberStart = ContinuousClock.now
+            let order = index.localityOrder()
+            if let file = vectorsFile {
+                try index.renumber(order, movingVectors: false)
+                vectorsFile = try file.rewritten(order, over: index)
+            } else {
+                try index.renumber(order)
+                if config.quantization.usesCodes { vectorsFile = try VectorsFile.moveOut(index, directory: config.workDirectory) }
+            }
+            rows = order
+            progress(String(format: "slots renumbered in locality order in %.2f s", (ContinuousClock.now - renumberStart).seconds))
+            results += try measure(index, base, queries, truth, thresholds, rows: rows, buildSeconds: buildSeconds, vectorsFile,
+                                   progress)
+        }
+        return results
+    }
+
+    private func measure(_ index: HNSWIndex, _ base: FvecsReader, _ queries: FloatVectorFile, _ truth: VectorFile<Int32>,
+                         _ thresholds: [Double], rows: [UInt32]?, buildSeconds: Double, _ vectorsFile: VectorsFile?,
+                         _ progress: (String) -> Void) throws
+        -> [Result]
+    {
+        let config = configuration
+        if let vectorsFile { progress("float16 vectors in \(vectorsFile.path) (\(vectorsFile.sizeBytes) bytes)") }
         let used = index.usedBytes
         let bytesPerVector = Double(used.vectors + used.graph + used.codes) / Double(base.rows)
         let residentPerVector = Double(index.residentSearchBytes) / Double(base.rows)
-        let thresholds = try kthTrueDistances(base: base, queries: queries, truth: truth, k: config.k, metric: config.metric)
         var results: [Result] = []
-        for ef in config.efValues {
+        for ef in config.efValues { for rerank in config.rerankValues {
             var best = Double.infinity
             var found: [[UInt32]] = []
             var computed = 0
@@ -111,8 +158,8 @@ public struct ANNBenchmark {
                 var pass: [[UInt32]] = []
                 pass.reserveCapacity(queries.rows)
                 for row in 0..<queries.rows {
-                    let outcome = try queries.withRow(row) { try index.search($0, k: config.k, ef: ef, strategy: .graph) }
-                    pass.append(outcome.hits.map(\.slot))
+                    let outcome = try queries.withRow(row) { try index.search($0, k: config.k, ef: ef, strategy: .graph, rerank: rerank) }
+                    pass.append(outcome.hits.map { rows?[Int($0.slot)] ?? $0.slot })
                     computed += outcome.distanceComputations
                 }
                 let seconds = (ContinuousClock.now - start).seconds
@@ -128,8 +175,9 @@ public struct ANNBenchmark {
                 peak_rss_bytes: ProcessMemory.peakResidentBytes(), recall_by_id: recallById, k: config.k,
                 build_threads: config.buildThreads, kernels: index.kernels.level.rawValue,
                 quantization: config.quantization.rawValue, cold: config.cold, vectors: base.rows,
-                distances_per_query: Double(computed) / Double(queries.rows * max(1, config.passes))))
-        }
+                distances_per_query: Double(computed) / Double(queries.rows * max(1, config.passes)), rerank: rerank ?? 0,
+                locality_order: rows != nil))
+        } }
         return results
     }
 
@@ -139,10 +187,11 @@ public struct ANNBenchmark {
         return try (0..<count).map { index in try base.row(index * base.rows / count) }
     }
 
-    private func build(_ index: HNSWIndex, _ base: FvecsReader, threads: Int) throws {
+    private func build(_ index: HNSWIndex, _ base: FvecsReader, threads: Int, progress: @escaping @Sendable (String) -> Void) throws {
         let next = Atomic<Int>(0)
         let failure = Mutex<(any Error)?>(nil)
         let chunk = Self.buildChunkRows
+        let started = ContinuousClock.now
         DispatchQueue.concurrentPerform(iterations: max(1, threads)) { _ in
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: chunk * base.dimensions)
             defer { buffer.deallocate() }
@@ -150,6 +199,9 @@ public struct ANNBenchmark {
                 let first = next.add(chunk, ordering: .relaxed).oldValue
                 if first >= base.rows { return }
                 let count = min(chunk, base.rows - first)
+                if first > 0 && first % Self.progressRows < chunk {
+                    progress(String(format: "%d rows inserted in %.1f s", first, (ContinuousClock.now - started).seconds))
+                }
                 do {
                     try base.read(first, count: count, into: buffer)
                     for row in 0..<count {
@@ -164,7 +216,9 @@ public struct ANNBenchmark {
             }
         }
         if let error = failure.withLock({ $0 }) { throw error }
-        index.repairConnectivity()  // part of a build: the engine's indexer runs it when it goes idle
+        let repairStart = ContinuousClock.now
+        let repaired = index.repairConnectivity()  // part of a build: the engine's indexer runs it when it goes idle
+        progress(String(format: "connectivity repair: %d orphans reconnected in %.2f s", repaired, (ContinuousClock.now - repairStart).seconds))
     }
 
     /// A cold pass: the float16 vectors leave the page cache (and the mapping),
@@ -252,6 +306,49 @@ struct VectorsFile {
         }
         let file = VectorsFile(path: path, sizeBytes: bytes)
         file.dropFromPageCache()  // the build's writes: what a restarted engine would find
+        return file
+    }
+
+    /// This file's vectors written to a new file in `order` (new slot n holds
+    /// old slot order[n]), read with pread so none of them is mapped, and the new
+    /// file mapped over `index`'s vectors region in place of this one.
+    func rewritten(_ order: [UInt32], over index: HNSWIndex) throws -> VectorsFile {
+        let newPath = path + ".renumbered"
+        let stride = index.layout.vectorStrideBytes
+        let bytes = order.count * stride
+        let input = open(path, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw DatasetError.unreadable(path, String(cString: strerror(errno))) }
+        defer { close(input) }
+        let fd = open(newPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DatasetError.unreadable(newPath, String(cString: strerror(errno))) }
+        defer { close(fd) }
+        let chunkRows = 4_096
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkRows * stride, alignment: 64)
+        defer { buffer.deallocate() }
+        var new = 0
+        while new < order.count {
+            let count = min(chunkRows, order.count - new)
+            for row in 0..<count {
+                guard pread(input, buffer + row * stride, stride, off_t(Int(order[new + row]) * stride)) == stride else {
+                    throw DatasetError.unreadable(path, "short read")
+                }
+            }
+            guard pwrite(fd, buffer, count * stride, off_t(new * stride)) == count * stride else {
+                throw DatasetError.unreadable(newPath, "write failed: \(String(cString: strerror(errno)))")
+            }
+            new += count
+        }
+        fsync(fd)
+        let length = MemoryRegion.pageRounded(bytes)
+        if length > 0 {
+            let mapped = mmap(index.regions.vectors.base, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0)
+            guard mapped == index.regions.vectors.base else {
+                throw DatasetError.unreadable(newPath, "mmap failed: \(String(cString: strerror(errno)))")
+            }
+        }
+        remove()
+        let file = VectorsFile(path: newPath, sizeBytes: bytes)
+        file.dropFromPageCache()
         return file
     }
 

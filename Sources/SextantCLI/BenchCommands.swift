@@ -32,6 +32,11 @@ struct BenchANN: ParsableCommand {
     @Flag(help: "Evict the float16 vectors from the page cache before each timed pass (with --quantization int8|bits1).")
     var cold = false
     @Option(help: "Folder for the float16 vectors file of a quantized index.") var work = "/tmp"
+    @Option(name: .customLong("locality-order"),
+            help: "Renumber slots depth-first along nearest links after the build: on, off (insertion order) or compare (each ef measured before and after, same graph).")
+    var localityOrder = "on"
+    @Option(help: "Comma-separated candidate counts ranked exactly against float16 after a quantized walk (0: the index default, min(ef, max(3k, 32)); 9999: all ef).")
+    var rerank = "0"
     @Flag(help: "Print only the JSON lines (no progress on stderr).") var json = false
 
     func run() throws {
@@ -54,6 +59,14 @@ struct BenchANN: ParsableCommand {
         configuration.quantization = quantization
         configuration.cold = cold
         configuration.workDirectory = work
+        guard let locality = ANNBenchmark.LocalityOrder(rawValue: localityOrder) else {
+            throw ValidationError("--locality-order must be on, off or compare")
+        }
+        configuration.localityOrder = locality
+        let rerankValues = rerank.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !rerankValues.isEmpty, rerankValues.count == rerank.split(separator: ",").count, rerankValues.allSatisfy({ $0 >= 0 })
+        else { throw ValidationError("--rerank must be a comma-separated list of counts (0: the default), got '\(rerank)'") }
+        configuration.rerankValues = rerankValues.map { $0 == 0 ? nil : $0 }
         let quiet = json
         let results = try ANNBenchmark(configuration: configuration).run { message in
             if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }

@@ -98,7 +98,8 @@ def main():
             "build_seconds": build_seconds, "bytes_per_vector": file_bytes / n,
             "rss_bytes_per_vector": rss_delta / n, "recall_by_id": hits_by_id / (len(queries) * a.k),
             "k": a.k, "build_threads": a.threads, "engine": "hnswlib " + getattr(hnswlib, "__version__", "?"),
-            "vectors": n}, sort_keys=True), flush=True)
+            "vectors": n, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}, sort_keys=True),
+            flush=True)
 
 
 if __name__ == "__main__":
