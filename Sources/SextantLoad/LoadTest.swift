@@ -36,7 +36,8 @@ extension LoadTarget {
 public struct LoadBatch: Sendable {
     public var ids: [String]
     public var vectors: [[Float]]
-    public var documents: [String]
+    /// Nil for a scaled set without source records.
+    public var documents: [String]?
     public var metadatas: [Metadata]
 }
 
@@ -129,8 +130,8 @@ public struct LoadTest: Sendable {
         let data = try LoadData(directory: configuration.dataset, limit: configuration.limit)
         try await target.prepare(collection: configuration.collection, dimension: data.dimension)
         try target.prepareQueries(data.queries, k: configuration.k)
-        try await ingest(target, data, batches: data.batches(configuration.batchRecords), writers: max(4, configuration.writers))
-        try await target.waitUntilIndexed(records: data.ids.count)
+        try await ingest(target, data, batches: data.batchRanges(configuration.batchRecords), writers: max(4, configuration.writers))
+        try await target.waitUntilIndexed(records: data.count)
         guard let (url, bodies) = target.exportedRequests() else {
             throw SextantError(.invalidArgument, "--prepare-only needs an HTTP target (--chroma)")
         }
@@ -139,20 +140,20 @@ public struct LoadTest: Sendable {
         guard FileManager.default.createFile(atPath: requestsPath, contents: Data(text)) else {
             throw SextantError(.invalidArgument, "cannot write \(requestsPath)")
         }
-        progress("loaded \(data.ids.count) records; \(bodies.count) query requests in \(requestsPath)")
+        progress("loaded \(data.count) records; \(bodies.count) query requests in \(requestsPath)")
     }
 
     public func run(target: any LoadTarget, progress: @escaping @Sendable (String) -> Void) async throws -> Report {
         let data = try LoadData(directory: configuration.dataset, limit: configuration.limit)
-        progress("loaded \(data.ids.count) records and \(data.queries.count) queries")
+        progress("loaded \(data.count) records and \(data.queries.count) queries")
         try await target.prepare(collection: configuration.collection, dimension: data.dimension)
         try target.prepareQueries(data.queries, k: configuration.k)
         let initialStart = ContinuousClock.now
-        try await ingest(target, data, batches: data.batches(configuration.batchRecords), writers: max(4, configuration.writers))
+        try await ingest(target, data, batches: data.batchRanges(configuration.batchRecords), writers: max(4, configuration.writers))
         let acknowledgedSeconds = (ContinuousClock.now - initialStart).seconds
-        try await target.waitUntilIndexed(records: data.ids.count)
+        try await target.waitUntilIndexed(records: data.count)
         let initialSeconds = (ContinuousClock.now - initialStart).seconds
-        progress(String(format: "initial load: %d records in %.1f s (indexed)", data.ids.count, initialSeconds))
+        progress(String(format: "initial load: %d records in %.1f s (indexed)", data.count, initialSeconds))
 
         let idle = try await measure(target, data, seconds: configuration.idleSeconds) { _ in 0 }
         progress(String(format: "idle: %.0f qps, p50 %.3f ms, p99 %.3f ms, recall@10 %.4f", idle.qps, idle.p50_ms, idle.p99_ms,
@@ -168,10 +169,10 @@ public struct LoadTest: Sendable {
         case .perDay(let records): rateText = "\(records)/day over \(Int(configuration.daySeconds)) s"
         }
         return Report(
-            target: target.name, clients: configuration.clients, records: data.ids.count, batch_records: configuration.batchRecords,
+            target: target.name, clients: configuration.clients, records: data.count, batch_records: configuration.batchRecords,
             rate: rateText, replay: configuration.replay, initial_load_seconds: initialSeconds,
-            initial_load_records_per_second: Double(data.ids.count) / initialSeconds,
-            initial_load_acknowledged_records_per_second: Double(data.ids.count) / acknowledgedSeconds, idle: idle, during_ingest: busy,
+            initial_load_records_per_second: Double(data.count) / initialSeconds,
+            initial_load_acknowledged_records_per_second: Double(data.count) / acknowledgedSeconds, idle: idle, during_ingest: busy,
             p99_ratio_ingest_over_idle: busy.p99_ms / max(idle.p99_ms, 1e-9))
     }
 
@@ -251,7 +252,9 @@ public struct LoadTest: Sendable {
     /// this process's query clients are not delayed behind batch encoding.
     static let writerExecutor = NicedExecutor(threads: 1, niceness: 10, name: "load-writer")
 
-    private func ingest(_ target: any LoadTarget, _ data: LoadData, batches: [LoadBatch], writers: Int) async throws {
+    private func ingest(_ target: any LoadTarget, _ data: LoadData, batches: [Range<Int>], nudged: Bool = false, writers: Int)
+        async throws
+    {
         let next = AtomicCounter()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<max(1, writers) {
@@ -259,7 +262,7 @@ public struct LoadTest: Sendable {
                     while true {
                         let index = next.next()
                         guard index < batches.count else { return }
-                        try await target.upsert(batches[index])
+                        try await target.upsert(try data.batch(batches[index], nudged: nudged))
                     }
                 }
             }
@@ -269,11 +272,12 @@ public struct LoadTest: Sendable {
 
     /// Re-ingests the records (upserts, so recall stays comparable) at the configured rate.
     private func replay(_ target: any LoadTarget, _ data: LoadData, until stop: StopFlag) async throws -> Int {
-        let batches = data.batches(configuration.batchRecords, nudged: configuration.replay == .changed)
+        let batches = data.batchRanges(configuration.batchRecords)
+        let nudged = configuration.replay == .changed
         switch configuration.rate {
         case .max:
-            try await ingest(target, data, batches: batches, writers: configuration.writers)
-            return data.ids.count
+            try await ingest(target, data, batches: batches, nudged: nudged, writers: configuration.writers)
+            return data.count
         case .perDay(let recordsPerDay):
             // The seed's schedule: four equal bursts a day (00:00, 06:00, 12:00, 18:00), compressed in time.
             let burst = max(1, recordsPerDay / 4)
@@ -283,14 +287,14 @@ public struct LoadTest: Sendable {
                 let due = Double(number) * configuration.daySeconds / 4
                 let waited = due - (ContinuousClock.now - start).seconds
                 if waited > 0 { try await Task.sleep(for: .milliseconds(Int(waited * 1000))) }
-                var burstBatches: [LoadBatch] = []
+                var burstBatches: [Range<Int>] = []
                 var taken = 0
                 while taken < burst {
                     let batch = batches[(written / configuration.batchRecords + burstBatches.count) % batches.count]
                     burstBatches.append(batch)
-                    taken += batch.ids.count
+                    taken += batch.count
                 }
-                try await ingest(target, data, batches: burstBatches, writers: configuration.writers)
+                try await ingest(target, data, batches: burstBatches, nudged: nudged, writers: configuration.writers)
                 written += taken
             }
             let remaining = configuration.daySeconds - (ContinuousClock.now - start).seconds
@@ -302,58 +306,75 @@ public struct LoadTest: Sendable {
 
 /// The dataset in the shape the load test needs, with the set of acceptable
 /// answers per query precomputed from the ground truth (ties included).
+///
+/// Vectors stay in their file and are read a batch at a time, so a scaled set
+/// of a million records (`../shared/data/scaled/make_scaled.py`, vectors and
+/// ground truth only) loads as well as the 40,000 real ones: records without
+/// a source record get the id `s<row>`, no document and their row as metadata.
 struct LoadData: Sendable {
-    let ids: [String]
-    let vectors: FloatVectorFile
-    let documents: [String]
-    let metadatas: [Metadata]
+    let count: Int
+    let vectors: FvecsReader
+    let records: [DatasetRecord]?
     let queries: [[Float]]
     let acceptable: [Set<String>]
     var dimension: Int { vectors.dimensions }
+    var ids: LazyMapSequence<Range<Int>, String> { (0..<count).lazy.map(id) }
 
     init(directory: String, limit: Int) throws {
-        let records = try DebianMiniLM.records(directory, limit: limit)
-        vectors = try VectorFiles.readFvecs(directory + "/base.fvecs")
+        vectors = try FvecsReader(path: directory + "/base.fvecs")
+        let hasRecords = FileManager.default.fileExists(atPath: directory + "/records.jsonl.gz")
+        records = hasRecords ? try DebianMiniLM.records(directory, limit: limit) : nil
+        count = min(records?.count ?? vectors.rows, limit, vectors.rows)
         let queryFile = try VectorFiles.readFvecs(directory + "/queries.fvecs", expectedDimensions: vectors.dimensions)
         let truth = try VectorFiles.readIvecs(directory + "/groundtruth.ivecs")
-        let truthDistances = try VectorFiles.readFvecs(directory + "/groundtruth-distances.fvecs")
-        ids = records.map(\.id)
-        documents = records.map(\.embeddedText)
-        metadatas = records.map { record in
-            var metadata: Metadata = record.strings.mapValues { .string($0) }
-            metadata["installed_size"] = .int(Int64(record.installedSize))
-            return metadata
-        }
+        let distancesPath = directory + "/groundtruth-distances.fvecs"
+        let truthDistances = FileManager.default.fileExists(atPath: distancesPath) ? try VectorFiles.readFvecs(distancesPath) : nil
         queries = (0..<queryFile.rows).map { Array(queryFile.row($0)) }
-        let allIds = ids
+        let records = records
+        let count = count
+        func id(_ row: Int) -> String { records.map { $0[row].id } ?? "s\(row)" }
         acceptable = (0..<truth.rows).map { row in
             let neighbours = Array(truth.row(row))
-            let distances = Array(truthDistances.row(row))
-            let tenth = distances[min(9, distances.count - 1)]
+            let distances = truthDistances.map { Array($0.row(row)) }
+            let tenth = distances.map { $0[min(9, $0.count - 1)] }
             var set = Set<String>()
-            for (rank, index) in neighbours.enumerated() where rank < 10 || distances[rank] <= tenth + 1e-6 {
-                if Int(index) < allIds.count { set.insert(allIds[Int(index)]) }
+            for (rank, index) in neighbours.enumerated() where rank < 10 || (distances.map { $0[rank] <= (tenth ?? 0) + 1e-6 } ?? false) {
+                if Int(index) < count { set.insert(id(Int(index))) }
             }
             return set
         }
     }
 
-    /// With `nudged`, each vector's largest component is scaled by 1.01: beyond
-    /// f16 rounding (so the stored vector changes), far inside the gaps between
-    /// neighbours (so the ground truth still holds).
-    func batches(_ size: Int, nudged: Bool = false) -> [LoadBatch] {
-        stride(from: 0, to: ids.count, by: size).map { start in
-            let range = start..<min(start + size, ids.count)
-            let rows = range.map { row -> [Float] in
-                var vector = Array(vectors.row(row))
-                if nudged, let largest = vector.indices.max(by: { abs(vector[$0]) < abs(vector[$1]) }) {
-                    vector[largest] *= 1.01
-                }
-                return vector
-            }
-            return LoadBatch(ids: Array(ids[range]), vectors: rows, documents: Array(documents[range]),
-                             metadatas: Array(metadatas[range]))
+    func id(_ row: Int) -> String { records.map { $0[row].id } ?? "s\(row)" }
+
+    /// The batches of `size` records, as row ranges (read when sent).
+    func batchRanges(_ size: Int) -> [Range<Int>] {
+        stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
+    }
+
+    /// One batch read from the file. With `nudged`, each vector's largest
+    /// component is scaled by 1.01: beyond f16 rounding (so the stored vector
+    /// changes), far inside the gaps between neighbours (so the ground truth still holds).
+    func batch(_ range: Range<Int>, nudged: Bool = false) throws -> LoadBatch {
+        let dimensions = vectors.dimensions
+        var flat = [Float](repeating: 0, count: range.count * dimensions)
+        try flat.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            try vectors.read(range.lowerBound, count: range.count, into: base)
         }
+        let rows = (0..<range.count).map { offset -> [Float] in
+            var vector = Array(flat[(offset * dimensions)..<((offset + 1) * dimensions)])
+            if nudged, let largest = vector.indices.max(by: { abs(vector[$0]) < abs(vector[$1]) }) { vector[largest] *= 1.01 }
+            return vector
+        }
+        let documents: [String]? = records.map { records in range.map { records[$0].embeddedText } }
+        let metadatas: [Metadata] = range.map { row in
+            guard let record = records?[row] else { return ["row": .int(Int64(row))] }
+            var metadata: Metadata = record.strings.mapValues { .string($0) }
+            metadata["installed_size"] = .int(Int64(record.installedSize))
+            return metadata
+        }
+        return LoadBatch(ids: range.map(id), vectors: rows, documents: documents, metadatas: metadatas)
     }
 }
 

@@ -37,7 +37,7 @@ public final class SextantTarget: LoadTarget, @unchecked Sendable {
     }
 
     public func upsert(_ batch: LoadBatch) async throws {
-        try await collection().upsert(ids: batch.ids, vectors: batch.vectors, documents: batch.documents,
+        try await collection().upsert(ids: batch.ids, vectors: batch.vectors, documents: batch.documents?.map { Optional($0) },
                                       metadatas: batch.metadatas.map { Optional($0) })
     }
 
@@ -105,12 +105,13 @@ public final class ChromaTarget: LoadTarget, @unchecked Sendable {
     }
 
     public func upsert(_ batch: LoadBatch) async throws {
-        _ = try await request(.POST, collections + "/" + collectionID + "/upsert", .object([
+        var body: [String: JSONValue] = [
             "ids": .array(batch.ids.map(JSONValue.string)),
             "embeddings": .array(batch.vectors.map { .array($0.map { .double(Double($0)) }) }),
-            "documents": .array(batch.documents.map(JSONValue.string)),
             "metadatas": .array(batch.metadatas.map(ChromaGrammar.metadataJSON)),
-        ]))
+        ]
+        if let documents = batch.documents { body["documents"] = .array(documents.map(JSONValue.string)) }
+        _ = try await request(.POST, collections + "/" + collectionID + "/upsert", .object(body))
     }
 
     var queryBodies: [[UInt8]] = []
