@@ -926,7 +926,10 @@ public final class HNSWIndex: @unchecked Sendable {
         }
         guard !deleted.isEmpty else { return [] }
         contexts.withContext(slotCount: highWater) { context in
-            for slot in 0..<UInt32(highWater) where flags(slot) == Self.flagPresent {
+            // Every other present node, including those a writer deletes while this
+            // runs (writers do not wait for upkeep): a list left unrepaired would
+            // keep leading to a freed slot, which a new record may reuse on fewer levels.
+            for slot in 0..<UInt32(highWater) where !deletedMask[Int(slot)] && flags(slot) & Self.flagPresent != 0 {
                 for level in 0...levelOf(slot) { repair(slot, level: level, deletedMask, context) }
                 pace()
             }
@@ -1285,9 +1288,21 @@ public final class HNSWIndex: @unchecked Sendable {
                 }
             }
         }
+        var live = 0
+        var deleted = 0
+        for slot in 0..<UInt32(highWater) where flags(slot) & Self.flagPresent != 0 {
+            if flags(slot) & Self.flagDeleted != 0 { deleted += 1 } else { live += 1 }
+        }
+        if live != liveCount || deleted != deletedCount {
+            problems.append("\(live) live and \(deleted) deleted nodes, counted \(liveCount) and \(deletedCount)")
+        }
         guard entry != 0 else {
             if liveCount > 0 { problems.append("no entry point but \(liveCount) live nodes") }
             return problems
+        }
+        let entrySlot = UInt32(truncatingIfNeeded: entry)
+        if flags(entrySlot) & Self.flagPresent == 0 || levelOf(entrySlot) != Int(entry >> 32) - 1 {
+            problems.append("entry \(entrySlot) of level \(Int(entry >> 32) - 1) is absent or on level \(levelOf(entrySlot))")
         }
         // Every present node must be reachable from the entry point on level 0.
         var seen = [Bool](repeating: false, count: highWater)

@@ -70,6 +70,11 @@ extension Collection {
 
     var needsIndexing: Bool { tail.hasUnclaimed }
 
+    /// The graph's broken invariants, none when healthy (tests and `sextant check`).
+    package func indexInvariantViolations() -> [String] {
+        indexLock.withExclusive { current.withLock { $0 }.index.invariantViolations() }
+    }
+
     /// A query ran within `StorageLimits.readerActivityWindowMilliseconds`.
     var hasRecentReaders: Bool { tail.hasRecentReaders }
 }

@@ -103,12 +103,15 @@ final class Generation: @unchecked Sendable {
         let layout = index.layout
         let state = index.state
         let highWater = max(slotHighWater, Int(state.slotHighWater))
-        func copy(_ name: String, _ region: MemoryRegion, _ bytes: Int) throws {
+        func copy(_ name: String, _ region: MemoryRegion, _ bytes: Int, writesNoted: Bool = false) throws {
             let writer: ChecksummedWriter
-            if let backing = files[name], backing.sizeBytes > 0 {
+            if writesNoted, let backing = files[name], backing.sizeBytes > 0 {
                 // Unchanged bytes go file to file in the kernel; only pages written
                 // since the checkpoint come from memory. A vectors file that the
                 // walk no longer reads (quantized) is never paged in for this.
+                // Only a region whose every writer notes its pages may be copied
+                // so: the graph's lists, node entries and codes change in place
+                // everywhere, and are resident anyway, so they come from memory.
                 writer = try Files.compose(
                     directory + "/" + name, copying: min(backing.sizeBytes, bytes), of: backing.path,
                     patches: region.writtenRanges(below: bytes), from: region.base, sizeBytes: bytes)
@@ -125,7 +128,7 @@ final class Generation: @unchecked Sendable {
             dump.files[name] = FileDigest(sizeBytes: writer.size, crc32c: writer.crc)
             dump.writers.append(writer)
         }
-        try copy(FileName.vectors, index.regions.vectors, highWater * layout.vectorStrideBytes)
+        try copy(FileName.vectors, index.regions.vectors, highWater * layout.vectorStrideBytes, writesNoted: true)
         try copy(FileName.level0, index.regions.level0, highWater * layout.level0StrideWords * 4)
         try copy(FileName.nodes, index.regions.nodeInfo, highWater * HNSWLayout.nodeInfoStrideBytes)
         try copy(FileName.upper, index.regions.upper, Int(state.upperBlocksUsed) * layout.upperStrideWords * 4)

@@ -36,6 +36,33 @@ import Testing
         }
     }
 
+    /// A checkpoint copies unchanged bytes from the previous generation's files:
+    /// every page the graph changed since must come from memory instead, or the
+    /// links and node entries written between two checkpoints are lost.
+    @Test(arguments: [Quantization.none, .int8])
+    func graphChangesBetweenCheckpointsSurviveTheNext(quantization: Quantization) async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let records = makeRecords(2_400, dimensions: 8, seed: 41)
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(
+                CollectionConfiguration(name: "steps", dimension: 8, quantization: quantization))
+            for round in 0..<3 {
+                try await collection.write(.upsert(Array(records[(round * 800)..<((round + 1) * 800)])))
+                if round == 2 { try await collection.write(.delete(ids: (0..<100).map { "r\($0)" })) }
+                try await waitIndexed(collection)
+                try await collection.checkpoint()
+                #expect(collection.indexInvariantViolations() == [], "after checkpoint \(round + 1)")
+                #expect(collection.stats().indexedRecords == collection.count)
+            }
+        }
+        try await withEngine(directory) { engine in
+            let collection = try #require(engine.collection(named: "steps"))
+            #expect(collection.indexInvariantViolations() == [])
+            #expect(try collection.query([records[2_000].vector ?? []], k: 1).first?.first?.id == "r2000")
+        }
+    }
+
     @Test func quantizedCollectionsRankLikeFloat16OnesAndSurviveAReopen() async throws {
         let base = try VectorFiles.readFvecs(TestDataset.file("base.fvecs"))
         let queries = try VectorFiles.readFvecs(TestDataset.file("queries.fvecs"), expectedDimensions: 384)
