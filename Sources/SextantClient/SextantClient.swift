@@ -213,7 +213,9 @@ public final class SextantClient: Sendable {
                 id: $0.id, name: $0.name, liveRecords: Int($0.liveRecords), unindexedRecords: Int($0.unindexedRecords),
                 indexedRecords: Int($0.indexedRecords), deletedAwaitingReclaim: Int($0.deletedAwaitingReclaim),
                 lastLSN: $0.lastLsn, durableLSN: $0.durableLsn, checkpointLSN: $0.checkpointLsn, generation: $0.generation,
-                walBytes: Int($0.walBytes), diskBytes: Int($0.diskBytes))
+                walBytes: Int($0.walBytes), diskBytes: Int($0.diskBytes), capacitySlots: Int($0.capacitySlots),
+                vectorBytes: Int($0.vectorBytes), graphBytes: Int($0.graphBytes), codeBytes: Int($0.codeBytes),
+                heapBytes: Int($0.heapBytes), residentSearchBytes: Int($0.residentSearchBytes))
         }
     }
 

@@ -128,4 +128,12 @@ public struct CollectionStatistics: Sendable, Equatable {
     public var generation: UInt64
     public var walBytes: Int
     public var diskBytes: Int
+    /// Slots reserved; the collection grows past them at a checkpoint.
+    public var capacitySlots: Int
+    /// Bytes in use by part, and what a search keeps resident.
+    public var vectorBytes: Int
+    public var graphBytes: Int
+    public var codeBytes: Int
+    public var heapBytes: Int
+    public var residentSearchBytes: Int
 }

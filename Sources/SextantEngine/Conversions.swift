@@ -200,6 +200,12 @@ enum Convert {
             out.generation = stats.generation
             out.walBytes = UInt64(stats.walBytes)
             out.diskBytes = UInt64(stats.diskBytes)
+            out.capacitySlots = UInt64(stats.capacitySlots)
+            out.vectorBytes = UInt64(stats.vectorBytes)
+            out.graphBytes = UInt64(stats.graphBytes)
+            out.codeBytes = UInt64(stats.codeBytes)
+            out.heapBytes = UInt64(stats.heapBytes)
+            out.residentSearchBytes = UInt64(stats.residentSearchBytes)
             return out
         }
         return reply

@@ -158,11 +158,14 @@ extension Collection {
     public func stats() -> CollectionStats {
         let generation = current.withLock { $0 }
         let snapshot = state.withLock { $0 }
+        let used = generation.index.usedBytes
         return CollectionStats(
             liveRecords: snapshot.liveRecords, unindexedRecords: tail.count, indexedRecords: generation.index.liveCount,
             deletedAwaitingReclaim: generation.index.deletedCount + snapshot.limbo.count,
             slotHighWater: generation.index.slotHighWater, lastLSN: wal.lastLSN, durableLSN: wal.durableLSN,
             checkpointLSN: snapshot.checkpointLSN, generation: generation.number, walBytes: wal.bytesSinceCheckpoint,
-            diskBytes: Files.treeSize(directory))
+            diskBytes: Files.treeSize(directory), capacitySlots: generation.index.layout.capacity,
+            vectorBytes: used.vectors, graphBytes: used.graph, codeBytes: used.codes,
+            heapBytes: generation.records.heapUsedBytes, residentSearchBytes: generation.index.residentSearchBytes)
     }
 }

@@ -36,6 +36,16 @@ public struct CollectionStats: Sendable, Equatable {
     public var generation: UInt64
     public var walBytes: Int
     public var diskBytes: Int
+    /// Slots the current generation reserves (grows at a checkpoint).
+    public var capacitySlots: Int
+    /// Bytes in use per part: float16 vectors, graph + node table, codes, record heap.
+    public var vectorBytes: Int
+    public var graphBytes: Int
+    public var codeBytes: Int
+    public var heapBytes: Int
+    /// What a search keeps resident: graph and codes, or graph and vectors
+    /// without quantization (`HNSWIndex.residentSearchBytes`).
+    public var residentSearchBytes: Int
 }
 
 /// One collection: records (id, float16 vector, document, metadata), their

@@ -80,6 +80,17 @@ import Testing
                     try await collection.write(.upsert(Array(records[start..<(start + 1_000)])))
                 }
                 try await waitIndexed(collection)
+                // The memory accounting by part, as `sextant stats` reports it.
+                let stats = collection.stats()
+                #expect(stats.capacitySlots >= count && stats.heapBytes > 0)
+                #expect(stats.vectorBytes == count * 768)
+                if quantization == .int8 {
+                    #expect(stats.codeBytes == count * 384)
+                    #expect(stats.residentSearchBytes == stats.graphBytes + stats.codeBytes)
+                } else {
+                    #expect(stats.codeBytes == 0)
+                    #expect(stats.residentSearchBytes == stats.graphBytes + stats.vectorBytes)
+                }
                 answers[quantization] = try collection.query(probes, k: 10, include: []).map { $0.map(\.id) }
                 try await collection.checkpoint()
             }

@@ -1223,38 +1223,112 @@ public nonisolated struct Sextant_V1_QueryReply: Sendable {
   public init() {}
 }
 
-public nonisolated struct Sextant_V1_CollectionStats: Sendable {
+public nonisolated struct Sextant_V1_CollectionStats: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var id: String = String()
+  public var id: String {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
 
-  public var name: String = String()
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
 
-  public var liveRecords: UInt64 = 0
+  public var liveRecords: UInt64 {
+    get {_storage._liveRecords}
+    set {_uniqueStorage()._liveRecords = newValue}
+  }
 
-  public var unindexedRecords: UInt64 = 0
+  public var unindexedRecords: UInt64 {
+    get {_storage._unindexedRecords}
+    set {_uniqueStorage()._unindexedRecords = newValue}
+  }
 
-  public var indexedRecords: UInt64 = 0
+  public var indexedRecords: UInt64 {
+    get {_storage._indexedRecords}
+    set {_uniqueStorage()._indexedRecords = newValue}
+  }
 
-  public var deletedAwaitingReclaim: UInt64 = 0
+  public var deletedAwaitingReclaim: UInt64 {
+    get {_storage._deletedAwaitingReclaim}
+    set {_uniqueStorage()._deletedAwaitingReclaim = newValue}
+  }
 
-  public var lastLsn: UInt64 = 0
+  public var lastLsn: UInt64 {
+    get {_storage._lastLsn}
+    set {_uniqueStorage()._lastLsn = newValue}
+  }
 
-  public var durableLsn: UInt64 = 0
+  public var durableLsn: UInt64 {
+    get {_storage._durableLsn}
+    set {_uniqueStorage()._durableLsn = newValue}
+  }
 
-  public var checkpointLsn: UInt64 = 0
+  public var checkpointLsn: UInt64 {
+    get {_storage._checkpointLsn}
+    set {_uniqueStorage()._checkpointLsn = newValue}
+  }
 
-  public var generation: UInt64 = 0
+  public var generation: UInt64 {
+    get {_storage._generation}
+    set {_uniqueStorage()._generation = newValue}
+  }
 
-  public var walBytes: UInt64 = 0
+  public var walBytes: UInt64 {
+    get {_storage._walBytes}
+    set {_uniqueStorage()._walBytes = newValue}
+  }
 
-  public var diskBytes: UInt64 = 0
+  public var diskBytes: UInt64 {
+    get {_storage._diskBytes}
+    set {_uniqueStorage()._diskBytes = newValue}
+  }
+
+  /// Memory the collection's files take once touched, by part (bytes).
+  public var capacitySlots: UInt64 {
+    get {_storage._capacitySlots}
+    set {_uniqueStorage()._capacitySlots = newValue}
+  }
+
+  /// float16 vectors in use
+  public var vectorBytes: UInt64 {
+    get {_storage._vectorBytes}
+    set {_uniqueStorage()._vectorBytes = newValue}
+  }
+
+  /// graph lists and node table in use
+  public var graphBytes: UInt64 {
+    get {_storage._graphBytes}
+    set {_uniqueStorage()._graphBytes = newValue}
+  }
+
+  /// compact codes in use (0 without quantization)
+  public var codeBytes: UInt64 {
+    get {_storage._codeBytes}
+    set {_uniqueStorage()._codeBytes = newValue}
+  }
+
+  /// ids, documents and metadata
+  public var heapBytes: UInt64 {
+    get {_storage._heapBytes}
+    set {_uniqueStorage()._heapBytes = newValue}
+  }
+
+  /// what a search keeps in memory
+  public var residentSearchBytes: UInt64 {
+    get {_storage._residentSearchBytes}
+    set {_uniqueStorage()._residentSearchBytes = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Sextant_V1_StatsReply: Sendable {
@@ -3028,84 +3102,184 @@ nonisolated extension Sextant_V1_QueryReply: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Sextant_V1_CollectionStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{3}live_records\0\u{3}unindexed_records\0\u{3}indexed_records\0\u{3}deleted_awaiting_reclaim\0\u{3}last_lsn\0\u{3}durable_lsn\0\u{3}checkpoint_lsn\0\u{1}generation\0\u{3}wal_bytes\0\u{3}disk_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{3}live_records\0\u{3}unindexed_records\0\u{3}indexed_records\0\u{3}deleted_awaiting_reclaim\0\u{3}last_lsn\0\u{3}durable_lsn\0\u{3}checkpoint_lsn\0\u{1}generation\0\u{3}wal_bytes\0\u{3}disk_bytes\0\u{3}capacity_slots\0\u{3}vector_bytes\0\u{3}graph_bytes\0\u{3}code_bytes\0\u{3}heap_bytes\0\u{3}resident_search_bytes\0")
+
+  fileprivate class _StorageClass {
+    var _id: String = String()
+    var _name: String = String()
+    var _liveRecords: UInt64 = 0
+    var _unindexedRecords: UInt64 = 0
+    var _indexedRecords: UInt64 = 0
+    var _deletedAwaitingReclaim: UInt64 = 0
+    var _lastLsn: UInt64 = 0
+    var _durableLsn: UInt64 = 0
+    var _checkpointLsn: UInt64 = 0
+    var _generation: UInt64 = 0
+    var _walBytes: UInt64 = 0
+    var _diskBytes: UInt64 = 0
+    var _capacitySlots: UInt64 = 0
+    var _vectorBytes: UInt64 = 0
+    var _graphBytes: UInt64 = 0
+    var _codeBytes: UInt64 = 0
+    var _heapBytes: UInt64 = 0
+    var _residentSearchBytes: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _name = source._name
+      _liveRecords = source._liveRecords
+      _unindexedRecords = source._unindexedRecords
+      _indexedRecords = source._indexedRecords
+      _deletedAwaitingReclaim = source._deletedAwaitingReclaim
+      _lastLsn = source._lastLsn
+      _durableLsn = source._durableLsn
+      _checkpointLsn = source._checkpointLsn
+      _generation = source._generation
+      _walBytes = source._walBytes
+      _diskBytes = source._diskBytes
+      _capacitySlots = source._capacitySlots
+      _vectorBytes = source._vectorBytes
+      _graphBytes = source._graphBytes
+      _codeBytes = source._codeBytes
+      _heapBytes = source._heapBytes
+      _residentSearchBytes = source._residentSearchBytes
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.liveRecords) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.unindexedRecords) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.indexedRecords) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.deletedAwaitingReclaim) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.lastLsn) }()
-      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.durableLsn) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.checkpointLsn) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.generation) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.walBytes) }()
-      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.diskBytes) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._liveRecords) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._unindexedRecords) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._indexedRecords) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._deletedAwaitingReclaim) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._lastLsn) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._durableLsn) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._checkpointLsn) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._generation) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._walBytes) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._diskBytes) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._capacitySlots) }()
+        case 14: try { try decoder.decodeSingularUInt64Field(value: &_storage._vectorBytes) }()
+        case 15: try { try decoder.decodeSingularUInt64Field(value: &_storage._graphBytes) }()
+        case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._codeBytes) }()
+        case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._heapBytes) }()
+        case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._residentSearchBytes) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
-    }
-    if self.liveRecords != 0 {
-      try visitor.visitSingularUInt64Field(value: self.liveRecords, fieldNumber: 3)
-    }
-    if self.unindexedRecords != 0 {
-      try visitor.visitSingularUInt64Field(value: self.unindexedRecords, fieldNumber: 4)
-    }
-    if self.indexedRecords != 0 {
-      try visitor.visitSingularUInt64Field(value: self.indexedRecords, fieldNumber: 5)
-    }
-    if self.deletedAwaitingReclaim != 0 {
-      try visitor.visitSingularUInt64Field(value: self.deletedAwaitingReclaim, fieldNumber: 6)
-    }
-    if self.lastLsn != 0 {
-      try visitor.visitSingularUInt64Field(value: self.lastLsn, fieldNumber: 7)
-    }
-    if self.durableLsn != 0 {
-      try visitor.visitSingularUInt64Field(value: self.durableLsn, fieldNumber: 8)
-    }
-    if self.checkpointLsn != 0 {
-      try visitor.visitSingularUInt64Field(value: self.checkpointLsn, fieldNumber: 9)
-    }
-    if self.generation != 0 {
-      try visitor.visitSingularUInt64Field(value: self.generation, fieldNumber: 10)
-    }
-    if self.walBytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.walBytes, fieldNumber: 11)
-    }
-    if self.diskBytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.diskBytes, fieldNumber: 12)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._id.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
+      }
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 2)
+      }
+      if _storage._liveRecords != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._liveRecords, fieldNumber: 3)
+      }
+      if _storage._unindexedRecords != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._unindexedRecords, fieldNumber: 4)
+      }
+      if _storage._indexedRecords != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._indexedRecords, fieldNumber: 5)
+      }
+      if _storage._deletedAwaitingReclaim != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._deletedAwaitingReclaim, fieldNumber: 6)
+      }
+      if _storage._lastLsn != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._lastLsn, fieldNumber: 7)
+      }
+      if _storage._durableLsn != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._durableLsn, fieldNumber: 8)
+      }
+      if _storage._checkpointLsn != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._checkpointLsn, fieldNumber: 9)
+      }
+      if _storage._generation != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._generation, fieldNumber: 10)
+      }
+      if _storage._walBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._walBytes, fieldNumber: 11)
+      }
+      if _storage._diskBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._diskBytes, fieldNumber: 12)
+      }
+      if _storage._capacitySlots != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._capacitySlots, fieldNumber: 13)
+      }
+      if _storage._vectorBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._vectorBytes, fieldNumber: 14)
+      }
+      if _storage._graphBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._graphBytes, fieldNumber: 15)
+      }
+      if _storage._codeBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._codeBytes, fieldNumber: 16)
+      }
+      if _storage._heapBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._heapBytes, fieldNumber: 17)
+      }
+      if _storage._residentSearchBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._residentSearchBytes, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sextant_V1_CollectionStats, rhs: Sextant_V1_CollectionStats) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.name != rhs.name {return false}
-    if lhs.liveRecords != rhs.liveRecords {return false}
-    if lhs.unindexedRecords != rhs.unindexedRecords {return false}
-    if lhs.indexedRecords != rhs.indexedRecords {return false}
-    if lhs.deletedAwaitingReclaim != rhs.deletedAwaitingReclaim {return false}
-    if lhs.lastLsn != rhs.lastLsn {return false}
-    if lhs.durableLsn != rhs.durableLsn {return false}
-    if lhs.checkpointLsn != rhs.checkpointLsn {return false}
-    if lhs.generation != rhs.generation {return false}
-    if lhs.walBytes != rhs.walBytes {return false}
-    if lhs.diskBytes != rhs.diskBytes {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._liveRecords != rhs_storage._liveRecords {return false}
+        if _storage._unindexedRecords != rhs_storage._unindexedRecords {return false}
+        if _storage._indexedRecords != rhs_storage._indexedRecords {return false}
+        if _storage._deletedAwaitingReclaim != rhs_storage._deletedAwaitingReclaim {return false}
+        if _storage._lastLsn != rhs_storage._lastLsn {return false}
+        if _storage._durableLsn != rhs_storage._durableLsn {return false}
+        if _storage._checkpointLsn != rhs_storage._checkpointLsn {return false}
+        if _storage._generation != rhs_storage._generation {return false}
+        if _storage._walBytes != rhs_storage._walBytes {return false}
+        if _storage._diskBytes != rhs_storage._diskBytes {return false}
+        if _storage._capacitySlots != rhs_storage._capacitySlots {return false}
+        if _storage._vectorBytes != rhs_storage._vectorBytes {return false}
+        if _storage._graphBytes != rhs_storage._graphBytes {return false}
+        if _storage._codeBytes != rhs_storage._codeBytes {return false}
+        if _storage._heapBytes != rhs_storage._heapBytes {return false}
+        if _storage._residentSearchBytes != rhs_storage._residentSearchBytes {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
