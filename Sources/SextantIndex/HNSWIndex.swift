@@ -693,7 +693,7 @@ public final class HNSWIndex: @unchecked Sendable {
             layout.prepare(query, into: context.query)
             codeBook?.prepare(context.query, sq8: context.querySQ8, bits: context.queryBits)
             if planExact(strategy: strategy, filter: filter, k: k, ef: effectiveEf) {
-                return finished(exactScan(context, k: candidates, filter: filter), k: k, context)
+                return finished(exactScan(context, k: k, filter: filter), k: k, context)
             }
             let entry = load(.entry)
             if entry == 0 { return SearchOutcome(hits: [], usedExactScan: false, distanceComputations: 0) }
@@ -710,7 +710,7 @@ public final class HNSWIndex: @unchecked Sendable {
             var hits = context.results.drainAscending()
             if hits.count > candidates { hits.removeLast(hits.count - candidates) }
             if strategy == .auto && hits.count < min(k, liveCount) {
-                var exact = exactScan(context, k: candidates, filter: filter)
+                var exact = exactScan(context, k: k, filter: filter)
                 exact.distanceComputations += computed
                 return finished(exact, k: k, context)
             }
@@ -722,7 +722,7 @@ public final class HNSWIndex: @unchecked Sendable {
     /// measured codes (`context.query` still holds the float query).
     private func finished(_ outcome: SearchOutcome, k: Int, _ context: SearchContext) -> SearchOutcome {
         var result = outcome
-        if codeBook != nil {
+        if codeBook != nil && !outcome.usedExactScan {
             result.hits = rerank(outcome.hits, context)
             result.distanceComputations += outcome.hits.count
         }
@@ -870,7 +870,9 @@ public final class HNSWIndex: @unchecked Sendable {
         var pending = 0
         var computed = 0
         func flush() {
-            keepNearest(context, pending, k: k, exact: false)
+            // Exact means float16 even when the walk reads codes: a scan serves
+            // small collections and selective filters, whose answers are promised exact.
+            keepNearest(context, pending, k: k, exact: true)
             computed += pending
             pending = 0
         }

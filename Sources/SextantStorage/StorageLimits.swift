@@ -29,8 +29,11 @@ public enum StorageLimits {
     /// metadata + ids), at least: four times the compacted heap when that is more.
     public static let recordHeapReservationBytes = 16 << 30
     public static func reservedHeapBytes(compacted: Int) -> Int { max(recordHeapReservationBytes, 4 * compacted) }
-    /// What a collection's graph walk reads unless it says (`Quantization`).
-    public static let defaultQuantization: Quantization = .none
+    /// What a collection's graph walk reads unless it says (`Quantization`):
+    /// int8 codes, a quarter of the float16 vectors' bytes, which then stay on
+    /// disk. On debian-minilm it answers with float16's recall at more QPS
+    /// (docs/BENCHMARKS.md, "Compressed traversal"); bits1 needs twice the ef.
+    public static let defaultQuantization: Quantization = .int8
     /// Written but not yet indexed records; writers wait beyond this.
     public static let unindexedTailCapacity = 1 << 15
     /// A collection may keep a smaller bound while queries run (one in the last
