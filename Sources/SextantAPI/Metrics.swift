@@ -150,7 +150,7 @@ struct ObservingMiddleware: RouterMiddleware {
 enum KnownRoutes {
     static let table: [(pattern: [String], methods: [HTTPRequest.Method])] = [
         ([""], [.get]), (["healthz"], [.get]), (["readyz"], [.get]), (["metrics"], [.get]),
-        (["v1", "collections"], [.get]), (["v1", "collections", "*", "search"], [.post]),
+        (["v1", "collections"], [.get, .post]), (["v1", "collections", "*", "search"], [.post]),
         (["v1", "feedback"], [.get, .post]), (["v1", "collections", "*", "chat"], [.post]),
     ]
 

@@ -59,6 +59,7 @@ struct NativeRoutes {
 
     func register(on router: Router<APIContext>) {
         router.get("/v1/collections") { _, _ in try await listCollections() }
+        router.post("/v1/collections") { request, context in try await createCollection(try await readJSON(request, context)) }
         router.post("/v1/collections/:name/search") { request, context in
             let name = try context.parameters.require("name")
             return try await search(name, try await readJSON(request, context))
@@ -71,13 +72,43 @@ struct NativeRoutes {
 
     func listCollections() async throws -> Response {
         let (collections, _) = try await engine.time("ListCollections") { try await engine.client.listCollections() }
-        return Reply.json(.array(collections.map { info in
-            .object([
-                "name": .string(info.name), "id": .string(info.id), "count": .int(Int64(info.count)),
-                "dimension": info.dimension == 0 ? .null : .int(Int64(info.dimension)), "metric": .string(info.metric.rawValue),
-                "embedder": Self.embedderIdentifier(info.metadata).map(JSONValue.string) ?? .null,
-            ])
-        }))
+        return Reply.json(.array(collections.map(Self.collectionJSON)))
+    }
+
+    static func collectionJSON(_ info: CollectionInfo) -> JSONValue {
+        .object([
+            "name": .string(info.name), "id": .string(info.id), "count": .int(Int64(info.count)),
+            "dimension": info.dimension == 0 ? .null : .int(Int64(info.dimension)), "metric": .string(info.metric.rawValue),
+            "quantization": info.quantization.map { .string($0.rawValue) } ?? .null,
+            "embedder": Self.embedderIdentifier(info.metadata).map(JSONValue.string) ?? .null,
+        ])
+    }
+
+    /// `POST /v1/collections`: `{"name", "dimension"?, "metric"?, "quantization"?,
+    /// "capacity"?, "metadata"?, "get_or_create"?}`. The dimension may be left
+    /// out: the first write fixes it. `capacity` is a hint; collections grow.
+    func createCollection(_ body: JSONValue) async throws -> Response {
+        guard body.objectValue != nil else { throw APIError.badRequest("body must be a JSON object") }
+        guard let name = try body.optional("name", { $0.stringValue }, "a string") else {
+            throw APIError.badRequest("'name' is required")
+        }
+        let dimension = try body.optional("dimension", { $0.intValue }, "an integer") ?? 0
+        guard dimension >= 0 else { throw APIError.badRequest("'dimension' must be positive") }
+        let metric = try body.optional("metric", { $0.stringValue.flatMap(DistanceMetric.init(rawValue:)) },
+                                       "one of \(DistanceMetric.allCases.map(\.rawValue).joined(separator: ", "))") ?? .cosine
+        let quantization = try body.optional("quantization", { $0.stringValue.flatMap(VectorQuantization.init(rawValue:)) },
+                                             "one of \(VectorQuantization.allCases.map(\.rawValue).joined(separator: ", "))")
+        let capacity = try body.optional("capacity", { $0.intValue }, "an integer")
+        if let capacity, capacity < 1 { throw APIError.badRequest("'capacity' must be positive") }
+        let getOrCreate = try body.optional("get_or_create", { $0.boolValue }, "a boolean") ?? false
+        let metadata = try body["metadata"].flatMap { $0.isNull ? nil : try ChromaGrammar.metadata($0, path: "metadata") } ?? [:]
+        let handle = try await engine.time("CreateCollection") {
+            try await engine.client.createCollection(
+                name: name, dimension: Int(dimension), metric: metric, metadata: metadata, getOrCreate: getOrCreate,
+                capacity: capacity.map { Int($0) }, quantization: quantization)
+        }
+        engine.forget(name)
+        return Reply.json(Self.collectionJSON(handle.info), status: .created)
     }
 
     /// Similarity in [0, 1]-ish, larger is better: 1 - distance for cosine and

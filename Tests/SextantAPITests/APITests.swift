@@ -57,6 +57,21 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         let filtered = try await http(.POST, up.apiURL + "/v1/collections/demo/search",
                                       body: #"{"query": "\#(curlQuestion)", "k": 5, "where": {"section": "games"}}"#)
         #expect(filtered.json?["results"]?.arrayValue?.allSatisfy { $0["metadata"]?["section"]?.stringValue == "games" } == true)
+        // Collections made through the native API, with the compact code their walk reads.
+        let created = try await http(.POST, up.apiURL + "/v1/collections",
+                                     body: #"{"name": "tenders", "dimension": 384, "quantization": "none", "capacity": 1000}"#)
+        #expect(created.status == 201, "\(created.body)")
+        #expect(created.json?["quantization"]?.stringValue == "none")
+        #expect(try await http(.POST, up.apiURL + "/v1/collections", body: #"{"name": "tenders"}"#).status == 409)
+        let again = try await http(.POST, up.apiURL + "/v1/collections", body: #"{"name": "tenders", "get_or_create": true}"#)
+        #expect(again.status == 201 && again.json?["id"]?.stringValue == created.json?["id"]?.stringValue)
+        let wrong = try await http(.POST, up.apiURL + "/v1/collections", body: #"{"name": "t2", "quantization": "int4"}"#)
+        #expect(wrong.status == 400 && wrong.body.contains("int8"), "\(wrong.body)")
+        #expect(try await http(.POST, up.apiURL + "/v1/collections", body: #"{"name": "bad name!"}"#).status == 400)
+        let listed = try await http(.GET, up.apiURL + "/v1/collections").json?.arrayValue ?? []
+        #expect(listed.first { $0["name"]?.stringValue == "tenders" }?["dimension"]?.intValue == 384)
+        #expect(listed.first { $0["name"]?.stringValue == "demo" }?["quantization"]?.stringValue == "int8",
+                "new collections quantize to int8 unless they say otherwise")
         let metrics = try await http(.GET, up.apiURL + "/metrics")
         #expect(metrics.body.contains(#"sextant_http_requests_total{route="/v1/collections/{name}/search",method="POST",status="200"}"#))
         #expect(metrics.body.contains("sextant_engine_call_duration_seconds_bucket"))
