@@ -53,6 +53,8 @@ public final class HNSWIndex: @unchecked Sendable {
 
     static let flagPresent: UInt8 = 1
     static let flagDeleted: UInt8 = 2
+    /// Claimed by one `link` until the node is present: two links of one slot never interleave.
+    static let flagLinking: UInt8 = 4
     private static let controlStride = 8
     private enum Control: Int { case entry = 0, highWater, upperUsed, insertCounter, live, deleted }
 
@@ -300,11 +302,17 @@ public final class HNSWIndex: @unchecked Sendable {
     /// Links a slot whose vector `writeVector` stored into the graph.
     public func link(slot: UInt32) throws(IndexError) {
         guard Int(slot) < slotHighWater else { throw .slotOutOfRange(slot) }
-        guard flags(slot) == 0 else { throw .slotInUse(slot) }
-        try contexts.withContext(slotCount: slotHighWater) { (context) throws(IndexError) in
-            HalfConversion.toFloat(vector(slot), context.query, count: padded)
-            try linkPrepared(slot, context)
+        guard sx_cas_u8(info(slot) + NodeEntry.flags, 0, Self.flagLinking) else { throw .slotInUse(slot) }
+        do {
+            try contexts.withContext(slotCount: slotHighWater) { (context) throws(IndexError) in
+                HalfConversion.toFloat(vector(slot), context.query, count: padded)
+                try linkPrepared(slot, context)
+            }
+        } catch {
+            setFlags(slot, 0)
+            throw error
         }
+        assert(flags(slot) & Self.flagLinking == 0, "a linked node is present, its claim released")
     }
 
     /// Links a written slot whose float32 form is in `context.query`: its code

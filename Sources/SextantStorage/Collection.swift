@@ -107,10 +107,16 @@ public final class Collection: @unchecked Sendable {
     /// True until the first write of a collection created without a dimension.
     public var isDimensionPending: Bool { configuration.dimension == 0 }
 
-    private init(directory: String, wal: WriteAheadLog, generation: Generation, state: MutationState, limits: TailLimits) {
+    private init(directory: String, wal: WriteAheadLog, generation: Generation, state: MutationState, limits: TailLimits,
+                 replayedOperations: Int = 0) {
         self.directory = directory
         self.wal = wal
-        tail = UnindexedTail(limit: limits.always, underReads: limits.underReads)
+        // Room for the whole WAL's records beside a full tail, so that replay
+        // leaves them to the indexer and the open returns without linking
+        // them; writers then wait at the usual bound until it catches up.
+        let replayRoom = min(replayedOperations + limits.always, UnindexedTail.maximumReplayRoom)
+        tail = UnindexedTail(limit: limits.always, underReads: limits.underReads,
+                             largestBatch: max(StorageLimits.maximumBatchRecords, replayRoom))
         // A collection still waiting for its dimension has a one-dimensional
         // placeholder generation: its codes are sized when the first write decides.
         if state.configuration.dimension > 0 { tail.prepareCodes(dimensions: state.configuration.dimension) }
@@ -135,7 +141,7 @@ public final class Collection: @unchecked Sendable {
 
     /// Opens a collection: verifies the manifest and every data file's checksum,
     /// maps the files, and replays only the WAL entries after the checkpoint.
-    static func open(directory: String, io: DurableIO, limits: TailLimits = .init()) throws -> Collection {
+    package static func open(directory: String, io: DurableIO, limits: TailLimits = .init()) throws -> Collection {
         let manifest = try Manifest.read(directory + "/" + Manifest.fileName)
         let (wal, recovered) = try WriteAheadLog.open(directory: directory + "/wal", afterLSN: manifest.checkpointLSN, io: io)
         // The reservation covers what the files hold and every slot the WAL's
@@ -151,7 +157,8 @@ public final class Collection: @unchecked Sendable {
             directory: manifest.files.isEmpty ? nil : generationDirectory, manifest: manifest, layout: layout, verify: true)
         var state = MutationState(configuration: manifest.configuration, checkpointLSN: manifest.checkpointLSN)
         rebuildState(&state, generation: generation)
-        let collection = Collection(directory: directory, wal: wal, generation: generation, state: state, limits: limits)
+        let collection = Collection(directory: directory, wal: wal, generation: generation, state: state, limits: limits,
+                                    replayedOperations: replayedOperations)
         try collection.replay(recovered)
         collection.requeueUnlinked()
         return collection
@@ -179,10 +186,10 @@ public final class Collection: @unchecked Sendable {
         for entry in recovered.entries {
             switch entry.kind {
             case EntryKind.batch:
-                // Nothing indexes during replay: link what is over the limit
-                // first, so a long WAL (after a crash or a restore) never
-                // overfills the tail. Outside the state lock: indexing takes it.
-                if tail.isOverLimit { drainTailSynchronously() }
+                // Nothing indexes during replay; the ring was sized for the
+                // WAL, so this links only when a log outgrew that room.
+                // Outside the state lock: indexing takes it.
+                if tail.free < StorageLimits.maximumBatchRecords { drainTailSynchronously() }
                 let operations = try BatchCodec.decode(entry.payload, dimensions: layout.dimensions)
                 try state.withLock { (state) throws in try apply(operations, &state) }
             case EntryKind.configuration:
@@ -201,9 +208,12 @@ public final class Collection: @unchecked Sendable {
     /// unlinked when it was taken) go back to the indexer's queue.
     private func requeueUnlinked() {
         let generation = current.withLock { $0 }
+        // Replay queued its own records already: a slot queued twice could be
+        // linked by two indexer threads at once.
+        let queued = Set(tail.snapshot())
         var pending: [UInt32] = []
         for slot in 0..<UInt32(generation.index.slotHighWater)
-        where generation.records.isLive(slot) && !generation.index.isLinked(slot) {
+        where generation.records.isLive(slot) && !generation.index.isLinked(slot) && !queued.contains(slot) {
             pending.append(slot)
         }
         var start = 0
@@ -216,8 +226,16 @@ public final class Collection: @unchecked Sendable {
         }
     }
 
+    /// Links the whole tail before replay goes on, on every core: a WAL that
+    /// filled its checkpoint interval holds about twice the tail's bound, and
+    /// the open waits for this part of it.
     private func drainTailSynchronously() {
-        while tail.count > 0 { _ = indexSome(maximum: IndexerPolicy.replayDrainStep) }
+        DispatchQueue.concurrentPerform(iterations: max(1, ProcessInfo.processInfo.activeProcessorCount)) { _ in
+            while tail.count > 0 {
+                // Nothing left to claim while another thread finishes its claim.
+                if indexSome(maximum: IndexerPolicy.replayDrainStep) == 0 { sched_yield() }
+            }
+        }
     }
 
     enum EntryKind {

@@ -11,8 +11,8 @@ final class UnindexedTail: @unchecked Sendable {
     /// Entries writers may leave unindexed before they wait (the backpressure bound).
     let limit: Int
     /// The ring's physical size: `limit` plus one largest batch, so a batch
-    /// admitted at the limit always fits (replay and a batch larger than a
-    /// small limit included).
+    /// admitted at the limit always fits (a batch larger than a small limit
+    /// included); at open, plus the records of the WAL it replays.
     let capacity: Int
     private let slots: UnsafeMutablePointer<UInt32>
     private let done: UnsafeMutablePointer<Bool>
@@ -29,6 +29,10 @@ final class UnindexedTail: @unchecked Sendable {
     /// so that a reader never races the one-time allocation.
     private let codesAddress = Atomic<UInt>(0)
     private(set) var codeWords = 0
+
+    /// At most this many entries of room for a replayed WAL (a collection of
+    /// tiny vectors fits millions of records in one WAL): past it replay links.
+    static let maximumReplayRoom = 1 << 20
 
     /// The power of two at or above `requested`, within 64...1<<20.
     static func roundedCapacity(_ requested: Int) -> Int {
@@ -114,8 +118,6 @@ final class UnindexedTail: @unchecked Sendable {
     /// larger than a small limit goes alone; the physical ring still holds it).
     func hasRoom(_ needed: Int) -> Bool { count == 0 || count + needed <= effectiveLimit }
 
-    /// Above the limit: replay drains before applying the next entry.
-    var isOverLimit: Bool { count > limit }
 
     /// Waits until `needed` more entries fit (writers call this before they apply).
     /// A waiter admitted under the small limit is woken by the indexer's progress;

@@ -180,6 +180,18 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
             #expect(collection.count == 3_000)
             engine.indexer.stop()  // no checkpoint, no close: everything comes back from the WAL
         }
+        // Opened with no indexer running: replay leaves the WAL's records in the
+        // tail, far past its bound, instead of linking them before it returns,
+        // and every one is found from there.
+        let folder = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path + "/collections").first)
+        do {
+            let reopened = try Collection.open(directory: directory.path + "/collections/" + folder, io: .shared,
+                                               limits: TailLimits(always: 64, underReads: 64))
+            #expect(reopened.stats().unindexedRecords == 3_000)
+            for index in [0, 1_234, 2_999] {
+                #expect(try reopened.query([records[index].vector!], k: 1)[0].first?.id == "r\(index)")
+            }
+        }
         let engine = try StorageEngine(directory: directory.path, io: .shared, tailLimits: TailLimits(always: 64, underReads: 64))
         defer { engine.indexer.stop() }
         let collection = try #require(engine.collection(named: "small-tail"))

@@ -189,6 +189,9 @@ static inline void sx_store_release_u64(uint64_t *p, uint64_t v) { __atomic_stor
 static inline uint8_t sx_load_acquire_u8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void sx_store_release_u8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint8_t sx_fetch_or_u8(uint8_t *p, uint8_t v) { return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL); }
+static inline bool sx_cas_u8(uint8_t *p, uint8_t expected, uint8_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 static inline uint64_t sx_fetch_add_u64(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
 static inline uint32_t sx_fetch_add_u32(uint32_t *p, uint32_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
 static inline bool sx_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired) {
