@@ -673,7 +673,11 @@ public final class HNSWIndex: @unchecked Sendable {
     /// same recall at every ef from 16 candidates up, 15% more QPS at ef 192
     /// than ranking all ef; `sextant bench ann --rerank`). Three times k with a
     /// floor of 32 leaves a margin for codes fitted on a shifted distribution.
-    public static func defaultRerankCount(k: Int, ef: Int) -> Int { min(ef, max(3 * k, 32)) }
+    /// Sign codes order candidates only coarsely (ranking 32 of them caps
+    /// recall@10 near 0.82 on debian-minilm): every candidate the walk kept is ranked.
+    public static func defaultRerankCount(k: Int, ef: Int, quantization: Quantization = .int8) -> Int {
+        quantization == .bits1 ? max(k, ef) : min(ef, max(3 * k, 32))
+    }
 
     /// k nearest live slots to `query`. `ef` defaults to the index's parameter
     /// and is raised to k. With a filter, the result holds min(k, matches)
@@ -696,7 +700,8 @@ public final class HNSWIndex: @unchecked Sendable {
         let token = gate.enter()
         defer { gate.exit(token) }
         // Candidates a quantized walk hands to the exact ranking.
-        let candidates = codeBook == nil ? k : max(k, rerank ?? Self.defaultRerankCount(k: k, ef: effectiveEf))
+        let candidates = codeBook == nil
+            ? k : max(k, rerank ?? Self.defaultRerankCount(k: k, ef: effectiveEf, quantization: layout.quantization))
         return contexts.withContext(slotCount: slotHighWater) { context in
             layout.prepare(query, into: context.query)
             codeBook?.prepare(context.query, sq8: context.querySQ8, bits: context.queryBits)
