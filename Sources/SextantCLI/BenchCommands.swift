@@ -6,10 +6,11 @@ import SextantKernels
 import SextantClient
 import SextantConcurrency
 import SextantLoad
+import SextantStorage
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchIngest.self])
+        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchScale.self, BenchIngest.self])
 }
 
 struct BenchANN: ParsableCommand {
@@ -27,8 +28,8 @@ struct BenchANN: ParsableCommand {
     @Option(help: "cosine, ip or l2.") var metric = "cosine"
     @Option(help: "Threads used to build the index (queries are always single-threaded).") var threads = 1
     @Option(help: "Timed passes over the queries per ef; the fastest is reported.") var passes = 3
-    @Option(help: "What the walk reads: none (float16 vectors), int8 or bits1 (codes; float16 read only for the final ranking).")
-    var quantization = "none"
+    @Option(help: "What the walk reads: none (float16 vectors), int8 or bits1 (codes; float16 read only for the final ranking). Default: a new collection's.")
+    var quantization = StorageLimits.defaultQuantization.rawValue
     @Flag(help: "Evict the float16 vectors from the page cache before each timed pass (with --quantization int8|bits1).")
     var cold = false
     @Option(help: "Folder for the float16 vectors file of a quantized index.") var work = "/tmp"
@@ -106,6 +107,38 @@ struct BenchStorage: AsyncParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         for result in results { print(String(decoding: try encoder.encode(result), as: UTF8.self)) }
+    }
+}
+
+struct BenchScale: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "One collection of N records through the storage code: load, build, checkpoint, bytes by part, cold open, WAL replay.")
+
+    @Option(help: "An .fvecs base file (a scaled set's base.fvecs).") var base: String
+    @Option(help: "Records to load (at most the file's rows).") var records: Int
+    @Option(help: "Where to create the temporary data folders.") var work = "/tmp"
+    @Option(help: "Records per write batch.") var batch = 1_000
+    @Option(help: "Concurrent writers.") var writers = 2
+    @Option(help: "The collection's quantization: none, int8 or bits1.") var quantization = StorageLimits.defaultQuantization.rawValue
+    @Flag(help: "Print only the JSON line.") var json = false
+
+    func run() async throws {
+        guard let chosen = Quantization(rawValue: quantization) else {
+            throw ValidationError("--quantization must be none, int8 or bits1")
+        }
+        var configuration = ScaleBenchmark.Configuration(base: base, records: records)
+        configuration.workDirectory = work
+        configuration.batchRecords = batch
+        configuration.writers = writers
+        configuration.quantization = chosen
+        let quiet = json
+        let result = try await ScaleBenchmark(configuration: configuration).run { message in
+            if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(result), as: UTF8.self))
     }
 }
 

@@ -4,6 +4,7 @@
 # round reports the best of --passes query passes per ef.
 #
 #   tools/compare/ann.sh [DATASET_DIR] [ROUNDS]
+#   QUANTIZATION=none tools/compare/ann.sh     the walk on float16 vectors (default: int8, a new collection's)
 #
 # Prints JSON lines (one per engine, round, ef and build thread count) and a
 # summary table of medians. hnswlib comes from PyPI into tools/compare/.venv.
@@ -27,7 +28,7 @@ args=(--base "$data/base.fvecs" --queries "$data/queries.fvecs" --groundtruth "$
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for round in $(seq 1 "$rounds"); do
   for threads in 1 2; do
-    "$sextant" bench ann "${args[@]}" --threads "$threads" --json | sed "s/^{/{\"engine\":\"sextant\",\"round\":$round,/" | tee -a "$out"
+    "$sextant" bench ann "${args[@]}" --threads "$threads" --quantization "${QUANTIZATION:-int8}" --json | sed "s/^{/{\"engine\":\"sextant\",\"round\":$round,/" | tee -a "$out"
     "$venv/bin/python" "$here/hnswlib_ann.py" "${args[@]}" --threads "$threads" | sed "s/^{/{\"round\": $round, /" | tee -a "$out"
   done
 done
