@@ -182,6 +182,9 @@ public final class HNSWIndex: @unchecked Sendable {
         /// Upper-level blocks the slot owns: kept across reuse, so a reused slot
         /// of no higher level needs no new blocks.
         static let upperCapacity = 2
+        /// A seqlock over the slot's vector and code: odd while `moveVector`
+        /// rewrites them, so a reader that needs the whole vector reads again.
+        static let vectorVersion = 3
         /// u32: the first of the slot's consecutive upper-level blocks.
         static let upperBlock = 4
     }
@@ -261,6 +264,53 @@ public final class HNSWIndex: @unchecked Sendable {
         for index in layout.dimensions..<padded { destination[index] = 0 }
         regions.vectors.noteWritten(Int(slot) * layout.vectorStrideBytes, layout.vectorStrideBytes)
         raiseHighWater(to: slot &+ 1)
+    }
+
+    /// A re-embedded record whose vector moved only a little keeps its node:
+    /// `moveVector` rewrites a linked node's vector and code in place when the
+    /// new vector lies closer to the old one than `moveFraction` of the way to
+    /// the node's nearest level-0 neighbour. Its links, chosen for the old
+    /// position, then still hold for the new one; no tombstone is left, nothing
+    /// waits in the unindexed tail, and nothing needs linking.
+    public static let moveFraction: Float = 0.25
+
+    /// Moves a linked, live node to `halves` (stored form) if the move is small
+    /// (`moveFraction`); returns false, changing nothing, otherwise. Callers
+    /// serialise writes to one slot (the collection's mutation lock). A walk
+    /// reading the node meanwhile sees the old or the new code; readers of the
+    /// whole vector (`readVector`) retry on the node's version.
+    public func moveVector(slot: UInt32, halves: UnsafeBufferPointer<UInt16>) -> Bool {
+        guard halves.count == layout.dimensions, let source = halves.baseAddress, Int(slot) < slotHighWater,
+            flags(slot) == Self.flagPresent
+        else { return false }
+        return contexts.withContext(slotCount: slotHighWater) { context -> Bool in
+            // How far the vector moves, exactly, from the new vector (as a query) to the stored one.
+            HalfConversion.toFloat(source, context.query, count: layout.dimensions)
+            for index in layout.dimensions..<padded { context.query[index] = 0 }
+            var target = slot
+            var moved: Float = 0
+            kernels.batchHalf(context.query, vectors, stride, &target, 1, padded, metricCode, &moved)
+            // The nearest neighbour's distance, measured as the walk measures it.
+            let count = Int(sx_list_read(list(slot, level: 0), UInt32(layout.maxNeighborsLevel0), context.neighbors, nil))
+            guard count > 0 else { return false }
+            loadNode(slot, context, .scratch)
+            walkDistances(context, .scratch, context.neighbors, count, context.distances)
+            var nearest = Float.greatestFiniteMagnitude
+            for index in 0..<count { nearest = min(nearest, context.distances[index]) }
+            guard moved < Self.moveFraction * nearest else { return false }
+            let version = info(slot) + NodeEntry.vectorVersion
+            let before = sx_load_acquire_u8(version)
+            sx_store_release_u8(version, before | 1)
+            let destination = vector(slot)
+            for index in 0..<layout.dimensions { destination[index] = source[index] }
+            regions.vectors.noteWritten(Int(slot) * layout.vectorStrideBytes, layout.vectorStrideBytes)
+            if let codeBook {
+                HalfConversion.toFloat(destination, context.query, count: padded)
+                codeBook.encode(slot, from: context.query)
+            }
+            sx_store_release_u8(version, (before | 1) &+ 1)
+            return true
+        }
     }
 
     /// A slot's stored float16 vector, without the padding. Valid while the slot
@@ -805,7 +855,13 @@ public final class HNSWIndex: @unchecked Sendable {
     /// The stored (f16) vector of a slot as float32, into `out` (dimensions long).
     public func readVector(_ slot: UInt32, into out: UnsafeMutableBufferPointer<Float>) {
         guard let base = out.baseAddress, out.count >= layout.dimensions else { return }
-        HalfConversion.toFloat(vector(slot), base, count: layout.dimensions)
+        let version = info(slot) + NodeEntry.vectorVersion
+        while true {  // a `moveVector` in progress holds the version odd
+            let before = sx_load_acquire_u8(version)
+            HalfConversion.toFloat(vector(slot), base, count: layout.dimensions)
+            if before & 1 == 0 && sx_load_acquire_u8(version) == before { return }
+            sched_yield()
+        }
     }
 
     /// True once `link` or `insert` has put the slot in the graph (deleted or not).

@@ -78,9 +78,10 @@ extension Collection {
     /// append) and by recovery. New versions are published before old ones are
     /// retired, so a concurrent reader sees a record once or (briefly) in both
     /// versions, never neither; readers de-duplicate by id. A put that keeps a
-    /// record's vector (a re-run batch, a metadata update) replaces the record in
-    /// its slot instead: it keeps its place in the graph, with nothing to re-link
-    /// and no tombstone left behind.
+    /// record's vector (a re-run batch, a metadata update), or moves it only a
+    /// little (`HNSWIndex.moveVector`: a re-embedded, lightly edited text),
+    /// replaces the record in its slot instead: it keeps its place in the
+    /// graph, with nothing to re-link and no tombstone left behind.
     func apply(_ operations: [ResolvedOperation], _ state: inout MutationState) throws {
         let generation = current.withLock { $0 }
         var published: [UInt32] = []
@@ -89,7 +90,9 @@ extension Collection {
             switch operation {
             case .put(let idBytes, let halves, let document, let metadata):
                 let id = String(decoding: idBytes, as: UTF8.self)
-                if let existing = state.ids[id], generation.index.storesHalves(existing, halves) {
+                if let existing = state.ids[id], generation.index.storesHalves(existing, halves)
+                    || halves.withUnsafeBufferPointer({ generation.index.moveVector(slot: existing, halves: $0) })
+                {
                     try generation.records.store(slot: existing, id: idBytes, document: document, metadata: metadata)
                     continue
                 }

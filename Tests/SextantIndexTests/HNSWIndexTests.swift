@@ -128,6 +128,42 @@ private func bruteForce(_ vectors: [[Float]], live: (Int) -> Bool, query: [Float
         #expect(index.invariantViolations() == [])
     }
 
+    /// A small move keeps the node, its links and its slot; a large one is
+    /// refused with nothing changed (the caller then writes a new node).
+    @Test(arguments: [Quantization.none, .int8])
+    func smallMovesKeepTheNodeLargeOnesAreRefused(quantization: Quantization) throws {
+        let dimensions = 32
+        var vectors = randomVectors(count: 3_000, dimensions: dimensions, seed: 41)
+        let index = try HNSWIndex(dimensions: dimensions, metric: .l2, parameters: HNSWParameters(m: 8, efConstruction: 80),
+                                  capacity: 3_000, quantization: quantization)
+        try index.fitQuantizer(vectors)
+        for (slot, vector) in vectors.enumerated() { try index.insert(slot: UInt32(slot), vector: vector) }
+        func halves(_ vector: [Float]) -> [UInt16] { vector.map { Float16($0).bitPattern } }
+        var movedCount = 0
+        for slot in 0..<1_000 {
+            var target = vectors[slot]
+            target[slot % dimensions] += 0.01
+            if halves(target).withUnsafeBufferPointer({ index.moveVector(slot: UInt32(slot), halves: $0) }) {
+                vectors[slot] = target
+                movedCount += 1
+            }
+        }
+        #expect(movedCount >= 990, "a 0.01 step is small beside 32-d neighbour distances")
+        let far = vectors[2_000].map { -$0 }
+        #expect(!halves(far).withUnsafeBufferPointer { index.moveVector(slot: 2_000, halves: $0) })
+        #expect(index.invariantViolations() == [])
+        for slot in stride(from: 0, to: 1_000, by: 50) {
+            let top = try index.search(vectors[slot], k: 1, ef: 64, strategy: .graph).hits
+            #expect(top.first?.slot == UInt32(slot), "a moved node is found at its new place")
+            var stored = [Float](repeating: 0, count: dimensions)
+            stored.withUnsafeMutableBufferPointer { index.readVector(UInt32(slot), into: $0) }
+            #expect(zip(stored, vectors[slot]).allSatisfy { abs($0 - $1) < 1e-2 })
+        }
+        var unchanged = [Float](repeating: 0, count: dimensions)
+        unchanged.withUnsafeMutableBufferPointer { index.readVector(2_000, into: $0) }
+        #expect(zip(unchanged, vectors[2_000]).allSatisfy { abs($0 - $1) < 1e-2 }, "a refused move changes nothing")
+    }
+
     @Test func deletingEveryNodeEmptiesTheIndex() throws {
         let index = try HNSWIndex(dimensions: 8, metric: .cosine, capacity: 100)
         for (slot, vector) in randomVectors(count: 100, dimensions: 8, seed: 4).enumerated() {
