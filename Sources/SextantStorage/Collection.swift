@@ -226,9 +226,9 @@ public final class Collection: @unchecked Sendable {
         }
     }
 
-    /// Links the whole tail before replay goes on, on every core: a WAL that
-    /// filled its checkpoint interval holds about twice the tail's bound, and
-    /// the open waits for this part of it.
+    /// Links the whole tail, on every core, before the open goes on: only when
+    /// a WAL holds more records than the ring has room for
+    /// (`UnindexedTail.maximumReplayRoom`), which the open then waits for.
     private func drainTailSynchronously() {
         DispatchQueue.concurrentPerform(iterations: max(1, ProcessInfo.processInfo.activeProcessorCount)) { _ in
             while tail.count > 0 {
