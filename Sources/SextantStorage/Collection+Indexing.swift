@@ -42,9 +42,14 @@ extension Collection {
         let upkeep = IndexerPolicy.upkeep(
             busy: busy, readers: tail.hasRecentReaders, deleted: generation.index.deletedCount, live: generation.index.liveCount,
             limbo: limbo.count, linkedSinceRepair: linkedSinceRepair)
-        if !busy && generation.index.quantizerIsOutgrown {
+        if generation.index.quantizerIsOutgrown {
             // A collection that started small: its codes were fitted on too few
-            // vectors. Refitting re-encodes every node, with the indexer held.
+            // vectors (the first batch). Refitting re-encodes every node, with
+            // the indexer held; it is not left for idle time, because a bulk
+            // load would build its whole graph on the first batch's codes
+            // (1M records through `sextant load`: recall@10 0.69 at ef 64).
+            // It happens twice at most: at 16 and at 256 times a first batch
+            // of 1,000, the second re-encoding 256k codes.
             indexLock.withExclusive { _ = generation.index.refitQuantizerIfOutgrown() }
         }
         guard upkeep.isDue else { return }
