@@ -51,17 +51,7 @@ final class CodeBook: @unchecked Sendable {
 
     /// Installs fitted parameters; the caller re-encodes existing codes if any.
     func install(_ parameters: QuantizerParameters) {
-        precondition(parameters.low.count == dimensions && parameters.step.count == dimensions
-                         && parameters.center.count == dimensions, "parameters of another dimension")
-        fitLock.withLock { current in
-            for d in 0..<dimensions {
-                low[d] = parameters.low[d]
-                step[d] = parameters.step[d]
-                center[d] = parameters.center[d]
-            }
-            current = parameters
-            fitted.store(true, ordering: .releasing)
-        }
+        fitLock.withLock { current in store(parameters, &current) }
     }
 
     /// Fits once, under a lock: concurrent first links agree on one fit.
@@ -69,15 +59,21 @@ final class CodeBook: @unchecked Sendable {
         guard !isFitted else { return }
         fitLock.withLock { current in
             guard current == nil else { return }
-            let parameters = make()
-            for d in 0..<dimensions {
-                low[d] = parameters.low[d]
-                step[d] = parameters.step[d]
-                center[d] = parameters.center[d]
-            }
-            current = parameters
-            fitted.store(true, ordering: .releasing)
+            store(make(), &current)
         }
+    }
+
+    /// Copies parameters into the arrays the kernels read; under `fitLock`.
+    private func store(_ parameters: QuantizerParameters, _ current: inout QuantizerParameters?) {
+        precondition(parameters.low.count == dimensions && parameters.step.count == dimensions
+                         && parameters.center.count == dimensions, "parameters of another dimension")
+        for d in 0..<dimensions {
+            low[d] = parameters.low[d]
+            step[d] = parameters.step[d]
+            center[d] = parameters.center[d]
+        }
+        current = parameters
+        fitted.store(true, ordering: .releasing)
     }
 
     @inline(__always) func code(_ slot: UInt32) -> UnsafeMutablePointer<UInt8> { base + Int(slot) * strideBytes }
