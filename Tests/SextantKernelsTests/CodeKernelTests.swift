@@ -1,23 +1,14 @@
 import CSextantKernels
 import SextantKernels
+import SextantTestSupport
 import Testing
 
 /// The code kernels (int8 dot products, Hamming distances), every level this
 /// CPU runs, against plain integer and float64 references.
 @Suite struct CodeKernelTests {
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     @Test func int8DotProductsMatchTheIntegerReferenceAtEveryLevel() {
-        var generator = Generator(state: 11)
+        var generator = SeededGenerator(seed: 11)
         // Dimensions that exercise full 64-byte blocks, a masked tail and the AVX2 scalar tail.
         for dimensions in [1, 15, 16, 63, 64, 100, 384, 1_000] {
             let query = (0..<dimensions).map { _ in Int8.random(in: -127...127, using: &generator) }
@@ -30,7 +21,7 @@ import Testing
     }
 
     @Test func batchesAgreeWithTheScalarBatchAtEveryLevel() {
-        var generator = Generator(state: 12)
+        var generator = SeededGenerator(seed: 12)
         let dimensions = 384
         let rows = 300
         for metric in [Metric.cosine, .l2] {
@@ -58,7 +49,7 @@ import Testing
 
     @Test func int8EstimatesTrackTheExactDistance() {
         // Unit vectors: the estimate of 1 - q·x is off by far less than the gaps a ranking needs.
-        var generator = Generator(state: 13)
+        var generator = SeededGenerator(seed: 13)
         let dimensions = 384
         func unit() -> [Float] {
             let raw = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &generator) }
@@ -87,7 +78,7 @@ import Testing
     }
 
     @Test func preparingAStoredCodeMatchesDecodingThenPreparing() {
-        var generator = Generator(state: 15)
+        var generator = SeededGenerator(seed: 15)
         for dimensions in [16, 100, 384] {
             for metric in [Metric.cosine, .l2] {
                 let low = (0..<dimensions).map { _ in Float.random(in: -0.4 ... -0.1, using: &generator) }
@@ -116,7 +107,7 @@ import Testing
     }
 
     @Test func hammingDistancesMatchTheScalarReferenceAtEveryLevel() {
-        var generator = Generator(state: 14)
+        var generator = SeededGenerator(seed: 14)
         for words in [1, 6, 8, 9, 64] {
             let rows = 100
             let codes = (0..<(rows * words)).map { _ in UInt64.random(in: .min ... .max, using: &generator) }

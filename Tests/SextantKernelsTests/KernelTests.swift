@@ -1,4 +1,5 @@
 import SextantKernels
+import SextantTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -27,24 +28,13 @@ private func tolerance(_ q: [Float], _ v: [UInt16], squared: Bool) -> Double {
     return 1e-5 * magnitude * Double(max(1, q.count)).squareRoot() + 1e-6
 }
 
-private struct Generator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private let dimensionsUnderTest = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 100, 384, 385, 1000, 1536]
 
 @Suite struct DistanceKernelTests {
     @Test(arguments: DistanceKernels.supportedLevels)
     func halfKernelsMatchFloat64Reference(level: DistanceKernels.Level) {
         let kernels = DistanceKernels.kernels(for: level)
-        var random = Generator(state: 42)
+        var random = SeededGenerator(seed: 42)
         for dimensions in dimensionsUnderTest {
             for scale: Float in [1e-3, 1, 300, 30_000] {
                 let q = (0..<dimensions).map { _ in Float.random(in: -scale...scale, using: &random) }
@@ -67,7 +57,7 @@ private let dimensionsUnderTest = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47,
     @Test(arguments: DistanceKernels.supportedLevels)
     func floatKernelsMatchFloat64Reference(level: DistanceKernels.Level) {
         let kernels = DistanceKernels.kernels(for: level)
-        var random = Generator(state: 7)
+        var random = SeededGenerator(seed: 7)
         for dimensions in dimensionsUnderTest {
             let a = (0..<dimensions).map { _ in Float.random(in: -10...10, using: &random) }
             let b = (0..<dimensions).map { _ in Float.random(in: -10...10, using: &random) }
@@ -108,7 +98,7 @@ private let dimensionsUnderTest = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47,
     @Test(arguments: DistanceKernels.supportedLevels)
     func batchKernelAgreesWithSingleKernels(level: DistanceKernels.Level) {
         let kernels = DistanceKernels.kernels(for: level)
-        var random = Generator(state: 3)
+        var random = SeededGenerator(seed: 3)
         let dimensions = 48
         let stride = 64
         let rows = 50
@@ -141,7 +131,7 @@ private let dimensionsUnderTest = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47,
     }
 
     @Test func allLevelsAgreeWithEachOther() {
-        var random = Generator(state: 11)
+        var random = SeededGenerator(seed: 11)
         let dimensions = 384
         let q = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &random) }
         let v = (0..<dimensions).map { _ in HalfConversion.toHalf(Float.random(in: -1...1, using: &random)) }
@@ -162,7 +152,7 @@ private let dimensionsUnderTest = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47,
 
 @Suite struct HalfConversionTests {
     @Test func scalarConversionMatchesSwiftFloat16() {
-        var random = Generator(state: 5)
+        var random = SeededGenerator(seed: 5)
         var values: [Float] = [0, -0, 1, -1, 65_504, 65_520, 65_519.99, 1e-8, 5.96e-8, 2.98e-8, 6.1e-5, 6.09e-5,
                                .infinity, -.infinity, 1e10, -1e10, 0.1, 1.0 / 3.0, 2049, 2051, 4097]
         for _ in 0..<20_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: random.next()))) }
@@ -178,7 +168,7 @@ private let dimensionsUnderTest = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47,
     }
 
     @Test func arrayConversionMatchesScalar() {
-        var random = Generator(state: 9)
+        var random = SeededGenerator(seed: 9)
         let values = (0..<1003).map { _ in Float.random(in: -70_000...70_000, using: &random) }
         var halves = [UInt16](repeating: 0, count: values.count)
         values.withUnsafeBufferPointer { s in halves.withUnsafeMutableBufferPointer { HalfConversion.toHalf(s.baseAddress!, $0.baseAddress!, count: values.count) } }
@@ -197,7 +187,7 @@ private let dimensionsUnderTest = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47,
     }
 
     @Test func hardwareMatchesPortableAndChains() {
-        var random = Generator(state: 1)
+        var random = SeededGenerator(seed: 1)
         for length in [1, 7, 8, 9, 63, 64, 65, 1000, 4096, 100_003] {
             let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             let whole = CRC32C.checksum(bytes)
