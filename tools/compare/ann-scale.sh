@@ -10,23 +10,15 @@
 # recall@10 0.95 (interpolated between the ef values around it), build seconds,
 # resident bytes per vector and peak RSS of the whole process.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+source "$(dirname "$0")/lib-hnswlib.sh"
 records=${1:-1000000}
 quantizations=${2:-"int8 none"}
 efs=${EFS:-16,24,32,48,64,96,128}
 data=${SCALED_DIR:-$root/.scaled}/$records
-venv=$here/.venv
 if [ ! -f "$data/groundtruth.ivecs" ]; then
   python3 -c 'import numpy' 2>/dev/null || python3 -m pip install -q numpy
   python3 "$root/../shared/data/scaled/make_scaled.py" --records "$records" --out "$data" >&2
 fi
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import hnswlib, numpy' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q hnswlib numpy
-fi
-(cd "$root" && swift build -c release --product sextant >&2)
-sextant=$root/.build/release/sextant
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 args=(--base "$data/base.fvecs" --queries "$data/queries.fvecs" --groundtruth "$data/groundtruth.ivecs"

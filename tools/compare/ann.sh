@@ -9,19 +9,11 @@
 # Prints JSON lines (one per engine, round, ef and build thread count) and a
 # summary table of medians. hnswlib comes from PyPI into tools/compare/.venv.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+source "$(dirname "$0")/lib-hnswlib.sh"
 data=${1:-$root/../shared/data/debian-minilm}
 rounds=${2:-3}
 efs=${EFS:-16,32,64,128,256}
-venv=$here/.venv
 
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import hnswlib, numpy' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q hnswlib numpy
-fi
-(cd "$root" && swift build -c release --product sextant >&2)
-sextant=$root/.build/release/sextant
 out=$(mktemp)
 args=(--base "$data/base.fvecs" --queries "$data/queries.fvecs" --groundtruth "$data/groundtruth.ivecs"
       --k 10 --ef "$efs" --m 16 --ef-construction 200 --metric cosine --passes 3)
@@ -45,14 +37,17 @@ for ef in sorted({r["ef"] for r in rows}):
     s, h = med[("sextant", 1, ef)], med[("hnswlib", 1, ef)]
     qs, qh = statistics.median(x["qps"] for x in s), statistics.median(x["qps"] for x in h)
     print(f"| {ef} | {s[0]['recall']:.4f} | {h[0]['recall']:.4f} | {qs:,.0f} | {qh:,.0f} | {qs/qh:.2f}x |")
-print("\n| build threads | build s sextant | build s hnswlib | bytes/vector sextant | bytes/vector hnswlib | memory ratio |")
+# Build figures are per build, the same in every ef's row: take the first ef's.
+first = min(r["ef"] for r in rows)
+def resident(r): return r.get("resident_bytes_per_vector", r["bytes_per_vector"])
+print("\n| build threads | build s sextant | build s hnswlib | resident bytes/vector sextant | bytes/vector hnswlib | memory ratio |")
 print("|---|---|---|---|---|---|")
 for t in (1, 2):
-    s, h = med[("sextant", t, 64)], med[("hnswlib", t, 64)]
+    s, h = med[("sextant", t, first)], med[("hnswlib", t, first)]
     bs, bh = statistics.median(x["build_seconds"] for x in s), statistics.median(x["build_seconds"] for x in h)
-    print(f"| {t} | {bs:.2f} | {bh:.2f} | {s[0]['bytes_per_vector']:.0f} | {h[0]['bytes_per_vector']:.0f} | {s[0]['bytes_per_vector']/h[0]['bytes_per_vector']:.2f}x |")
-s1 = statistics.median(x["build_seconds"] for x in med[("sextant", 1, 64)])
-s2 = statistics.median(x["build_seconds"] for x in med[("sextant", 2, 64)])
+    print(f"| {t} | {bs:.2f} | {bh:.2f} | {resident(s[0]):.0f} | {h[0]['bytes_per_vector']:.0f} | {resident(s[0])/h[0]['bytes_per_vector']:.2f}x |")
+s1 = statistics.median(x["build_seconds"] for x in med[("sextant", 1, first)])
+s2 = statistics.median(x["build_seconds"] for x in med[("sextant", 2, first)])
 print(f"\nsextant build speed-up with 2 threads: {s1/s2:.2f}x")
 PY
 rm -f "$out"
