@@ -50,7 +50,7 @@ let package = Package(
         .systemLibrary(name: "CJemalloc", providers: [.apt(["libjemalloc-dev"])]),
         .target(
             name: "SextantStorage",
-            dependencies: ["SextantIndex", "SextantPayload", "SextantKernels", "CSextantKernels", "CSextantIO", "CSextantSystem"],
+            dependencies: ["SextantIndex", "SextantPayload", "SextantKernels", "SextantConcurrency", "CSextantKernels", "CSextantIO", "CSextantSystem"],
             swiftSettings: strict),
 
         // Layer 2: the wire, the server, and the only way in: the client library.
@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "SextantClient",
             dependencies: [
-                "SextantProtocol", "SextantPayload", "SextantSupport",
+                "SextantProtocol", "SextantPayload", "SextantSupport", "SextantConcurrency",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -244,6 +244,7 @@ let package = Package(
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "CSextantKernels", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(name: "SextantObjectStoreTests", dependencies: ["SextantObjectStore", "SextantTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SextantConcurrencyTests", dependencies: ["SextantConcurrency", "CSextantSystem"], swiftSettings: strict),
         .testTarget(
             name: "SextantIngestTests",
             dependencies: ["SextantIngest", "SextantClient", "SextantPayload", "SextantObjectStore", "SextantTestSupport", "SextantSQLite"],

@@ -2,6 +2,7 @@
 #include "sextant_system.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -19,6 +20,30 @@ void sx_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), n
 
 int sx_set_thread_niceness(int niceness) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness) == 0 ? 0 : -errno;
+}
+
+int sx_get_thread_scheduling(int *policy, int *niceness) {
+    pid_t thread = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    int current = sched_getscheduler(thread);
+    if (current < 0) return -errno;
+    int value = getpriority(PRIO_PROCESS, (id_t)thread);
+    if (errno != 0) return -errno;
+    *policy = current;
+    *niceness = value;
+    return 0;
+}
+
+int sx_set_thread_scheduling(int policy, int niceness) {
+    pid_t thread = (pid_t)syscall(SYS_gettid);
+    struct sched_param parameters = {0};
+    if (sched_setscheduler(thread, policy, &parameters) != 0) return -errno;
+    return setpriority(PRIO_PROCESS, (id_t)thread, niceness) == 0 ? 0 : -errno;
+}
+
+int sx_set_thread_idle_policy(void) {
+    struct sched_param parameters = {0};
+    return sched_setscheduler((pid_t)syscall(SYS_gettid), SCHED_IDLE, &parameters) == 0 ? 0 : -errno;
 }
 
 

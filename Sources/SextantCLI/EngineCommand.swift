@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import SextantClient
+import SextantConcurrency
 import SextantEngine
 import SextantStorage
 
@@ -91,10 +92,11 @@ struct EngineCommand: AsyncParsableCommand {
     @Option(name: .customLong("unindexed-limit-under-reads"),
             help: "The same bound while queries run (a query in the last \(StorageLimits.readerActivityWindowMilliseconds) ms); default: --unindexed-limit.")
     var unindexedLimitUnderReads: Int?
-    @Option(name: .customLong("background-nice"), help: "Nice value of write processing and indexing threads (0-19).")
-    var backgroundNice: Int32 = 10
+    @Option(name: .customLong("background-priority"),
+            help: "Scheduling priority of write processing and indexing threads: a nice value 0-19, or 'idle' (SCHED_IDLE: only CPU that queries leave). Default: 10; 'idle' with --reads-first.")
+    var backgroundPriority: String?
     @Flag(name: .customLong("reads-first"),
-          help: "Queries first: while they run, writes wait for the indexer past \(StorageLimits.readsFirstUnindexedTail) unindexed records (--unindexed-limit-under-reads \(StorageLimits.readsFirstUnindexedTail)).")
+          help: "Queries first: while they run, writes wait for the indexer past \(StorageLimits.readsFirstUnindexedTail) unindexed records (--unindexed-limit-under-reads \(StorageLimits.readsFirstUnindexedTail)) and background threads run under SCHED_IDLE (--background-priority idle).")
     var readsFirst = false
     @OptionGroup var backup: BackupLifecycleOptions
 
@@ -121,11 +123,19 @@ struct EngineCommand: AsyncParsableCommand {
             configuration.eventLoopThreads = eventLoopThreads
         }
         configuration.maximumFrameBytes = maxFrameBytes
-        guard (0...19).contains(backgroundNice) else { throw ValidationError("--background-nice must be in 0...19") }
+        let priority: BackgroundPriority
+        if let backgroundPriority {
+            guard let parsed = BackgroundPriority(parsing: backgroundPriority) else {
+                throw ValidationError("--background-priority takes 'idle' or a nice value 0-19")
+            }
+            priority = parsed
+        } else {
+            priority = readsFirst ? .readsFirst : .default
+        }
         guard unindexedLimit >= 64 else { throw ValidationError("--unindexed-limit must be at least 64") }
         let underReads = unindexedLimitUnderReads ?? (readsFirst ? StorageLimits.readsFirstUnindexedTail : unindexedLimit)
         guard underReads >= 64 else { throw ValidationError("--unindexed-limit-under-reads must be at least 64") }
-        configuration.writeNiceness = backgroundNice
+        configuration.backgroundPriority = priority
         configuration.tailLimits = TailLimits(always: unindexedLimit, underReads: min(underReads, unindexedLimit))
         configuration.serverVersion = Runtime.version
         configuration.allocator = Runtime.allocator

@@ -6,19 +6,23 @@ import Glibc
 #endif
 
 /// A task executor whose threads run at a lower scheduling priority (a positive
-/// nice value). Work started with `Task(executorPreference: executor)` runs its
+/// nice value, or SCHED_IDLE). Work started with `Task(executorPreference: executor)` runs its
 /// synchronous stretches on these threads, so on a machine where queries keep
 /// every core busy, the kernel hands the CPU to queries first and to this work
 /// with what is left: writes slow down, reads stay fast.
 public final class NicedExecutor: TaskExecutor, @unchecked Sendable {
     public let threadCount: Int
-    public let niceness: Int32
+    public let priority: BackgroundPriority
     private let jobs = Mutex<[UnownedJob]>([])
     private let signal = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
 
-    public init(threads: Int, niceness: Int32, name: String) {
+    public convenience init(threads: Int, niceness: Int32, name: String) {
+        self.init(threads: threads, priority: .nice(niceness), name: name)
+    }
+
+    public init(threads: Int, priority: BackgroundPriority, name: String) {
         threadCount = max(1, threads)
-        self.niceness = niceness
+        self.priority = priority
         sem_init(signal, 0, 0)
         for _ in 0..<threadCount {
             let context = Unmanaged.passRetained(Box(executor: self, name: name))
@@ -33,6 +37,19 @@ public final class NicedExecutor: TaskExecutor, @unchecked Sendable {
             pthread_detach(handle)
         }
     }
+
+    /// One process-wide executor of one thread per priority, for occasional
+    /// background jobs (checkpoints): its threads live as long as the process,
+    /// so every engine or test in it shares them.
+    public static func shared(priority: BackgroundPriority) -> NicedExecutor {
+        sharedExecutors.withLock { table in
+            if let existing = table[priority] { return existing }
+            let created = NicedExecutor(threads: 1, priority: priority, name: "sextant-background")
+            table[priority] = created
+            return created
+        }
+    }
+    private static let sharedExecutors = Mutex<[BackgroundPriority: NicedExecutor]>([:])
 
     private final class Box {
         let executor: NicedExecutor
@@ -51,7 +68,7 @@ public final class NicedExecutor: TaskExecutor, @unchecked Sendable {
 
     private func run(name: String) {
         sx_set_thread_name(name)
-        if niceness != 0 { _ = sx_set_thread_niceness(niceness) }
+        priority.applyToCurrentThread()
         while true {
             while sem_wait(signal) != 0 && errno == EINTR {}
             guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }

@@ -110,7 +110,7 @@ enum Convert {
     }
 
     /// Records of a write request, with their vectors matched up and checked.
-    static func records(_ request: Sextant_V1_WriteRequest, dimension: Int, isUpdate: Bool) throws -> [RecordInput] {
+    static func records(_ request: Sextant_V1_WriteRequest, dimension: Int, isUpdate: Bool, pace: () -> Void = {}) throws -> [RecordInput] {
         let count = request.records.count
         guard count > 0 else { throw RequestError(.invalidArgument, "the batch is empty") }
         guard count <= ProtocolLimits.maximumBatchRecords else {
@@ -122,7 +122,7 @@ enum Convert {
             guard dimension == 0 || Int(request.vectors.dimension) == dimension else {
                 throw RequestError(.invalidArgument, "vectors have \(request.vectors.dimension) dimensions, the collection has \(dimension)")
             }
-            let rows = try request.vectors.rows()
+            let rows = try request.vectors.rows(pace: pace)
             if request.vectorRecordIndices.isEmpty {
                 guard rows.count == count else {
                     throw RequestError(.invalidArgument, "\(rows.count) vectors for \(count) records")
@@ -146,6 +146,7 @@ enum Convert {
         var result: [RecordInput] = []
         result.reserveCapacity(count)
         for (index, record) in request.records.enumerated() {
+            pace()
             result.append(RecordInput(
                 id: record.id, vector: vectors[index], document: record.hasDocument ? record.document : nil,
                 metadata: record.hasMetadata ? try Metadata(wire: record.metadata, path: "records[\(index)].metadata") : nil))

@@ -22,9 +22,10 @@ public struct EngineConfiguration: Sendable {
     /// Threads linking records into graphs: every core while no query runs (a bulk
     /// load), one paced thread while queries do.
     public var indexerThreads = System.coreCount
-    /// Nice value of the threads that decode and apply writes and of the indexer
-    /// (0 = same priority as queries).
-    public var writeNiceness: Int32 = 10
+    /// Scheduling priority of the threads that decode and apply writes, of the
+    /// indexer and of checkpoints (nice 10 by default; SCHED_IDLE puts queries
+    /// strictly first).
+    public var backgroundPriority = BackgroundPriority.default
     /// Acknowledged records a collection may hold before they are indexed, always
     /// and while queries run: queries scan these exactly, so a larger bound absorbs
     /// bigger write bursts at full speed and a smaller one keeps queries cheaper
@@ -94,7 +95,7 @@ public final class EngineServer: Sendable {
         StorageLog.setSink { [logger] message in logger.notice("\(message)") }
         let storage = try StorageEngine(
             directory: configuration.dataDirectory, indexerThreads: configuration.indexerThreads,
-            indexerNiceness: configuration.writeNiceness, tailLimits: configuration.tailLimits)
+            indexerPriority: configuration.backgroundPriority, tailLimits: configuration.tailLimits)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         // Queries run on the event loops (small ones inline): give them short slices.
         for loop in group.makeIterator() { loop.execute { LatencySensitive.markCurrentThread() } }
@@ -109,7 +110,7 @@ public final class EngineServer: Sendable {
         info.maxFrameBytes = UInt64(configuration.maximumFrameBytes)
         info.maxBatchRecords = UInt32(ProtocolLimits.maximumBatchRecords)
         info.maxInFlight = UInt32(configuration.maximumInFlight)
-        let writeExecutor = NicedExecutor(threads: System.coreCount, niceness: configuration.writeNiceness, name: "sextant-write")
+        let writeExecutor = NicedExecutor(threads: System.coreCount, priority: configuration.backgroundPriority, name: "sextant-write")
         let router = Router(storage: storage, pool: pool, logger: logger, info: info, writeExecutor: writeExecutor)
         let connections = ConnectionRegistry(maximum: configuration.maximumConnections)
         let settings = ConnectionSettings(

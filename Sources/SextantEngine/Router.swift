@@ -259,9 +259,14 @@ final class Router: Sendable {
     enum RecordWrite { case add, upsert, update }
 
     private func writeRecords(_ kind: RecordWrite, _ body: ByteBuffer, _ deadline: NIODeadline?) async throws -> ByteBuffer {
-        let request = try MessageCodec.decode(Sextant_V1_WriteRequest.self, from: body)
+        // Record by record, pausing while queries run (`ReaderPacer`): a batch
+        // decoded in one call held a core for whole scheduler ticks.
+        let split = try WriteRequestDecoding.split(body)
+        var request = split.others
         let target = try collection(request.collection, present: request.hasCollection)
-        let records = try Convert.records(request, dimension: target.configuration.dimension, isUpdate: kind == .update)
+        var pacer = ReaderPacer(readers: target.hasRecentReaders)
+        request.records = try split.records { pacer.step() }
+        let records = try Convert.records(request, dimension: target.configuration.dimension, isUpdate: kind == .update) { pacer.step() }
         let operation: WriteRequest
         switch kind {
         case .add: operation = .add(records)
@@ -269,7 +274,7 @@ final class Router: Sendable {
         case .update: operation = .update(records, ignoreMissing: request.ignoreMissing)
         }
         try checkDeadline(deadline)
-        return encode(Convert.writeReply(try await target.write(operation)))
+        return encode(Convert.writeReply(try await target.write(operation, pacer: pacer)))
     }
 
     private func delete(_ body: ByteBuffer, _ deadline: NIODeadline?) async throws -> ByteBuffer {

@@ -1081,12 +1081,12 @@ public final class HNSWIndex: @unchecked Sendable {
     /// has other incoming links. Returns how many nodes it reconnected. Runs in
     /// O(slots × 2M) plus one search per orphan; must not overlap `insert`.
     @discardableResult
-    public func repairConnectivity() -> Int {
+    public func repairConnectivity(pace: () -> Void = {}) -> Int {
         // A repair may evict a link whose target looked reachable another way
         // through a node that is itself cut off; another round finds such a node.
         var total = 0
         for _ in 0..<Self.repairRounds {
-            let repaired = repairConnectivityOnce()
+            let repaired = repairConnectivityOnce(pace: pace)
             total += repaired
             if repaired == 0 { break }
         }
@@ -1095,7 +1095,7 @@ public final class HNSWIndex: @unchecked Sendable {
 
     private static let repairRounds = 4
 
-    private func repairConnectivityOnce() -> Int {
+    private func repairConnectivityOnce(pace: () -> Void) -> Int {
         let entry = load(.entry)
         guard entry != 0 else { return 0 }
         let highWater = slotHighWater
@@ -1104,14 +1104,16 @@ public final class HNSWIndex: @unchecked Sendable {
         var reached = [Bool](repeating: false, count: highWater)
         var buffer = [UInt32](repeating: 0, count: limit + 1)
         for slot in 0..<UInt32(highWater) where flags(slot) & Self.flagPresent != 0 {
+            if slot & 255 == 0 { pace() }
             let count = readList(slot, level: 0, into: &buffer)
             for neighbor in buffer.prefix(count) where Int(neighbor) < highWater { inDegree[Int(neighbor)] += 1 }
         }
-        markReachable(from: UInt32(truncatingIfNeeded: entry), &reached, &buffer)
+        markReachable(from: UInt32(truncatingIfNeeded: entry), &reached, &buffer, pace)
         var repaired = 0
         for orphan in 0..<UInt32(highWater) where flags(orphan) == Self.flagPresent && !reached[Int(orphan)] {
+            pace()
             guard linkFromNearestReachable(orphan, &reached, &inDegree) else { continue }
-            markReachable(from: orphan, &reached, &buffer)
+            markReachable(from: orphan, &reached, &buffer, pace)
             repaired += 1
         }
         return repaired
@@ -1132,11 +1134,14 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
-    private func markReachable(from start: UInt32, _ reached: inout [Bool], _ buffer: inout [UInt32]) {
+    private func markReachable(from start: UInt32, _ reached: inout [Bool], _ buffer: inout [UInt32], _ pace: () -> Void) {
         guard !reached[Int(start)] else { return }
         reached[Int(start)] = true
         var stack = [start]
+        var visited = 0
         while let slot = stack.popLast() {
+            visited &+= 1
+            if visited & 255 == 0 { pace() }
             let count = readList(slot, level: 0, into: &buffer)
             for neighbor in buffer.prefix(count) where Int(neighbor) < reached.count && !reached[Int(neighbor)] {
                 reached[Int(neighbor)] = true

@@ -6,7 +6,7 @@ public typealias Vectors = Sextant_V1_Vectors
 
 extension Sextant_V1_Vectors {
     /// Packs float32 rows (all of `dimension` values) little-endian, as f32 or f16.
-    public init(rows: [[Float]], dimension: Int, encoding: Sextant_V1_VectorEncoding = .f32) {
+    public init(rows: [[Float]], dimension: Int, encoding: Sextant_V1_VectorEncoding = .f32, pace: () -> Void = {}) {
         self.init()
         self.dimension = UInt32(dimension)
         count = UInt32(rows.count)
@@ -14,6 +14,7 @@ extension Sextant_V1_Vectors {
         var bytes = [UInt8]()
         bytes.reserveCapacity(rows.count * dimension * (encoding == .f16 ? 2 : 4))
         for row in rows {
+            pace()
             for value in row {
                 if encoding == .f16 {
                     withUnsafeBytes(of: Float16(value).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
@@ -26,7 +27,7 @@ extension Sextant_V1_Vectors {
     }
 
     /// Unpacks into float32 rows; throws if the byte count does not match the shape.
-    public func rows() throws(ProtocolError) -> [[Float]] {
+    public func rows(pace: () -> Void = {}) throws(ProtocolError) -> [[Float]] {
         let width = encoding == .f16 ? 2 : 4
         let expected = Int(count) * Int(dimension) * width
         guard data.count == expected else {
@@ -35,7 +36,8 @@ extension Sextant_V1_Vectors {
         let dimension = Int(self.dimension)
         return data.withUnsafeBytes { raw in
             (0..<Int(count)).map { row in
-                (0..<dimension).map { column in
+                pace()
+                return (0..<dimension).map { column in
                     let offset = (row * dimension + column) * width
                     if width == 2 {
                         return Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))

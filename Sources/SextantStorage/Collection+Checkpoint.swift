@@ -4,7 +4,7 @@ extension Collection {
     func scheduleCheckpoint() {
         guard checkpointRunning.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
-        Task.detached { [self] in
+        Task.detached(executorPreference: indexer?.checkpointExecutor) { [self] in
             defer { checkpointRunning.store(false, ordering: .releasing) }
             do { try await checkpoint() } catch { StorageLog.write("checkpoint of \(directory) failed: \(error)") }
         }
@@ -25,7 +25,7 @@ extension Collection {
                 let lastLSN = wal.lastLSN
                 try await wal.waitDurable(lastLSN)
                 do {
-                    let (manifest, dump, covered) = try await Blocking.run { [self] in
+                    let (manifest, dump, covered) = try await Blocking.run(at: indexer?.priority) { [self] in
                         try indexLock.withExclusive {
                             try switchGeneration(number: number, to: generationDirectory, lastLSN: lastLSN, reservingSlots: reservingSlots)
                         }
@@ -37,7 +37,7 @@ extension Collection {
                 }
             }
             // Writers run again from here; the new generation's files become durable behind them.
-            try await Blocking.run { [self] in
+            try await Blocking.run(at: indexer?.priority) { [self] in
                 try Generation.finish(dump, directory: generationDirectory)
                 try Files.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
                 wal.discard(covered)
@@ -93,7 +93,7 @@ extension Collection {
                 try await wal.waitDurable(lastLSN)
                 return (lastLSN, records, wal.durableSegments())
             }
-            try await Blocking.run { [self] in
+            try await Blocking.run(at: indexer?.priority) { [self] in
                 guard !Files.exists(destination) else { throw StorageError.alreadyExists("\(destination) exists") }
                 let staging = destination + ".partial"
                 Files.removeTree(staging)

@@ -1,3 +1,4 @@
+import SextantConcurrency
 import SextantIndex
 
 extension Collection {
@@ -56,14 +57,17 @@ extension Collection {
         indexLock.withExclusive {
             var freed: [UInt32] = []
             if upkeep.reclaim {  // includes its grace period
-                var pacer = ReaderPacer()
-                freed = generation.index.reclaimDeleted { pacer.step(readers: tail.hasRecentReaders) }
+                var pacer = ReaderPacer(readers: tail.hasRecentReaders)
+                freed = generation.index.reclaimDeleted { pacer.step() }
             }
             if upkeep.freeLimbo {
                 generation.index.gate.synchronize()
                 freed += limbo
             }
-            if upkeep.repair { generation.index.repairConnectivity() }
+            if upkeep.repair {
+                var pacer = ReaderPacer(readers: tail.hasRecentReaders)
+                _ = generation.index.repairConnectivity { pacer.step() }
+            }
             state.withLock { state in
                 if upkeep.freeLimbo { state.limbo.removeAll { limbo.contains($0) } }
                 assert(Set(freed).isDisjoint(with: state.freeSlots), "a slot is freed once")
@@ -81,5 +85,5 @@ extension Collection {
     }
 
     /// A query ran within `StorageLimits.readerActivityWindowMilliseconds`.
-    var hasRecentReaders: Bool { tail.hasRecentReaders }
+    public var hasRecentReaders: Bool { tail.hasRecentReaders }
 }

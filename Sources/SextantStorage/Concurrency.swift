@@ -1,4 +1,5 @@
 import CSextantKernels
+import SextantConcurrency
 import SextantKernels
 import Dispatch
 import Synchronization
@@ -83,13 +84,16 @@ final class ReadWriteLock: @unchecked Sendable {
 }
 
 /// Runs blocking work (file writes, fsync, waiting on the indexer) off the
-/// cooperative thread pool.
+/// cooperative thread pool, at `priority` when given: a checkpoint's copying
+/// and CRC at query priority held a core for whole scheduler ticks.
 enum Blocking {
     static let queue = DispatchQueue(label: "sextant.storage.blocking", attributes: .concurrent)
 
-    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    static func run<T: Sendable>(at priority: BackgroundPriority? = nil, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
+            queue.async {
+                continuation.resume(with: Result { try priority.map { try $0.whileApplied(body) } ?? body() })
+            }
         }
     }
 }

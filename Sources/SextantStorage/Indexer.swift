@@ -1,5 +1,6 @@
 import CSextantIO
 import CSextantSystem
+import SextantConcurrency
 import Synchronization
 
 #if canImport(Glibc)
@@ -10,8 +11,8 @@ import Glibc
 ///
 /// Inserting into HNSW costs far more than the fsync that acknowledged the
 /// record, so it happens after the acknowledgement, on dedicated threads at a
-/// lower scheduling priority (nice 10): on a small machine, queries win the CPU
-/// while an ingest runs. Until a record is linked, queries find it by exact scan
+/// lower scheduling priority (`BackgroundPriority`, nice 10 by default): on a
+/// small machine, queries win the CPU while an ingest runs. Until a record is linked, queries find it by exact scan
 /// of the unindexed tail. When there is nothing to link, the threads reclaim
 /// deleted slots and repair connectivity.
 public final class Indexer: @unchecked Sendable {
@@ -19,16 +20,21 @@ public final class Indexer: @unchecked Sendable {
     private let signal = Semaphore()
     private let stopping = Atomic<Bool>(false)
     public let threadCount: Int
-    /// Nice value of the indexer threads (0 = same priority as queries).
-    public let niceness: Int32
+    /// Scheduling priority of the indexer threads.
+    public let priority: BackgroundPriority
+    /// Where checkpoints run: one thread at the indexer's priority. On the
+    /// global executor a checkpoint's CRC and copying ran at query priority and
+    /// held a core for whole scheduler ticks.
+    var checkpointExecutor: NicedExecutor { NicedExecutor.shared(priority: priority) }
 
     private struct Weak { weak var collection: Collection? }
 
     /// `threads` link in parallel while no query runs (a bulk load uses every
     /// core); while queries run, only the first links, one record per step.
-    public init(threads: Int = 1, niceness: Int32 = 10) {
+    public init(threads: Int = 1, priority: BackgroundPriority = .default) {
         threadCount = max(1, threads)
-        self.niceness = niceness
+        self.priority = priority
+
         for number in 0..<threadCount {
             var handle = pthread_t()
             let started = pthread_create(&handle, nil, { argument in
@@ -80,7 +86,7 @@ public final class Indexer: @unchecked Sendable {
 
     private func run(number: Int) {
         sx_set_thread_name("sextant-indexer")
-        if niceness != 0 { sx_set_thread_niceness(niceness) }
+        priority.applyToCurrentThread()
         _ = sx_set_thread_timer_slack(1_000)  // its pauses under reads are 20 µs
         var idleRounds = 0
         var rounds = 0
@@ -113,26 +119,6 @@ public final class Indexer: @unchecked Sendable {
             idleRounds += 1
             if idleRounds > 1 { signal.wait() }  // sleep until a writer publishes
         }
-    }
-}
-
-/// Background work that shares the CPU with queries pauses briefly every
-/// `workMicroseconds` while they run. A sleep, unlike sched_yield (which EEVDF
-/// charges as a spent slice), gives the core to a waiting query at once instead
-/// of after this thread's slice, which a 250 Hz tick can stretch to 4 ms. One
-/// record linked (~150 µs) is one step of the indexer's loop.
-struct ReaderPacer {
-    static let workMicroseconds: UInt64 = 200
-    static let pauseMicroseconds: UInt32 = 20
-    private var since = MonotonicClock.microseconds()
-
-    /// Pauses if `readers` and the work since the last pause passed the step.
-    mutating func step(readers: Bool) {
-        guard readers else { return }
-        let now = MonotonicClock.microseconds()
-        guard now &- since >= Self.workMicroseconds else { return }
-        usleep(Self.pauseMicroseconds)
-        since = MonotonicClock.microseconds()
     }
 }
 

@@ -110,10 +110,12 @@ enum BatchCodec {
     static let put: UInt8 = 1
     static let delete: UInt8 = 2
 
-    static func encode(_ operations: [ResolvedOperation]) -> [UInt8] {
+    static func encode(_ operations: [ResolvedOperation], pace: () -> Void = {}) -> [UInt8] {
         var out: [UInt8] = []
+        out.reserveCapacity(encodedSize(operations))  // one allocation, no regrowth copies
         RecordCodec.append(UInt32(operations.count), &out)
         for operation in operations {
+            pace()
             switch operation {
             case .put(let id, let halves, let document, let metadata):
                 out.append(put)
@@ -125,7 +127,22 @@ enum BatchCodec {
                 out.append(contentsOf: id)
             }
         }
+        assert(out.count == encodedSize(operations), "encodedSize matches encode")
         return out
+    }
+
+    /// The bytes `encode` writes.
+    static func encodedSize(_ operations: [ResolvedOperation]) -> Int {
+        var total = 4
+        for operation in operations {
+            switch operation {
+            case .put(let id, let halves, let document, let metadata):
+                total += 1 + RecordCodec.encodedSize(id: id, document: document, metadata: metadata) + halves.count * 2
+            case .delete(let id):
+                total += 1 + 2 + id.count
+            }
+        }
+        return total
     }
 
     /// The operations a batch holds, from its header alone (0 for a short payload).

@@ -1,4 +1,5 @@
 import Foundation
+import SextantConcurrency
 import SextantIndex
 import SextantKernels
 import SextantPayload
@@ -18,12 +19,12 @@ public final class StorageEngine: @unchecked Sendable {
 
     /// Opens every collection under `directory` (creating the folder if needed).
     /// A collection whose files fail their checksums fails the open, naming the file.
-    public init(directory: String, io: DurableIO = .shared, indexerThreads: Int = 1, indexerNiceness: Int32 = 10,
+    public init(directory: String, io: DurableIO = .shared, indexerThreads: Int = 1, indexerPriority: BackgroundPriority = .default,
                 tailLimits: TailLimits = TailLimits()) throws {
         self.directory = directory
         self.io = io
         self.tailLimits = tailLimits
-        indexer = Indexer(threads: indexerThreads, niceness: indexerNiceness)
+        indexer = Indexer(threads: indexerThreads, priority: indexerPriority)
         let root = directory + "/collections"
         try Files.makeDirectories(root)
         var opened: [String: Collection] = [:]

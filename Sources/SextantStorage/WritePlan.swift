@@ -155,7 +155,7 @@ package enum WritePlan {
 
     /// Turns a prepared write into puts and deletes of whole records, checking
     /// it against `state`. Throws before anything is logged or applied.
-    package static func resolve(_ prepared: Prepared, in state: some WritePlanState) throws -> Resolved {
+    package static func resolve(_ prepared: Prepared, in state: some WritePlanState, pace: () -> Void = {}) throws -> Resolved {
         let emptyMetadata = MetadataCodec.encode([:])
         switch prepared.kind {
         case .add, .upsert:
@@ -165,7 +165,8 @@ package enum WritePlan {
                 }
             }
             let operations = prepared.records.map { record in
-                ResolvedOperation.put(
+                pace()
+                return ResolvedOperation.put(
                     id: Array(record.id.utf8), halves: record.halves ?? [], document: record.document,
                     metadata: record.metadata ?? emptyMetadata)
             }
@@ -173,6 +174,7 @@ package enum WritePlan {
         case .update(let ignoreMissing):
             var operations: [ResolvedOperation] = []
             for record in prepared.records {
+                pace()
                 guard let slot = state.slot(of: record.id), let stored = state.storedRecord(slot) else {
                     if ignoreMissing { continue }
                     throw StorageError.notFound("record '\(record.id.prefix(60))' does not exist")

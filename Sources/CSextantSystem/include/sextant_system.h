@@ -14,6 +14,13 @@ int sx_eventfd(void);
 void sx_set_thread_name(const char *name);
 /// Sets the calling thread's nice value (Linux schedules threads individually).
 int sx_set_thread_niceness(int niceness);
+/// Moves the calling thread to SCHED_IDLE: it runs only on a core no other
+/// thread wants, and any waking thread preempts it at once. 0 or -errno.
+int sx_set_thread_idle_policy(void);
+/// The calling thread's scheduling policy (SCHED_OTHER, SCHED_IDLE, ...) and
+/// nice value, and their restoration: for work that borrows a shared thread.
+int sx_get_thread_scheduling(int *policy, int *niceness);
+int sx_set_thread_scheduling(int policy, int niceness);
 
 /// Asks the scheduler for a short time slice (EEVDF's per-task slice, Linux
 /// 6.12 and later; 100 µs to 100 ms): a thread that sleeps and wakes often, like

@@ -1,0 +1,90 @@
+import Foundation
+import NIOCore
+import SextantPayload
+import SextantProtocol
+import SextantTestSupport
+import SwiftProtobuf
+import Testing
+
+/// Writes are decoded (engine) and encoded (client) record by record so that
+/// the work can pause between records; both must agree byte for byte in
+/// meaning with SwiftProtobuf's own codec.
+@Suite struct WriteRequestCodingTests {
+    private func sample(records count: Int, seed: UInt64) -> Sextant_V1_WriteRequest {
+        var generator = SeededGenerator(seed: seed)
+        var request = Sextant_V1_WriteRequest()
+        request.collection.name = "tenders"
+        request.ignoreMissing = true
+        request.vectorRecordIndices = (0..<UInt32(count)).map { $0 }
+        request.records = (0..<count).map { index in
+            var record = Sextant_V1_Record()
+            record.id = "record-\(index)-" + String(repeating: "é", count: Int.random(in: 0...300, using: &generator))
+            if index % 3 != 0 { record.document = String(repeating: "word ", count: Int.random(in: 0...200, using: &generator)) }
+            if index % 2 == 0 {
+                let metadata: Metadata = ["section": .string("web"), "rank": .int(Int64(index)), "ok": .bool(true)]
+                record.metadata = metadata.wire
+            }
+            return record
+        }
+        request.vectors = Sextant_V1_Vectors(
+            rows: (0..<count).map { _ in (0..<8).map { _ in Float.random(in: -1...1, using: &generator) } }, dimension: 8)
+        return request
+    }
+
+    private func buffer(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
+
+    @Test(arguments: [0, 1, 7, 1_000])
+    func splitDecodingMatchesSwiftProtobuf(records: Int) throws {
+        let request = sample(records: records, seed: UInt64(records) + 1)
+        let bytes: [UInt8] = try request.serializedBytes()
+        let split = try WriteRequestDecoding.split(buffer(bytes))
+        var paces = 0
+        var decoded = split.others
+        decoded.records = try split.records { paces += 1 }
+        #expect(decoded == request)
+        #expect(paces == records, "one pause point per record")
+    }
+
+    @Test(arguments: [0, 1, 300])
+    func pacedEncodingDecodesToTheSameRequest(records: Int) throws {
+        let request = sample(records: records, seed: 99)
+        var paces = 0
+        let encoded = WriteRequestEncoding.encode(request) { paces += 1 }
+        let bytes = encoded.withUnsafeReadableBytes { Array($0) }
+        #expect(try Sextant_V1_WriteRequest(serializedBytes: bytes) == request)
+        #expect(paces == records)
+        let split = try WriteRequestDecoding.split(encoded)
+        var decoded = split.others
+        decoded.records = try split.records()
+        #expect(decoded == request)
+    }
+
+    /// Truncations and corruptions of a real request: a typed error or a
+    /// request, never a crash, and never a request SwiftProtobuf would refuse.
+    @Test func malformedBodiesGiveATypedError() throws {
+        let bytes: [UInt8] = try sample(records: 20, seed: 5).serializedBytes()
+        var generator = SeededGenerator(seed: 17)
+        var rejected = 0
+        for round in 0..<2_000 {
+            var corrupt = bytes
+            if round % 2 == 0 {
+                corrupt = Array(corrupt.prefix(Int.random(in: 0..<corrupt.count, using: &generator)))
+            } else {
+                for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                    corrupt[Int.random(in: 0..<corrupt.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+                }
+            }
+            do {
+                let split = try WriteRequestDecoding.split(buffer(corrupt))
+                var decoded = split.others
+                decoded.records = try split.records()
+                #expect((try? Sextant_V1_WriteRequest(serializedBytes: corrupt)) != nil, "accepted only what SwiftProtobuf accepts")
+            } catch {
+                rejected += 1
+            }
+        }
+        #expect(rejected > 500)
+        #expect(throws: ProtocolError.self) { try WriteRequestDecoding.split(buffer([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f])) }
+        #expect(throws: ProtocolError.self) { try WriteRequestDecoding.split(buffer([0x13])) }  // wire type 3 (group)
+    }
+}
