@@ -1,3 +1,4 @@
+import SextantConcurrency
 import SextantPayload
 import SextantProtocol
 
@@ -149,7 +150,8 @@ public struct CollectionHandle: Sendable {
             let what = info.dimension > 0 ? "the collection has \(dimension)" : "the first vector has \(dimension)"
             throw SextantError(.invalidArgument, "vector has \(row.count) dimensions, \(what)")
         }
-        return Sextant_V1_Vectors(rows: rows, dimension: dimension)
+        var pacer = ReaderPacer(readers: BackgroundPriority.currentThreadIsBackground)
+        return Sextant_V1_Vectors(rows: rows, dimension: dimension) { pacer.step() }
     }
 
     private func writeRequest(ids: [String], documents: [String?]?, metadatas: [Metadata?]?) throws -> Sextant_V1_WriteRequest {
@@ -179,8 +181,13 @@ public struct CollectionHandle: Sendable {
         return try await send(method, request, idempotent: idempotent)
     }
 
+    /// A caller on a background thread (niced or SCHED_IDLE: an ingest worker, a
+    /// load generator's writer) encodes record by record with pauses, so that
+    /// queries served on the same machine keep their latency.
     private func send(_ method: Method, _ request: Sextant_V1_WriteRequest, idempotent: Bool) async throws -> WriteResult {
-        let reply = try await client.call(method, request, as: Sextant_V1_WriteReply.self, idempotent: idempotent)
+        var pacer = ReaderPacer(readers: BackgroundPriority.currentThreadIsBackground)
+        let body = WriteRequestEncoding.encode(request) { pacer.step() }
+        let reply = try await client.call(method, body: body, as: Sextant_V1_WriteReply.self, idempotent: idempotent)
         return WriteResult(lsn: reply.lsn, affected: Int(reply.affected))
     }
 }

@@ -131,7 +131,14 @@ public final class SextantClient: Sendable {
         _ method: Method, _ request: some SwiftProtobuf.Message, as _: Reply.Type, idempotent: Bool,
         timeoutMilliseconds: Int64? = nil
     ) async throws -> Reply {
-        let body = MessageCodec.encode(request)
+        try await call(method, body: MessageCodec.encode(request), as: Reply.self, idempotent: idempotent,
+                       timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// The same with the request already encoded.
+    public func call<Reply: SwiftProtobuf.Message>(
+        _ method: Method, body: ByteBuffer, as _: Reply.Type, idempotent: Bool, timeoutMilliseconds: Int64? = nil
+    ) async throws -> Reply {
         let timeout = TimeAmount.milliseconds(timeoutMilliseconds ?? configuration.timeoutMilliseconds)
         var policy = configuration.retry
         if !idempotent { policy.attempts = 1 }

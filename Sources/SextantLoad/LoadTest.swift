@@ -26,11 +26,15 @@ public protocol LoadTarget: Sendable {
     /// target's connections), so that the harness spends as little CPU per query
     /// as the target's client allows; nil: the global executor.
     func queryExecutor(forClient number: Int) -> (any TaskExecutor)?
+    /// Acknowledged records the target has not indexed yet (queries scan them
+    /// exactly); nil when the target does not say.
+    func unindexedRecords() async -> Int?
 }
 
 extension LoadTarget {
     public func exportedRequests() -> (url: String, bodies: [[UInt8]])? { nil }
     public func queryExecutor(forClient number: Int) -> (any TaskExecutor)? { nil }
+    public func unindexedRecords() async -> Int? { nil }
 }
 
 public struct LoadBatch: Sendable {
@@ -101,6 +105,10 @@ public struct LoadTest: Sendable {
         public var errors: Int
         public var ingested_records: Int
         public var ingest_records_per_second: Double
+        /// The target's unindexed records, sampled every 100 ms while the ingest
+        /// runs: what each query scanned besides the graph.
+        public var unindexed_max: Int?
+        public var unindexed_mean: Double?
     }
 
     public struct Report: Codable, Sendable {
@@ -162,7 +170,8 @@ public struct LoadTest: Sendable {
             try await self.replay(target, data, until: stop)
         }
         progress(String(format: "during ingest: %.0f qps, p50 %.3f ms, p99 %.3f ms, recall@10 %.4f; ingest %.0f records/s",
-                        busy.qps, busy.p50_ms, busy.p99_ms, busy.recall_at_10, busy.ingest_records_per_second))
+                        busy.qps, busy.p50_ms, busy.p99_ms, busy.recall_at_10, busy.ingest_records_per_second)
+                 + (busy.unindexed_max.map { "; unindexed at most \($0), mean \(Int(busy.unindexed_mean ?? 0))" } ?? ""))
         let rateText: String
         switch configuration.rate {
         case .max: rateText = "max"
@@ -182,23 +191,35 @@ public struct LoadTest: Sendable {
         let stop = StopFlag()
         let next = AtomicCounter()
         let start = ContinuousClock.now
-        let (samples, ingested, elapsed) = try await withThrowingTaskGroup(of: ClientSample.self) { group in
+        let (samples, ingested, elapsed, unindexed) = try await withThrowingTaskGroup(of: ClientSample.self) { group in
             for number in 0..<configuration.clients {
                 group.addTask(executorPreference: target.queryExecutor(forClient: number)) {
                     await self.queryLoop(target, data, next: next, stop: stop)
                 }
             }
             var ingested = 0
+            var unindexed: [Int] = []
             if let seconds {
                 try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
             } else {
-                ingested = try await work(stop)
+                let sampler = Task { () -> [Int] in
+                    var values: [Int] = []
+                    while !stop.isSet, !Task.isCancelled {
+                        guard let value = await target.unindexedRecords() else { break }
+                        values.append(value)
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                    return values
+                }
+                do { ingested = try await work(stop) } catch { sampler.cancel(); throw error }
+                sampler.cancel()
+                unindexed = await sampler.value
             }
             let elapsed = (ContinuousClock.now - start).seconds
             stop.set()
             var samples: [ClientSample] = []
             for try await sample in group { samples.append(sample) }
-            return (samples, ingested, elapsed)
+            return (samples, ingested, elapsed, unindexed)
         }
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
         var hits = 0.0
@@ -216,7 +237,8 @@ public struct LoadTest: Sendable {
         return Phase(
             seconds: elapsed, queries: queries, qps: Double(queries) / elapsed, p50_ms: milliseconds(50), p95_ms: milliseconds(95),
             p99_ms: milliseconds(99), max_ms: Double(histogram.max) / 1000, recall_at_10: judged > 0 ? hits / Double(judged) : 0,
-            errors: errors, ingested_records: ingested, ingest_records_per_second: ingested > 0 ? Double(ingested) / elapsed : 0)
+            errors: errors, ingested_records: ingested, ingest_records_per_second: ingested > 0 ? Double(ingested) / elapsed : 0,
+            unindexed_max: unindexed.max(), unindexed_mean: unindexed.isEmpty ? nil : Double(unindexed.reduce(0, +)) / Double(unindexed.count))
     }
 
     struct ClientSample: Sendable {

@@ -56,6 +56,11 @@ public final class SextantTarget: LoadTarget, @unchecked Sendable {
     public func close() async { await client.close() }
 
     public func queryExecutor(forClient number: Int) -> (any TaskExecutor)? { client.executor(forCaller: number) }
+
+    public func unindexedRecords() async -> Int? {
+        guard let name = try? collection().name, let stats = try? await client.stats() else { return nil }
+        return stats.first { $0.name == name }?.unindexedRecords
+    }
 }
 
 /// A ChromaDB server through its REST API (/api/v2), as chromadb's HttpClient
