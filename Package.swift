@@ -38,6 +38,9 @@ let package = Package(
         .target(name: "CSextantSystem"),
         .target(name: "SextantConcurrency", dependencies: ["CSextantSystem"], swiftSettings: strict),
 
+        // Text to BM25 terms as chromadb's chroma_bm25 makes them: no dependencies.
+        .target(name: "SextantText", swiftSettings: strict),
+
         // The shared vocabulary (metadata values, filters, includes, the batch bound):
         // no dependencies, so storage, the wire, the client and the services all speak it.
         .target(name: "SextantPayload", swiftSettings: strict),
@@ -244,6 +247,7 @@ let package = Package(
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "CSextantKernels", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(name: "SextantObjectStoreTests", dependencies: ["SextantObjectStore", "SextantTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SextantTextTests", dependencies: ["SextantText", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(name: "SextantConcurrencyTests", dependencies: ["SextantConcurrency", "CSextantSystem"], swiftSettings: strict),
         .testTarget(
             name: "SextantIngestTests",
