@@ -247,7 +247,7 @@ let package = Package(
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "CSextantKernels", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(name: "SextantObjectStoreTests", dependencies: ["SextantObjectStore", "SextantTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SextantTextTests", dependencies: ["SextantText", "SextantTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SextantTextTests", dependencies: ["SextantText", "SextantDatasets", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(name: "SextantConcurrencyTests", dependencies: ["SextantConcurrency", "CSextantSystem"], swiftSettings: strict),
         .testTarget(
             name: "SextantIngestTests",

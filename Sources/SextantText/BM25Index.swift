@@ -1,0 +1,273 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An inverted index over documents' terms with exact BM25 top-k, in memory.
+///
+/// Documents are addressed by a 32-bit slot (the collection's record slot);
+/// postings are per term, sorted by slot, each entry a (slot, term frequency)
+/// pair in two flat arrays. Appending out of slot order, replacing or deleting
+/// a document marks the lists it touches; the next search sorts and filters
+/// just those (`compact`).
+///
+/// Top-k is exact, by MaxScore (Turtle & Flood): query terms are ordered by
+/// their score upper bound; once the k-th best score passes the sum of the
+/// smallest bounds, those terms can no longer make a document enter the top k
+/// on their own, so documents are only drawn from the other ("essential")
+/// terms' lists and the rest are looked up by binary search only for documents
+/// that can still make it. Chosen over block-max WAND for its simpler state
+/// and because BM25 queries here are short (a few terms) over 10^4-10^7
+/// documents, where MaxScore's skipping already avoids most of the work.
+public struct BM25Index: Sendable {
+    /// BM25's saturation and length normalisation (Lucene's and Chroma's defaults).
+    public struct Parameters: Sendable, Equatable {
+        public var k1: Double
+        public var b: Double
+        public init(k1: Double = 1.2, b: Double = 0.75) {
+            precondition(k1 >= 0 && (0...1).contains(b), "k1 ≥ 0 and b in 0...1")
+            self.k1 = k1
+            self.b = b
+        }
+    }
+
+    public struct Hit: Sendable, Equatable {
+        public var slot: UInt32
+        public var score: Double
+        public init(slot: UInt32, score: Double) {
+            self.slot = slot
+            self.score = score
+        }
+    }
+
+    struct Postings: Sendable {
+        var slots: [UInt32] = []
+        var frequencies: [UInt32] = []
+        /// Live documents holding the term (n_t in the IDF).
+        var documentCount = 0
+        var maximumFrequency: UInt32 = 0
+        var minimumLength = UInt32.max
+        /// Appended out of slot order, or holding a removed document's entry:
+        /// `compact` sorts and filters it before the next search.
+        var needsCompaction = false
+    }
+
+    public let parameters: Parameters
+    private var termIDs: [String: UInt32] = [:]
+    private var postings: [Postings] = []
+    /// Per slot: its length in terms (0: no document) and the terms it holds,
+    /// so a replacement or delete can update the counts.
+    private var lengths: [UInt32] = []
+    private var termsOfSlot: [[UInt32]] = []
+    public private(set) var documentCount = 0
+    private var totalLength = 0
+
+    public init(parameters: Parameters = Parameters()) { self.parameters = parameters }
+
+    public var termCount: Int { termIDs.count }
+
+    /// Indexes (or replaces) the document at `slot` with its terms.
+    public mutating func set(slot: UInt32, terms: [String]) {
+        remove(slot: slot)
+        let index = Int(slot)
+        if lengths.count <= index {
+            lengths.append(contentsOf: repeatElement(0, count: index + 1 - lengths.count))
+            termsOfSlot.append(contentsOf: repeatElement([], count: index + 1 - termsOfSlot.count))
+        }
+        guard !terms.isEmpty else { return }
+        var frequencies: [UInt32: UInt32] = [:]
+        for term in terms {
+            let id: UInt32
+            if let known = termIDs[term] {
+                id = known
+            } else {
+                id = UInt32(postings.count)
+                termIDs[term] = id
+                postings.append(Postings())
+            }
+            frequencies[id, default: 0] += 1
+        }
+        let length = UInt32(terms.count)
+        for (id, frequency) in frequencies {
+            var list = postings[Int(id)]
+            if let last = list.slots.last, last >= slot { list.needsCompaction = true }
+            list.slots.append(slot)
+            list.frequencies.append(frequency)
+            list.documentCount += 1
+            list.maximumFrequency = max(list.maximumFrequency, frequency)
+            list.minimumLength = min(list.minimumLength, length)
+            postings[Int(id)] = list
+        }
+        lengths[index] = length
+        termsOfSlot[index] = Array(frequencies.keys)
+        documentCount += 1
+        totalLength += Int(length)
+        assert(documentCount >= 0 && totalLength >= 0, "counts stay non-negative")
+    }
+
+    /// Forgets the document at `slot` (its postings are dropped by the next `compact`).
+    public mutating func remove(slot: UInt32) {
+        let index = Int(slot)
+        guard index < lengths.count, lengths[index] > 0 else { return }
+        for id in termsOfSlot[index] {
+            postings[Int(id)].documentCount -= 1
+            postings[Int(id)].needsCompaction = true
+        }
+        totalLength -= Int(lengths[index])
+        documentCount -= 1
+        lengths[index] = 0
+        termsOfSlot[index] = []
+        assert(documentCount >= 0 && totalLength >= 0, "counts stay non-negative")
+    }
+
+    /// The exact top `k` documents for the query terms by BM25, best first,
+    /// ties to the smaller slot. Each distinct term counts once.
+    public mutating func search(_ queryTerms: [String], k: Int) -> [Hit] {
+        guard k > 0, documentCount > 0 else { return [] }
+        compact()
+        var seen = Set<String>()
+        return searchCompacted(queryTerms.filter { seen.insert($0).inserted }, k: k)
+    }
+
+    /// Sorts appended postings and drops removed documents' (searches call it).
+    public mutating func compact() {
+        for id in postings.indices where postings[id].needsCompaction {
+            var list = postings[id]
+            // Stable sort: of a slot's entries, the newest (last appended) is kept.
+            var pairs = zip(list.slots, list.frequencies).sorted { $0.0 < $1.0 }
+            var kept: [(UInt32, UInt32)] = []
+            kept.reserveCapacity(list.documentCount)
+            for pair in pairs {
+                if let last = kept.last, last.0 == pair.0 { kept[kept.count - 1] = pair } else { kept.append(pair) }
+            }
+            pairs = kept.filter { slot, _ in
+                let index = Int(slot)
+                return lengths[index] > 0 && termsOfSlot[index].contains(UInt32(id))
+            }
+            list.slots = pairs.map(\.0)
+            list.frequencies = pairs.map(\.1)
+            list.needsCompaction = false
+            assert(list.slots.count == list.documentCount, "one posting per live document holding the term")
+            postings[id] = list
+        }
+    }
+
+    private func searchCompacted(_ queryTerms: [String], k: Int) -> [Hit] {
+        let n = Double(documentCount)
+        let averageLength = Double(totalLength) / n
+        let k1 = parameters.k1
+        let b = parameters.b
+        struct Term {
+            var list: Postings
+            var idf: Double
+            var bound: Double
+            var cursor = 0
+        }
+        var terms: [Term] = []
+        for text in queryTerms {
+            guard let id = termIDs[text] else { continue }
+            let list = postings[Int(id)]
+            guard list.documentCount > 0 else { continue }
+            let nt = Double(list.documentCount)
+            let idf = log(1 + (n - nt + 0.5) / (nt + 0.5))
+            let tf = Double(list.maximumFrequency)
+            let norm = k1 * (1 - b + b * Double(list.minimumLength) / averageLength)
+            terms.append(Term(list: list, idf: idf, bound: idf * tf * (k1 + 1) / (tf + norm)))
+        }
+        guard !terms.isEmpty else { return [] }
+        terms.sort { $0.bound < $1.bound }
+        var prefixBound = [Double](repeating: 0, count: terms.count + 1)
+        for index in terms.indices { prefixBound[index + 1] = prefixBound[index] + terms[index].bound }
+
+        var heap = TopK(k: k)
+        var essentialFrom = 0  // terms[essentialFrom...] are essential
+        func score(_ term: Term, _ frequency: UInt32, _ slot: UInt32) -> Double {
+            let tf = Double(frequency)
+            let norm = k1 * (1 - b + b * Double(lengths[Int(slot)]) / averageLength)
+            return term.idf * tf * (k1 + 1) / (tf + norm)
+        }
+        while true {
+            var candidate = UInt32.max
+            for index in essentialFrom..<terms.count where terms[index].cursor < terms[index].list.slots.count {
+                candidate = min(candidate, terms[index].list.slots[terms[index].cursor])
+            }
+            if candidate == UInt32.max { break }
+            var total = 0.0
+            for index in essentialFrom..<terms.count {
+                let cursor = terms[index].cursor
+                if cursor < terms[index].list.slots.count, terms[index].list.slots[cursor] == candidate {
+                    total += score(terms[index], terms[index].list.frequencies[cursor], candidate)
+                    terms[index].cursor += 1
+                }
+            }
+            // Non-essential terms, strongest first, while the document can still make the top k.
+            var index = essentialFrom - 1
+            while index >= 0, total + prefixBound[index + 1] >= heap.threshold {
+                let list = terms[index].list
+                var low = terms[index].cursor
+                var high = list.slots.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if list.slots[middle] < candidate { low = middle + 1 } else { high = middle }
+                }
+                terms[index].cursor = low
+                if low < list.slots.count, list.slots[low] == candidate {
+                    total += score(terms[index], list.frequencies[low], candidate)
+                }
+                index -= 1
+            }
+            if heap.offer(Hit(slot: candidate, score: total)) {
+                // Strictly below: a document tying the k-th score may still enter on a smaller slot.
+                while essentialFrom < terms.count, heap.isFull, prefixBound[essentialFrom + 1] < heap.threshold { essentialFrom += 1 }
+            }
+        }
+        return heap.sorted()
+    }
+}
+
+/// The k best hits so far: a min-heap on (score, then larger slot worse), so
+/// ties break towards the smaller slot, deterministically.
+struct TopK {
+    let k: Int
+    private var items: [BM25Index.Hit] = []
+
+    init(k: Int) { self.k = k }
+
+    /// The score a document must reach to enter (0 until k are held: BM25 scores are positive).
+    var threshold: Double { items.count < k ? 0 : items[0].score }
+    var isFull: Bool { items.count >= k }
+
+    private static func worse(_ a: BM25Index.Hit, _ b: BM25Index.Hit) -> Bool {
+        a.score < b.score || (a.score == b.score && a.slot > b.slot)
+    }
+
+    /// Returns true when the hit entered the top k.
+    mutating func offer(_ hit: BM25Index.Hit) -> Bool {
+        if items.count < k {
+            items.append(hit)
+            var child = items.count - 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                guard Self.worse(items[child], items[parent]) else { break }
+                items.swapAt(child, parent)
+                child = parent
+            }
+            return true
+        }
+        guard Self.worse(items[0], hit) else { return false }
+        items[0] = hit
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var worst = parent
+            if left < items.count, Self.worse(items[left], items[worst]) { worst = left }
+            if right < items.count, Self.worse(items[right], items[worst]) { worst = right }
+            if worst == parent { break }
+            items.swapAt(parent, worst)
+            parent = worst
+        }
+        return true
+    }
+
+    func sorted() -> [BM25Index.Hit] { items.sorted { Self.worse($1, $0) } }
+}
