@@ -93,10 +93,10 @@ struct EngineCommand: AsyncParsableCommand {
             help: "The same bound while queries run (a query in the last \(StorageLimits.readerActivityWindowMilliseconds) ms); default: --unindexed-limit.")
     var unindexedLimitUnderReads: Int?
     @Option(name: .customLong("background-priority"),
-            help: "Scheduling priority of write processing and indexing threads: a nice value 0-19, or 'idle' (SCHED_IDLE: only CPU that queries leave). Default: 10; 'idle' with --reads-first.")
+            help: "Scheduling priority of write processing, indexing and checkpoint threads: a nice value 0-19 (default 10), or 'idle' (SCHED_IDLE: only CPU nothing else wants; under a saturating query load writes can then wait past their deadlines).")
     var backgroundPriority: String?
     @Flag(name: .customLong("reads-first"),
-          help: "Queries first: while they run, writes wait for the indexer past \(StorageLimits.readsFirstUnindexedTail) unindexed records (--unindexed-limit-under-reads \(StorageLimits.readsFirstUnindexedTail)) and background threads run under SCHED_IDLE (--background-priority idle).")
+          help: "Queries first: while they run, writes wait for the indexer past \(StorageLimits.readsFirstUnindexedTail) unindexed records (--unindexed-limit-under-reads \(StorageLimits.readsFirstUnindexedTail)).")
     var readsFirst = false
     @OptionGroup var backup: BackupLifecycleOptions
 
@@ -130,7 +130,7 @@ struct EngineCommand: AsyncParsableCommand {
             }
             priority = parsed
         } else {
-            priority = readsFirst ? .readsFirst : .default
+            priority = .default
         }
         guard unindexedLimit >= 64 else { throw ValidationError("--unindexed-limit must be at least 64") }
         let underReads = unindexedLimitUnderReads ?? (readsFirst ? StorageLimits.readsFirstUnindexedTail : unindexedLimit)

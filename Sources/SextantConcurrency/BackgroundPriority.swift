@@ -8,8 +8,11 @@ import CSextantSystem
 /// debian-minilm (docs/BENCHMARKS.md, "Queries while writes run"): at nice 10
 /// the query p99 during a max-rate re-ingest is 2.3-2.6× the idle p99 with the
 /// ingest at ~4,600 records/s; at nice 15 about 2× at ~2,300 records/s; under
-/// SCHED_IDLE 1.1-1.6× at 500-1,000 records/s, and full speed the moment
-/// queries leave a core idle. `sextant engine --reads-first` picks SCHED_IDLE.
+/// SCHED_IDLE 1.1-1.6× at 200-700 records/s, and full speed the moment
+/// queries leave a core idle, but no floor: `sextant bench ingest` under
+/// SCHED_IDLE saw a write wait past its 30 s deadline while a checkpoint, which
+/// holds writers, waited for a core. Hence nice 10 by default and SCHED_IDLE
+/// only when asked for.
 public enum BackgroundPriority: Sendable, Hashable, CustomStringConvertible {
     /// SCHED_IDLE: the threads run only on a core nothing else wants.
     case idle
@@ -19,8 +22,6 @@ public enum BackgroundPriority: Sendable, Hashable, CustomStringConvertible {
     /// The engine's default: writes keep most of their speed under a full
     /// query load (the seed's 20,000-row batch in seconds).
     public static let `default` = BackgroundPriority.nice(10)
-    /// With `--reads-first`: queries first, writes with the CPU that is left.
-    public static let readsFirst = BackgroundPriority.idle
 
     /// Parses `idle` or a nice value 0-19.
     public init?(parsing text: String) {

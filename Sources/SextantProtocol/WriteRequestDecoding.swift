@@ -55,6 +55,11 @@ public enum WriteRequestDecoding {
                     throw .invalid("body does not decode as WriteRequest: field \(field) runs past the end")
                 }
                 if field == recordsField {
+                    // Bounded before anything is copied: a frame of millions of
+                    // empty records must not become millions of arrays.
+                    guard recordBytes.count < ProtocolLimits.maximumBatchRecords else {
+                        throw .invalid("batch exceeds \(ProtocolLimits.maximumBatchRecords) records")
+                    }
                     recordBytes.append(Array(bytes[position..<(position + Int(length))]))
                     position += Int(length)
                     continue

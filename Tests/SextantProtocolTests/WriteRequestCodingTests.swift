@@ -86,5 +86,10 @@ import Testing
         #expect(rejected > 500)
         #expect(throws: ProtocolError.self) { try WriteRequestDecoding.split(buffer([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f])) }
         #expect(throws: ProtocolError.self) { try WriteRequestDecoding.split(buffer([0x13])) }  // wire type 3 (group)
+        // One record past the batch bound, each empty: refused by count, not decoded.
+        let tooMany: [UInt8] = (0..<(2 * (ProtocolLimits.maximumBatchRecords + 1))).map { $0 % 2 == 0 ? 0x12 : 0x00 }
+        #expect(throws: ProtocolError.invalid("batch exceeds \(ProtocolLimits.maximumBatchRecords) records")) {
+            try WriteRequestDecoding.split(buffer(tooMany))
+        }
     }
 }
