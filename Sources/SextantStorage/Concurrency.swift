@@ -98,17 +98,11 @@ enum Blocking {
     }
 }
 
-/// The monotonic clocks the storage layer's pacing reads. The coarse one costs
-/// a few nanoseconds (no hardware counter read) and ticks with the scheduler
-/// (4 ms at 250 Hz): enough for a 250 ms activity window on every query.
+/// The coarse monotonic clock the reader-activity window reads: it costs a few
+/// nanoseconds (no hardware counter read) and ticks with the scheduler (4 ms at
+/// 250 Hz), enough for a 250 ms window on every query.
 enum MonotonicClock {
     static func coarseMilliseconds() -> UInt64 { milliseconds(CLOCK_MONOTONIC_COARSE) }
-
-    static func microseconds() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) &* 1_000_000 &+ UInt64(spec.tv_nsec / 1_000)
-    }
 
     private static func milliseconds(_ clock: clockid_t) -> UInt64 {
         var spec = timespec()

@@ -60,6 +60,8 @@ public struct BM25Index: Sendable {
     private var termsOfSlot: [[UInt32]] = []
     public private(set) var documentCount = 0
     private var totalLength = 0
+    /// Terms whose lists `compact` must tidy before the next search.
+    private var dirtyTerms: [UInt32] = []
 
     public init(parameters: Parameters = Parameters()) { self.parameters = parameters }
 
@@ -89,7 +91,10 @@ public struct BM25Index: Sendable {
         let length = UInt32(terms.count)
         for (id, frequency) in frequencies {
             var list = postings[Int(id)]
-            if let last = list.slots.last, last >= slot { list.needsCompaction = true }
+            if let last = list.slots.last, last >= slot, !list.needsCompaction {
+                list.needsCompaction = true
+                dirtyTerms.append(id)
+            }
             list.slots.append(slot)
             list.frequencies.append(frequency)
             list.documentCount += 1
@@ -110,7 +115,10 @@ public struct BM25Index: Sendable {
         guard index < lengths.count, lengths[index] > 0 else { return }
         for id in termsOfSlot[index] {
             postings[Int(id)].documentCount -= 1
-            postings[Int(id)].needsCompaction = true
+            if !postings[Int(id)].needsCompaction {
+                postings[Int(id)].needsCompaction = true
+                dirtyTerms.append(id)
+            }
         }
         totalLength -= Int(lengths[index])
         documentCount -= 1
@@ -130,7 +138,8 @@ public struct BM25Index: Sendable {
 
     /// Sorts appended postings and drops removed documents' (searches call it).
     public mutating func compact() {
-        for id in postings.indices where postings[id].needsCompaction {
+        for term in dirtyTerms {
+            let id = Int(term)
             var list = postings[id]
             // Stable sort: of a slot's entries, the newest (last appended) is kept.
             var pairs = zip(list.slots, list.frequencies).sorted { $0.0 < $1.0 }
@@ -149,6 +158,7 @@ public struct BM25Index: Sendable {
             assert(list.slots.count == list.documentCount, "one posting per live document holding the term")
             postings[id] = list
         }
+        dirtyTerms.removeAll(keepingCapacity: true)
     }
 
     private func searchCompacted(_ queryTerms: [String], k: Int) -> [Hit] {

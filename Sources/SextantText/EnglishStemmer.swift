@@ -9,8 +9,8 @@
 /// consonant, and lengths count code points.
 public enum EnglishStemmer {
     public static func stem(_ word: String) -> String {
+        if let exception = exceptions[word] { return exception ?? word }
         var w = Array(word.unicodeScalars)
-        if let exception = exceptions[String(String.UnicodeScalarView(w))] { return exception ?? word }
         guard w.count >= 3 else { return word }
 
         // Prelude: a leading apostrophe goes; a 'y' that acts as a consonant

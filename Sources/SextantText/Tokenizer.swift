@@ -69,12 +69,8 @@ public struct Tokenizer: Sendable {
     static func isWordCharacter(_ scalar: Unicode.Scalar) -> Bool {
         if scalar == "_" { return true }
         switch scalar.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
-            return true
-        case .decimalNumber, .letterNumber, .otherNumber:
-            return scalar.properties.numericType != nil
-        default:
-            return scalar.properties.numericType != nil
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return scalar.properties.numericType != nil
         }
     }
 
