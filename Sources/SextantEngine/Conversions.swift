@@ -110,8 +110,11 @@ enum Convert {
     }
 
     /// Records of a write request, with their vectors matched up and checked.
-    static func records(_ request: Sextant_V1_WriteRequest, dimension: Int, isUpdate: Bool, pace: () -> Void = {}) throws -> [RecordInput] {
-        let count = request.records.count
+    /// `records` are the request's records decoded by hand (`WireRecord`);
+    /// `request` carries everything else.
+    static func records(_ request: Sextant_V1_WriteRequest, _ records: [WireRecord], dimension: Int, isUpdate: Bool,
+                        pace: () -> Void = {}) throws -> [RecordInput] {
+        let count = records.count
         guard count > 0 else { throw RequestError(.invalidArgument, "the batch is empty") }
         guard count <= ProtocolLimits.maximumBatchRecords else {
             throw RequestError(.invalidArgument, "batch of \(count) records exceeds \(ProtocolLimits.maximumBatchRecords)")
@@ -145,11 +148,9 @@ enum Convert {
         }
         var result: [RecordInput] = []
         result.reserveCapacity(count)
-        for (index, record) in request.records.enumerated() {
+        for (index, record) in records.enumerated() {
             pace()
-            result.append(RecordInput(
-                id: record.id, vector: vectors[index], document: record.hasDocument ? record.document : nil,
-                metadata: record.hasMetadata ? try Metadata(wire: record.metadata, path: "records[\(index)].metadata") : nil))
+            result.append(RecordInput(id: record.id, vector: vectors[index], document: record.document, metadata: record.metadata))
         }
         assert(result.count == count, "one record input per record")
         return result

@@ -262,11 +262,13 @@ final class Router: Sendable {
         // Record by record, pausing while queries run (`ReaderPacer`): a batch
         // decoded in one call held a core for whole scheduler ticks.
         let split = try WriteRequestDecoding.split(body)
-        var request = split.others
+        let request = split.others
         let target = try collection(request.collection, present: request.hasCollection)
         var pacer = ReaderPacer(readers: target.hasRecentReaders)
-        request.records = try split.records { pacer.step() }
-        let records = try Convert.records(request, dimension: target.configuration.dimension, isUpdate: kind == .update) { pacer.step() }
+        let decoded = try split.wireRecords { pacer.step() }
+        let records = try Convert.records(request, decoded, dimension: target.configuration.dimension, isUpdate: kind == .update) {
+            pacer.step()
+        }
         let operation: WriteRequest
         switch kind {
         case .add: operation = .add(records)

@@ -45,6 +45,56 @@ import Testing
         #expect(paces == records, "one pause point per record")
     }
 
+    /// The hand decoder of records gives what SwiftProtobuf plus the metadata
+    /// conversion gives, on generated requests and on corrupted ones (where it
+    /// may refuse more, never accept what the generated code refuses or
+    /// differ from it).
+    @Test func handDecodedRecordsMatchSwiftProtobuf() throws {
+        func viaSwiftProtobuf(_ record: Sextant_V1_Record, _ index: Int) throws -> WireRecord {
+            WireRecord(id: record.id, document: record.hasDocument ? record.document : nil,
+                       metadata: record.hasMetadata ? try Metadata(wire: record.metadata, path: "records[\(index)].metadata") : nil)
+        }
+        var request = sample(records: 400, seed: 3)
+        request.records[1].metadata.fields["empty"] = Sextant_V1_Value()  // no type: refused by both
+        for index in 2..<400 where index % 5 == 0 {
+            var value = Sextant_V1_Value()
+            value.doubleValue = Double(index) / 7
+            request.records[index].metadata.fields["weight"] = value
+            value.intValue = -Int64(index)
+            request.records[index].metadata.fields["delta"] = value
+        }
+        let split = try WriteRequestDecoding.split(buffer(try request.serializedBytes()))
+        let reference = try split.records()
+        for (index, bytes) in split.recordBytes.enumerated() {
+            let one = WriteRequestDecoding.Split(others: split.others, recordBytes: [bytes])
+            let expected = Result { try viaSwiftProtobuf(reference[index], index) }
+            let found = Result { try one.wireRecords()[0] }
+            switch (expected, found) {
+            case (.success(let a), .success(let b)): #expect(a == b, "record \(index)")
+            case (.failure, .failure): break
+            default: Issue.record("record \(index): \(expected) vs \(found)")
+            }
+        }
+        var generator = SeededGenerator(seed: 23)
+        var refusedMore = 0
+        for round in 0..<3_000 {
+            var bytes = split.recordBytes[round % split.recordBytes.count]
+            guard !bytes.isEmpty else { continue }
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            let generated = Result { try viaSwiftProtobuf(try Sextant_V1_Record(serializedBytes: bytes), 0) }
+            let hand = Result { try WriteRequestDecoding.Split(others: split.others, recordBytes: [bytes]).wireRecords()[0] }
+            switch (generated, hand) {
+            case (.success(let a), .success(let b)): #expect(a == b, "corrupted round \(round)")
+            case (.failure, .success(let b)): Issue.record("round \(round): accepted \(b) that SwiftProtobuf refuses")
+            case (.success, .failure): refusedMore += 1
+            case (.failure, .failure): break
+            }
+        }
+        #expect(refusedMore < 300, "refuses \(refusedMore) records SwiftProtobuf accepts")
+    }
+
     @Test(arguments: [0, 1, 300])
     func pacedEncodingDecodesToTheSameRequest(records: Int) throws {
         let request = sample(records: records, seed: 99)
