@@ -227,6 +227,9 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         #expect(try await http(.POST, up.apiURL + "/v1/collections/demo/chat", body: #"{"message": ""}"#).status == 400)
         #expect(try await http(.POST, up.apiURL + "/v1/collections/nope/chat", body: #"{"message": "x"}"#).status == 404)
         #expect(try await http(.POST, up.apiURL + "/v1/collections/demo/chat", body: #"{"message": "x", "style": "poem"}"#).status == 400)
+        // A number finite as a double but past float32's range is refused, not turned into infinity.
+        let huge = try await http(.POST, up.apiURL + "/v1/collections/demo/search", body: #"{"vector": [1.0e300, 0.5]}"#)
+        #expect(huge.status == 400 && huge.body.contains("float32"), "\(huge.body)")
     }
 
     @Test func runningServerMatchesItsOpenAPIDocument() async throws {
