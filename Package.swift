@@ -211,7 +211,7 @@ let package = Package(
         .target(name: "SextantDatasets", dependencies: ["CZlib"], swiftSettings: strict),
         .target(
             name: "SextantBench",
-            dependencies: ["SextantIndex", "SextantKernels", "SextantPayload", "SextantDatasets", "SextantStorage", "SextantSupport"],
+            dependencies: ["SextantIndex", "SextantKernels", "SextantPayload", "SextantDatasets", "SextantStorage", "SextantSupport", "SextantText"],
             swiftSettings: strict),
 
         .target(

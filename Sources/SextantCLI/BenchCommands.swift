@@ -10,7 +10,7 @@ import SextantStorage
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchScale.self, BenchIngest.self])
+        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchScale.self, BenchIngest.self, BenchBM25.self])
 }
 
 struct BenchANN: ParsableCommand {
@@ -77,6 +77,23 @@ struct BenchANN: ParsableCommand {
         for result in results {
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         }
+    }
+}
+
+struct BenchBM25: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bm25",
+        abstract: "Index the debian-minilm bodies for BM25 and answer the 1,000 public queries single-threaded, top 10 (JSON).")
+
+    @Option(help: "The debian-minilm dataset folder.") var dataset: String
+    @Option(help: "Timed passes over the queries; the fastest is reported.") var passes = 3
+
+    func run() throws {
+        var benchmark = BM25Benchmark(dataset: dataset)
+        benchmark.passes = passes
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(try benchmark.run()), as: UTF8.self))
     }
 }
 

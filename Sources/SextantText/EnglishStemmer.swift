@@ -92,26 +92,40 @@ public enum EnglishStemmer {
     private static func endsWithShortSyllable(_ w: [Unicode.Scalar], _ end: Int) -> Bool {
         if end >= 3, isShortSyllableEnd(w[end - 1]), isVowel(w[end - 2]), !isVowel(w[end - 3]) { return true }
         if end == 2, !isVowel(w[1]), isVowel(w[0]) { return true }
-        return hasSuffix(w, "past", end: end)
+        return hasSuffix(w, past, end: end)
     }
+
+    private static let past = Array("past".unicodeScalars)
 
     // MARK: - Suffix matching
 
     private static func hasSuffix(_ w: [Unicode.Scalar], _ suffix: String, end: Int? = nil) -> Bool {
-        let tail = Array(suffix.unicodeScalars)
-        let stop = end ?? w.count
+        hasSuffix(w, Array(suffix.unicodeScalars), end: end ?? w.count)
+    }
+
+    private static func hasSuffix(_ w: [Unicode.Scalar], _ tail: [Unicode.Scalar], end stop: Int) -> Bool {
         guard stop >= tail.count else { return false }
-        return w[(stop - tail.count)..<stop].elementsEqual(tail)
+        var index = 0
+        while index < tail.count {
+            if w[stop - tail.count + index] != tail[index] { return false }
+            index += 1
+        }
+        return true
+    }
+
+    /// A step's suffixes, longest first, with their scalars made once.
+    struct Suffixes: Sendable {
+        let entries: [(text: String, scalars: [Unicode.Scalar])]
+        init(_ texts: [String]) {
+            entries = texts.map { ($0, Array($0.unicodeScalars)) }.sorted { $0.1.count > $1.1.count }
+        }
     }
 
     /// The longest of `suffixes` the word ends with (as Snowball's `among`
     /// does: the longest match decides, shorter ones are not tried after it).
-    private static func longestSuffix(_ w: [Unicode.Scalar], _ suffixes: [String]) -> String? {
-        var best: String?
-        for suffix in suffixes where hasSuffix(w, suffix) && suffix.unicodeScalars.count > (best?.unicodeScalars.count ?? -1) {
-            best = suffix
-        }
-        return best
+    private static func longestSuffix(_ w: [Unicode.Scalar], _ suffixes: Suffixes) -> String? {
+        for entry in suffixes.entries where hasSuffix(w, entry.scalars, end: w.count) { return entry.text }
+        return nil
     }
 
     private static func longestPrefix(_ w: [Unicode.Scalar], in prefixes: [[Unicode.Scalar]]) -> Int? {
@@ -132,8 +146,8 @@ public enum EnglishStemmer {
     // MARK: - Steps
 
     private static func step1a(_ w: inout [Unicode.Scalar]) {
-        if let apostrophe = longestSuffix(w, ["'", "'s'", "'s"]) { w.removeLast(length(apostrophe)) }
-        guard let suffix = longestSuffix(w, ["ied", "s", "ies", "sses", "ss", "us"]) else { return }
+        if let apostrophe = longestSuffix(w, apostropheSuffixes) { w.removeLast(length(apostrophe)) }
+        guard let suffix = longestSuffix(w, step1aSuffixes) else { return }
         let start = w.count - length(suffix)
         switch suffix {
         case "sses":
@@ -150,7 +164,7 @@ public enum EnglishStemmer {
     }
 
     private static func step1b(_ w: inout [Unicode.Scalar], _ p1: Int) {
-        let suffix = longestSuffix(w, ["ed", "eed", "ing", "edly", "eedly", "ingly"]) ?? ""
+        let suffix = longestSuffix(w, step1bSuffixes) ?? ""
         let start = w.count - length(suffix)
         switch suffix {
         case "":
@@ -176,7 +190,7 @@ public enum EnglishStemmer {
         // The general rule: delete the suffix if the stem before it holds a vowel, then tidy the end.
         guard w[0..<start].contains(where: isVowel) else { return }
         w.removeLast(w.count - start)
-        if let ending = longestSuffix(w, ["bb", "dd", "ff", "gg", "bl", "mm", "nn", "pp", "rr", "at", "tt", "iz"]) {
+        if let ending = longestSuffix(w, step1bEndings) {
             if ending == "bl" || ending == "at" || ending == "iz" {
                 w.append("e")
                 return
@@ -203,8 +217,20 @@ public enum EnglishStemmer {
         ("izer", "ize"), ("ator", "ate"), ("iveness", "ive"), ("fulness", "ful"), ("ousness", "ous"), ("ogist", "og"),
     ]
 
+    private static let apostropheSuffixes = Suffixes(["'", "'s'", "'s"])
+    private static let step1aSuffixes = Suffixes(["ied", "s", "ies", "sses", "ss", "us"])
+    private static let step1bSuffixes = Suffixes(["ed", "eed", "ing", "edly", "eedly", "ingly"])
+    private static let step1bEndings = Suffixes(["bb", "dd", "ff", "gg", "bl", "mm", "nn", "pp", "rr", "at", "tt", "iz"])
+    private static let step2Table = Suffixes(step2Suffixes.map(\.0))
+    private static let step2Replacements = Dictionary(uniqueKeysWithValues: step2Suffixes)
+    private static let step3Replacements = ["icate": "ic", "ative": "", "alize": "al", "iciti": "ic", "ical": "ic", "tional": "tion",
+                                            "ational": "ate", "ful": "", "ness": ""]
+    private static let step3Table = Suffixes(Array(step3Replacements.keys))
+    private static let step4Suffixes = Suffixes(["ic", "ance", "ence", "able", "ible", "ate", "ive", "ize", "iti", "al", "ism", "ion",
+                                                 "er", "ous", "ant", "ent", "ment", "ement"])
+
     private static func step2(_ w: inout [Unicode.Scalar], _ p1: Int) {
-        guard let suffix = longestSuffix(w, step2Suffixes.map(\.0)) else { return }
+        guard let suffix = longestSuffix(w, step2Table) else { return }
         let start = w.count - length(suffix)
         guard start >= p1 else { return }
         switch suffix {
@@ -215,15 +241,13 @@ public enum EnglishStemmer {
             guard start >= 1, isValidLIEnding(w[start - 1]) else { return }
             w.removeLast(2)
         default:
-            guard let replacement = step2Suffixes.first(where: { $0.0 == suffix })?.1 else { return }
+            guard let replacement = step2Replacements[suffix] ?? nil else { return }
             replaceSuffix(&w, length(suffix), with: replacement)
         }
     }
 
     private static func step3(_ w: inout [Unicode.Scalar], _ p1: Int, _ p2: Int) {
-        let table = ["icate": "ic", "ative": "", "alize": "al", "iciti": "ic", "ical": "ic", "tional": "tion",
-                     "ational": "ate", "ful": "", "ness": ""]
-        guard let suffix = longestSuffix(w, Array(table.keys)), let replacement = table[suffix] else { return }
+        guard let suffix = longestSuffix(w, step3Table), let replacement = step3Replacements[suffix] else { return }
         let start = w.count - length(suffix)
         guard start >= p1 else { return }
         if suffix == "ative", start < p2 { return }
@@ -231,9 +255,7 @@ public enum EnglishStemmer {
     }
 
     private static func step4(_ w: inout [Unicode.Scalar], _ p2: Int) {
-        let suffixes = ["ic", "ance", "ence", "able", "ible", "ate", "ive", "ize", "iti", "al", "ism", "ion", "er", "ous",
-                        "ant", "ent", "ment", "ement"]
-        guard let suffix = longestSuffix(w, suffixes) else { return }
+        guard let suffix = longestSuffix(w, step4Suffixes) else { return }
         let start = w.count - length(suffix)
         guard start >= p2 else { return }
         if suffix == "ion" {

@@ -67,7 +67,10 @@ public struct Tokenizer: Sendable {
     /// Python's `\w` on str patterns: letters (L*), characters with a numeric
     /// value (N*), and the underscore. Marks are not word characters there.
     static func isWordCharacter(_ scalar: Unicode.Scalar) -> Bool {
-        if scalar == "_" { return true }
+        if scalar.isASCII {
+            let value = scalar.value
+            return (0x30...0x39).contains(value) || (0x41...0x5A).contains(value) || (0x61...0x7A).contains(value) || value == 0x5F
+        }
         switch scalar.properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
         default: return scalar.properties.numericType != nil
@@ -77,7 +80,8 @@ public struct Tokenizer: Sendable {
     /// Python's `str.isspace`: Unicode White_Space plus the four information
     /// separators (U+001C-U+001F), which Python also splits on.
     static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.properties.isWhitespace || (0x1C...0x1F).contains(scalar.value)
+        if scalar.isASCII { return (0x09...0x0D).contains(scalar.value) || (0x1C...0x20).contains(scalar.value) }
+        return scalar.properties.isWhitespace
     }
 
     private static func trimmed(_ text: String) -> String {
