@@ -42,62 +42,30 @@ public enum WriteRequestDecoding {
 
     public static func split(_ buffer: ByteBuffer) throws(ProtocolError) -> Split {
         let bytes = buffer.withUnsafeReadableBytes { Array($0) }
+        var reader = WireRecordDecoder.Reader(bytes: bytes, position: 0, end: bytes.count)
         var others: [UInt8] = []
         var recordBytes: [[UInt8]] = []
-        var position = 0
-        while position < bytes.count {
-            let fieldStart = position
-            let tag = try varint(bytes, &position)
-            let field = tag >> 3
-            guard field > 0 else { throw .invalid("body does not decode as WriteRequest: field number 0") }
-            switch tag & 7 {
-            case 0:
-                _ = try varint(bytes, &position)
-            case 1:
-                position += 8
-            case 2:
-                let length = try varint(bytes, &position)
-                guard length <= UInt64(bytes.count - position) else {
-                    throw .invalid("body does not decode as WriteRequest: field \(field) runs past the end")
+        while !reader.atEnd {
+            let fieldStart = reader.position
+            let tag = try reader.varint()
+            guard tag >> 3 > 0 else { throw .invalid("body does not decode as WriteRequest: field number 0") }
+            if tag == recordsField << 3 | 2 {
+                // Bounded before anything is copied: a frame of millions of
+                // empty records must not become millions of arrays.
+                guard recordBytes.count < ProtocolLimits.maximumBatchRecords else {
+                    throw .invalid("batch exceeds \(ProtocolLimits.maximumBatchRecords) records")
                 }
-                if field == recordsField {
-                    // Bounded before anything is copied: a frame of millions of
-                    // empty records must not become millions of arrays.
-                    guard recordBytes.count < ProtocolLimits.maximumBatchRecords else {
-                        throw .invalid("batch exceeds \(ProtocolLimits.maximumBatchRecords) records")
-                    }
-                    recordBytes.append(Array(bytes[position..<(position + Int(length))]))
-                    position += Int(length)
-                    continue
-                }
-                position += Int(length)
-            case 5:
-                position += 4
-            default:
-                throw .invalid("body does not decode as WriteRequest: wire type \(tag & 7) of field \(field)")
+                recordBytes.append(Array(bytes[try reader.delimited()]))
+                continue
             }
-            guard position <= bytes.count else { throw .invalid("body does not decode as WriteRequest: truncated field \(field)") }
-            others.append(contentsOf: bytes[fieldStart..<position])
+            try reader.skip(wireType: tag & 7)
+            others.append(contentsOf: bytes[fieldStart..<reader.position])
         }
         do {
             return Split(others: try Sextant_V1_WriteRequest(serializedBytes: others), recordBytes: recordBytes)
         } catch {
             throw .invalid("body does not decode as WriteRequest: \(error)")
         }
-    }
-
-    private static func varint(_ bytes: [UInt8], _ position: inout Int) throws(ProtocolError) -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while position < bytes.count {
-            let byte = bytes[position]
-            position += 1
-            value |= UInt64(byte & 0x7f) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
-            guard shift < 64 else { break }
-        }
-        throw .invalid("body does not decode as WriteRequest: malformed varint")
     }
 }
 
@@ -181,20 +149,20 @@ enum WireRecordDecoder {
                 shift += 7
                 guard shift < 64 else { break }
             }
-            throw .invalid("record does not decode: malformed varint")
+            throw .invalid("malformed varint")
         }
 
         /// The bounds of a length-delimited field's contents.
         mutating func delimited() throws(ProtocolError) -> Range<Int> {
             let length = try varint()
-            guard length <= UInt64(end - position) else { throw .invalid("record does not decode: field runs past its message") }
+            guard length <= UInt64(end - position) else { throw .invalid("a field runs past its message") }
             let range = position..<(position + Int(length))
             position = range.upperBound
             return range
         }
 
         mutating func fixed64() throws(ProtocolError) -> UInt64 {
-            guard end - position >= 8 else { throw .invalid("record does not decode: truncated fixed64") }
+            guard end - position >= 8 else { throw .invalid("truncated fixed64") }
             var value: UInt64 = 0
             for offset in 0..<8 { value |= UInt64(bytes[position + offset]) << (8 * UInt64(offset)) }
             position += 8
@@ -207,9 +175,9 @@ enum WireRecordDecoder {
             case 1: _ = try fixed64()
             case 2: _ = try delimited()
             case 5:
-                guard end - position >= 4 else { throw .invalid("record does not decode: truncated fixed32") }
+                guard end - position >= 4 else { throw .invalid("truncated fixed32") }
                 position += 4
-            default: throw .invalid("record does not decode: wire type \(wireType)")
+            default: throw .invalid("unsupported wire type \(wireType)")
             }
         }
 
