@@ -1,8 +1,6 @@
 """tantivy's side of tools/compare/bm25.sh: the debian-minilm bodies indexed with
 tantivy's English stemming analyzer (en_stem), the 1,000 public queries as OR
 of their words, top 10 by BM25, single-threaded, one at a time. Prints JSON."""
-import gzip
-import json
 import os
 import re
 import sys
@@ -11,12 +9,11 @@ import time
 
 import tantivy
 
+from bm25_common import best_pass, load, report
+
 dataset = sys.argv[1]
 passes = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-with gzip.open(os.path.join(dataset, "records.jsonl.gz"), "rt", encoding="utf-8") as f:
-    bodies = [json.loads(line).get("body") or "" for line in f]
-with open(os.path.join(dataset, "queries.txt"), encoding="utf-8") as f:
-    queries = [line.rstrip("\n") for line in f][:1000]
+bodies, queries = load(dataset)
 
 builder = tantivy.SchemaBuilder()
 builder.add_text_field("body", stored=False, tokenizer_name="en_stem")
@@ -35,14 +32,5 @@ searcher = index.searcher()
 size = sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder))
 # Words only: the query parser's syntax characters would otherwise change the query.
 parsed = [index.parse_query(" ".join(re.findall(r"\w+", q)) or "nothing", ["body"]) for q in queries]
-best = float("inf")
-hits = 0
-for _ in range(passes):
-    start = time.perf_counter()
-    found = 0
-    for query in parsed:
-        found += len(searcher.search(query, 10).hits)
-    best = min(best, time.perf_counter() - start)
-    hits = found
-print(json.dumps({"documents": len(bodies), "build_seconds": build, "build_documents_per_second": len(bodies) / build,
-                  "index_bytes": size, "queries": len(parsed), "qps": len(parsed) / best, "mean_hits": hits / len(parsed)}))
+qps, mean_hits = best_pass(lambda query: len(searcher.search(query, 10).hits), parsed, passes)
+report(len(bodies), build, size, len(parsed), qps, mean_hits)
