@@ -86,34 +86,45 @@ public struct BM25Index: Sendable {
             termsOfSlot.append(contentsOf: repeatElement([], count: index + 1 - termsOfSlot.count))
         }
         guard !terms.isEmpty else { return }
-        var frequencies: [UInt32: UInt32] = [:]
+        var ids: [UInt32] = []
+        ids.reserveCapacity(terms.count)
         for term in terms {
-            let id: UInt32
             if let known = termIDs[term] {
-                id = known
+                ids.append(known)
             } else {
-                id = UInt32(postings.count)
+                let id = UInt32(postings.count)
                 termIDs[term] = id
                 postings.append(Postings())
+                ids.append(id)
             }
-            frequencies[id, default: 0] += 1
         }
+        // Sorted ids give each distinct term and its frequency as one run.
+        ids.sort()
         let length = UInt32(terms.count)
-        for (id, frequency) in frequencies {
-            var list = postings[Int(id)]
-            if let last = list.slots.last, last >= slot, !list.needsCompaction {
-                list.needsCompaction = true
+        var distinct: [UInt32] = []
+        var start = 0
+        while start < ids.count {
+            let id = ids[start]
+            var end = start + 1
+            while end < ids.count, ids[end] == id { end += 1 }
+            let frequency = UInt32(end - start)
+            distinct.append(id)
+            // In place: a copy of the list out of the array would make each
+            // append copy the whole list (copy-on-write).
+            let term = Int(id)
+            if let last = postings[term].slots.last, last >= slot, !postings[term].needsCompaction {
+                postings[term].needsCompaction = true
                 dirtyTerms.append(id)
             }
-            list.slots.append(slot)
-            list.frequencies.append(frequency)
-            list.documentCount += 1
-            list.maximumFrequency = max(list.maximumFrequency, frequency)
-            list.minimumLength = min(list.minimumLength, length)
-            postings[Int(id)] = list
+            postings[term].slots.append(slot)
+            postings[term].frequencies.append(frequency)
+            postings[term].documentCount += 1
+            postings[term].maximumFrequency = max(postings[term].maximumFrequency, frequency)
+            postings[term].minimumLength = min(postings[term].minimumLength, length)
+            start = end
         }
         lengths[index] = length
-        termsOfSlot[index] = Array(frequencies.keys)
+        termsOfSlot[index] = distinct
         documentCount += 1
         totalLength += Int(length)
         assert(documentCount >= 0 && totalLength >= 0, "counts stay non-negative")
@@ -176,8 +187,11 @@ public struct BM25Index: Sendable {
         let averageLength = Double(totalLength) / n
         let k1 = parameters.k1
         let b = parameters.b
+        // Terms by their list's index, not a copy of it: a copied list would
+        // retain and release its arrays on every access in the loops below.
         struct Term {
-            var list: Postings
+            var id: Int
+            var count: Int
             var idf: Double
             var bound: Double
             var cursor = 0
@@ -191,7 +205,7 @@ public struct BM25Index: Sendable {
             let idf = log(1 + (n - nt + 0.5) / (nt + 0.5))
             let tf = Double(list.maximumFrequency)
             let norm = k1 * (1 - b + b * Double(list.minimumLength) / averageLength)
-            terms.append(Term(list: list, idf: idf, bound: idf * tf * (k1 + 1) / (tf + norm)))
+            terms.append(Term(id: Int(id), count: list.slots.count, idf: idf, bound: idf * tf * (k1 + 1) / (tf + norm)))
         }
         guard !terms.isEmpty else { return [] }
         terms.sort { $0.bound < $1.bound }
@@ -200,38 +214,40 @@ public struct BM25Index: Sendable {
 
         var heap = TopK(k: k)
         var essentialFrom = 0  // terms[essentialFrom...] are essential
-        func score(_ term: Term, _ frequency: UInt32, _ slot: UInt32) -> Double {
+        let lengthScale = b / averageLength
+        @inline(__always) func score(_ idf: Double, _ frequency: UInt32, _ slot: UInt32) -> Double {
             let tf = Double(frequency)
-            let norm = k1 * (1 - b + b * Double(lengths[Int(slot)]) / averageLength)
-            return term.idf * tf * (k1 + 1) / (tf + norm)
+            let norm = k1 * (1 - b + lengthScale * Double(lengths[Int(slot)]))
+            return idf * tf * (k1 + 1) / (tf + norm)
         }
         while true {
             var candidate = UInt32.max
-            for index in essentialFrom..<terms.count where terms[index].cursor < terms[index].list.slots.count {
-                candidate = min(candidate, terms[index].list.slots[terms[index].cursor])
+            for index in essentialFrom..<terms.count where terms[index].cursor < terms[index].count {
+                candidate = min(candidate, postings[terms[index].id].slots[terms[index].cursor])
             }
             if candidate == UInt32.max { break }
             var total = 0.0
             for index in essentialFrom..<terms.count {
                 let cursor = terms[index].cursor
-                if cursor < terms[index].list.slots.count, terms[index].list.slots[cursor] == candidate {
-                    total += score(terms[index], terms[index].list.frequencies[cursor], candidate)
+                let id = terms[index].id
+                if cursor < terms[index].count, postings[id].slots[cursor] == candidate {
+                    total += score(terms[index].idf, postings[id].frequencies[cursor], candidate)
                     terms[index].cursor += 1
                 }
             }
             // Non-essential terms, strongest first, while the document can still make the top k.
             var index = essentialFrom - 1
             while index >= 0, total + prefixBound[index + 1] >= heap.threshold {
-                let list = terms[index].list
+                let id = terms[index].id
                 var low = terms[index].cursor
-                var high = list.slots.count
+                var high = terms[index].count
                 while low < high {
                     let middle = (low + high) / 2
-                    if list.slots[middle] < candidate { low = middle + 1 } else { high = middle }
+                    if postings[id].slots[middle] < candidate { low = middle + 1 } else { high = middle }
                 }
                 terms[index].cursor = low
-                if low < list.slots.count, list.slots[low] == candidate {
-                    total += score(terms[index], list.frequencies[low], candidate)
+                if low < terms[index].count, postings[id].slots[low] == candidate {
+                    total += score(terms[index].idf, postings[id].frequencies[low], candidate)
                 }
                 index -= 1
             }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Text to BM25 terms exactly as chromadb-client's `chroma_bm25` embedding
 /// function makes them (`Bm25Tokenizer`): every run of characters that are
 /// neither word characters nor whitespace becomes a space, the text is
@@ -11,9 +13,54 @@ public struct Tokenizer: Sendable {
     /// hashes, URLs run together), as chroma_bm25 does.
     public static let maximumTokenLength = 40
 
-    public init() {}
+    /// Lowercased tokens to their terms ("" for a stop word), shared by every
+    /// tokenizer of the process: stemming is a pure function, and words repeat
+    /// so much (Zipf) that nearly every token after the first thousand
+    /// documents is a lookup instead of a Snowball run.
+    private let cache: TermCache
+
+    public init() { cache = TermCache.shared }
 
     public func tokens(_ text: String) -> [String] {
+        var text = text
+        // Most documents are ASCII: their tokens are the runs of [A-Za-z0-9_],
+        // found byte by byte without building a scalar array.
+        if let ascii = text.withUTF8({ asciiTokens($0) }) { return ascii }
+        return generalTokens(text)
+    }
+
+    /// nil as soon as a byte is not ASCII (the general path takes the text).
+    private func asciiTokens(_ bytes: UnsafeBufferPointer<UInt8>) -> [String]? {
+        var result: [String] = []
+        result.reserveCapacity(bytes.count / 6)
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.maximumTokenLength) { lowered in
+            var index = 0
+            let count = bytes.count
+            while index < count {
+                let byte = bytes[index]
+                if byte >= 0x80 { return nil }
+                guard Self.asciiWord[Int(byte)] else {
+                    index += 1
+                    continue
+                }
+                let start = index
+                while index < count, bytes[index] < 0x80, Self.asciiWord[Int(bytes[index])] { index += 1 }
+                if index < count, bytes[index] >= 0x80 { return nil }
+                let length = index - start
+                guard length <= Self.maximumTokenLength else { continue }
+                for offset in 0..<length {
+                    let byte = bytes[start + offset]
+                    lowered[offset] = byte &- 0x41 < 26 ? byte | 0x20 : byte
+                }
+                let token = String(decoding: UnsafeBufferPointer(rebasing: lowered[0..<length]), as: UTF8.self)
+                let term = term(token)
+                if !term.isEmpty { result.append(term) }
+            }
+            return result
+        }
+    }
+
+    private func generalTokens(_ text: String) -> [String] {
         var cleaned = String.UnicodeScalarView()
         var inRun = false
         for scalar in text.unicodeScalars {
@@ -27,12 +74,24 @@ public struct Tokenizer: Sendable {
         }
         var result: [String] = []
         for raw in Self.lowercased(Array(cleaned)).split(whereSeparator: Self.isSpace) {
-            let token = String(String.UnicodeScalarView(raw))
-            if Self.stopWords.contains(token) || raw.count > Self.maximumTokenLength { continue }
-            let stemmed = Self.trimmed(EnglishStemmer.stem(token))
-            if !stemmed.isEmpty { result.append(stemmed) }
+            guard raw.count <= Self.maximumTokenLength else { continue }
+            let term = term(String(String.UnicodeScalarView(raw)))
+            if !term.isEmpty { result.append(term) }
         }
         return result
+    }
+
+    /// A lowercased token's term: "" for a stop word or an empty stem.
+    private func term(_ token: String) -> String {
+        if let known = cache.lookup(token) { return known }
+        let term = Self.stopWords.contains(token) ? "" : Self.trimmed(EnglishStemmer.stem(token))
+        cache.insert(token, term)
+        return term
+    }
+
+    /// [A-Za-z0-9_]: Python's `\w` restricted to ASCII.
+    private static let asciiWord: [Bool] = (0..<256).map { byte in
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
     }
 
     /// Python's `str.lower`: each scalar's full lowercase mapping, and capital
@@ -108,4 +167,22 @@ public struct Tokenizer: Sendable {
         "won't", "wouldn", "wouldn't", "y", "you", "you'd", "you'll", "you're", "you've", "your", "yours", "yourself",
         "yourselves",
     ]
+}
+
+/// A bounded map of lowercased tokens to terms. Past `maximumEntries` it stops
+/// growing (new words are stemmed each time), so a stream of unique tokens
+/// (hashes, serial numbers) cannot grow memory without bound.
+final class TermCache: Sendable {
+    static let shared = TermCache()
+    /// About 20 MB at the bound: far more distinct words than any language has.
+    static let maximumEntries = 200_000
+    private let entries = Mutex<[String: String]>([:])
+
+    func lookup(_ token: String) -> String? { entries.withLock { $0[token] } }
+
+    func insert(_ token: String, _ term: String) {
+        entries.withLock { entries in
+            if entries.count < Self.maximumEntries { entries[token] = term }
+        }
+    }
 }
