@@ -53,7 +53,7 @@ let package = Package(
         .systemLibrary(name: "CJemalloc", providers: [.apt(["libjemalloc-dev"])]),
         .target(
             name: "SextantStorage",
-            dependencies: ["SextantIndex", "SextantPayload", "SextantKernels", "SextantConcurrency", "CSextantKernels", "CSextantIO", "CSextantSystem"],
+            dependencies: ["SextantIndex", "SextantPayload", "SextantKernels", "SextantConcurrency", "SextantText", "CSextantKernels", "CSextantIO", "CSextantSystem"],
             swiftSettings: strict),
 
         // Layer 2: the wire, the server, and the only way in: the client library.
@@ -306,7 +306,7 @@ let package = Package(
         .testTarget(
             name: "SextantStorageTests",
             dependencies: ["SextantStorage", "SextantIndex", "SextantKernels", "SextantPayload", "SextantDatasets", "SextantBench",
-                           "SextantTestSupport"],
+                           "SextantTestSupport", "SextantText"],
             swiftSettings: strict),
         .testTarget(
             name: "SextantIndexTests",

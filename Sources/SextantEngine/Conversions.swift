@@ -27,6 +27,7 @@ struct RequestError: Error {
             case .corrupted(let message): self.init(.dataLoss, message)
             case .io(let message): self.init(.unavailable, message)
             case .unavailable(let message): self.init(.unavailable, message)
+            case .failedPrecondition(let message): self.init(.failedPrecondition, message)
             }
         case let error as ProtocolError: self.init(.invalidArgument, error.description)
         case let error as PayloadError: self.init(.invalidArgument, error.description)

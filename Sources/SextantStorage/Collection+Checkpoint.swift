@@ -57,7 +57,13 @@ extension Collection {
     {
         let previous = current.withLock { $0 }
         let snapshot = state.withLock { $0 }
-        let dump = try previous.dump(to: generationDirectory, slotHighWater: Int(snapshot.nextSlot))
+        var dump = try previous.dump(to: generationDirectory, slotHighWater: Int(snapshot.nextSlot))
+        if let bytes = text.serialized() {
+            var writer = try ChecksummedWriter(path: generationDirectory + "/" + CollectionTextIndex.fileName)
+            try bytes.withUnsafeBytes { (raw) throws in try writer.write(raw) }
+            dump.files[CollectionTextIndex.fileName] = FileDigest(sizeBytes: writer.size, crc32c: writer.crc)
+            dump.writers.append(writer)
+        }
         let manifest = Manifest(
             configuration: snapshot.configuration, generation: number, checkpointLSN: lastLSN,
             index: previous.index.state, heapUsedBytes: dump.heapUsedBytes, liveRecords: snapshot.liveRecords,

@@ -40,6 +40,91 @@ extension Collection {
         return results
     }
 
+    /// One search by `mode`: semantic (as `query`), lexical (BM25 top-k of
+    /// the collection's text index among records matching the filters), or
+    /// hybrid (both rankings, each `fusionDepth(k)` deep, fused by reciprocal
+    /// rank). Lexical hits carry `score`; hybrid ones `score` and, when the
+    /// vector search found them, `distance`.
+    public func search(
+        mode: SearchMode, vector: [Float]?, text: String?, k: Int, filter: WhereFilter? = nil,
+        documentFilter: DocumentFilter? = nil, include: Include = [.documents, .metadatas, .distances], ef: Int? = nil,
+        fusion: RankFusion = RankFusion()
+    ) throws -> [RecordView] {
+        guard (1...HNSWIndex.maximumK).contains(k) else {
+            throw StorageError.invalidArgument("k must be in 1...\(HNSWIndex.maximumK), got \(k)")
+        }
+        if mode != .semantic {
+            guard let text, !text.isEmpty else { throw StorageError.invalidArgument("a \(mode.rawValue) search needs query text") }
+            guard text.utf8.count <= StorageLimits.maximumQueryTextBytes else {
+                throw StorageError.invalidArgument("query text over \(StorageLimits.maximumQueryTextBytes) bytes")
+            }
+            guard self.text.isEnabled else {
+                throw StorageError.failedPrecondition("collection '\(name)' has no text index: enable it to search its documents by words")
+            }
+        }
+        if mode != .lexical, vector == nil {
+            throw StorageError.invalidArgument("a \(mode.rawValue) search needs a query vector")
+        }
+        guard fusion.isValid else { throw StorageError.invalidArgument("fusion k and weights must be finite, non-negative, not all zero") }
+        switch mode {
+        case .semantic:
+            return try query([vector ?? []], k: k, filter: filter, documentFilter: documentFilter, include: include, ef: ef)
+                .first ?? []
+        case .lexical:
+            return try lexical(text ?? "", k: k, filter: filter, documentFilter: documentFilter, include: include)
+        case .hybrid:
+            let depth = Self.fusionDepth(k)
+            let semantic = try query([vector ?? []], k: depth, filter: filter, documentFilter: documentFilter,
+                                     include: include.union(.distances), ef: ef.map { max($0, depth) }).first ?? []
+            let lexical = try lexical(text ?? "", k: depth, filter: filter, documentFilter: documentFilter, include: include)
+            var fused: [String: (view: RecordView, score: Double, firstSeen: Int)] = [:]
+            for (rank, view) in semantic.enumerated() {
+                fused[view.id] = (view, fusion.contribution(rank: rank, weight: fusion.semanticWeight), rank)
+            }
+            for (rank, view) in lexical.enumerated() {
+                let part = fusion.contribution(rank: rank, weight: fusion.lexicalWeight)
+                if let known = fused[view.id] {
+                    fused[view.id] = (known.view, known.score + part, known.firstSeen)
+                } else {
+                    var plain = view
+                    plain.score = nil
+                    fused[view.id] = (plain, part, depth + rank)
+                }
+            }
+            // Ties go to the record the semantic ranking placed first, then the lexical one.
+            let ranked = fused.values.sorted { $0.score > $1.score || ($0.score == $1.score && $0.firstSeen < $1.firstSeen) }
+            return ranked.prefix(k).map { entry in
+                var view = entry.view
+                view.score = entry.score
+                if !include.contains(.distances) { view.distance = nil }
+                return view
+            }
+        }
+    }
+
+    /// How deep each ranking goes before fusion: past k, so a record second in
+    /// one list and absent from the other's top k can still be found.
+    static func fusionDepth(_ k: Int) -> Int { min(HNSWIndex.maximumK, max(2 * k, 50)) }
+
+    private func lexical(_ query: String, k: Int, filter: WhereFilter?, documentFilter: DocumentFilter?, include: Include) throws
+        -> [RecordView]
+    {
+        do { try FilterValidation.validate(filter, documentFilter) } catch { throw StorageError(error) }
+        tail.noteReader()
+        let generation = current.withLock { $0 }
+        let token = generation.index.gate.enter()
+        defer { generation.index.gate.exit(token) }
+        let filtered = filter != nil || documentFilter != nil
+        let hits = text.search(query, k: k) { slot in
+            filtered ? generation.records.matches(slot, filter, documentFilter) : generation.records.isLive(slot)
+        }
+        return hits.compactMap { hit in
+            var result = view(generation, hit.slot, include: include.subtracting(.distances), distance: nil)
+            result?.score = hit.score
+            return result
+        }
+    }
+
     /// Tail records worth scoring exactly for an unfiltered query: all of them
     /// while the tail is small, else the `tailRerankCount` nearest by sign code.
     private func tailCandidates(_ vector: [Float], k: Int) -> [UInt32] {

@@ -3,6 +3,7 @@ import SextantConcurrency
 import SextantIndex
 import SextantKernels
 import SextantPayload
+import SextantText
 
 extension Collection {
     // MARK: - Writes
@@ -59,6 +60,41 @@ extension Collection {
         return WriteOutcome(lsn: lsn, affected: affected)
     }
 
+    /// Turns the collection's own BM25 index on (built from its records before
+    /// the change is logged, so the change and a complete index arrive
+    /// together), changes its parameters (a rebuild), or turns it off. Writes
+    /// wait during the build; reads go on, lexical ones without the index
+    /// until it is in place.
+    public func setTextIndex(_ settings: TextIndexSettings?) async throws {
+        try settings?.validate()
+        guard !closed.load(ordering: .acquiring) else { throw StorageError.unavailable("collection is closed") }
+        let lsn = try await writerLock.withLock { () throws -> LSN? in
+            guard settings != configuration.textIndex else { return nil }
+            var built: BM25Index?
+            if let settings {
+                built = try await Blocking.run(at: indexer?.priority) { [self] in
+                    var pacer = ReaderPacer(readers: tail.hasRecentReaders)
+                    return text.build(settings, from: current.withLock { $0 }) { pacer.step() }
+                }
+            }
+            return try state.withLock { (state) throws -> LSN in
+                var configuration = state.configuration
+                configuration.textIndex = settings
+                let lsn = try wal.enqueue(kind: EntryKind.configuration, payload: try Self.encoded(configuration))
+                state.configuration = configuration
+                text.reset(built)
+                return lsn
+            }
+        }
+        if let lsn { try await wal.waitDurable(lsn) }
+    }
+
+    static func encoded(_ configuration: CollectionConfiguration) throws -> [UInt8] {
+        do { return Array(try JSONEncoder().encode(configuration)) } catch {
+            throw StorageError.invalidArgument("configuration does not encode: \(error)")
+        }
+    }
+
     /// Renames the collection or replaces its metadata, durably (through the WAL).
     public func modify(name: String?, metadata: Metadata?) async throws {
         if let name { try CollectionConfiguration.validateName(name) }
@@ -68,11 +104,7 @@ extension Collection {
                 var configuration = state.configuration
                 if let name { configuration.name = name }
                 if let metadata { configuration.metadata = metadata.mapValues(TaggedValue.init) }
-                let payload: [UInt8]
-                do { payload = Array(try JSONEncoder().encode(configuration)) } catch {
-                    throw StorageError.invalidArgument("configuration does not encode: \(error)")
-                }
-                let lsn = try wal.enqueue(kind: EntryKind.configuration, payload: payload)
+                let lsn = try wal.enqueue(kind: EntryKind.configuration, payload: try Self.encoded(configuration))
                 state.configuration = configuration
                 return lsn
             }
@@ -94,6 +126,8 @@ extension Collection {
         let generation = current.withLock { $0 }
         var published: [UInt32] = []
         var retired: [UInt32] = []
+        let indexesText = text.isEnabled
+        var textChanges: [CollectionTextIndex.Change] = []
         for operation in operations {
             pace()
             switch operation {
@@ -103,6 +137,7 @@ extension Collection {
                     || halves.withUnsafeBufferPointer({ generation.index.moveVector(slot: existing, halves: $0) })
                 {
                     try generation.records.store(slot: existing, id: idBytes, document: document, metadata: metadata)
+                    if indexesText { textChanges.append(.init(slot: existing, terms: text.terms(document))) }
                     continue
                 }
                 let slot: UInt32
@@ -122,6 +157,7 @@ extension Collection {
                 generation.records.setLive(slot, true)
                 if let old = state.ids.updateValue(slot, forKey: id) { retired.append(old) } else { state.liveRecords += 1 }
                 published.append(slot)
+                if indexesText { textChanges.append(.init(slot: slot, terms: text.terms(document))) }
             case .delete(let idBytes):
                 let id = String(decoding: idBytes, as: UTF8.self)
                 if let old = state.ids.removeValue(forKey: id) {
@@ -130,6 +166,10 @@ extension Collection {
                 }
             }
         }
+        if indexesText { textChanges += retired.map { .init(slot: $0, terms: nil) } }
+        // Before the tail publishes and the old versions retire: a reader then
+        // finds a replaced document's new terms as soon as its record.
+        text.apply(textChanges)
         publishToTail(published, generation)
         for slot in retired { retire(slot, generation) }
         assert(state.liveRecords == state.ids.count, "live records equal the id map's size")

@@ -72,6 +72,8 @@ public final class Collection: @unchecked Sendable {
     var layout: HNSWLayout { current.withLock { $0 }.index.layout }
     let wal: WriteAheadLog
     let tail: UnindexedTail
+    /// BM25 over the documents when the configuration asks for it.
+    let text = CollectionTextIndex()
     /// Shared by linking (indexer) and exclusive for reclaim and checkpoint.
     let indexLock = ReadWriteLock()
     let writerLock = AsyncLock()
@@ -130,6 +132,7 @@ public final class Collection: @unchecked Sendable {
         throws -> Collection
     {
         try CollectionConfiguration.validateName(configuration.name)
+        try configuration.textIndex?.validate()
         _ = try configuration.layout()
         try Files.makeDirectories(directory)
         let manifest = Manifest(
@@ -159,6 +162,10 @@ public final class Collection: @unchecked Sendable {
         rebuildState(&state, generation: generation)
         let collection = Collection(directory: directory, wal: wal, generation: generation, state: state, limits: limits,
                                     replayedOperations: replayedOperations)
+        if let settings = manifest.configuration.textIndex {
+            let loaded = try CollectionTextIndex.load(directory: generationDirectory, manifest: manifest, settings: settings)
+            collection.text.reset(loaded ?? collection.text.build(settings, from: generation))
+        }
         try collection.replay(recovered)
         collection.requeueUnlinked()
         return collection
@@ -197,7 +204,14 @@ public final class Collection: @unchecked Sendable {
                 do { configuration = try JSONDecoder().decode(CollectionConfiguration.self, from: Data(entry.payload)) } catch {
                     throw StorageError.corrupted("\(wal.directory): configuration entry \(entry.lsn) does not decode")
                 }
-                state.withLock { $0.configuration = configuration }
+                let previous = state.withLock { state in
+                    defer { state.configuration = configuration }
+                    return state.configuration
+                }
+                if configuration.textIndex != previous.textIndex {
+                    // The records applied so far are exactly those the enabling write saw.
+                    text.reset(configuration.textIndex.map { text.build($0, from: current.withLock { $0 }) })
+                }
             default:
                 throw StorageError.corrupted("\(wal.directory): entry \(entry.lsn) has unknown kind \(entry.kind)")
             }

@@ -18,11 +18,15 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
     public var quantization: Quantization
     public var metadata: [String: TaggedValue]
     public var createdAtSeconds: Double
+    /// BM25 over the documents, kept by the collection itself (nil: none).
+    /// Manifests written before it existed mean none.
+    public var textIndex: TextIndexSettings?
 
     public init(id: String = UUID().uuidString.lowercased(), name: String, dimension: Int, metric: Metric = .cosine,
                 hnsw: HNSWParameters = HNSWParameters(), capacity: Int = StorageLimits.defaultCollectionCapacity,
                 quantization: Quantization = StorageLimits.defaultQuantization,
-                metadata: Metadata = [:], createdAtSeconds: Double = Date().timeIntervalSince1970) {
+                metadata: Metadata = [:], createdAtSeconds: Double = Date().timeIntervalSince1970,
+                textIndex: TextIndexSettings? = nil) {
         self.id = id
         self.name = name
         self.dimension = dimension
@@ -32,10 +36,11 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
         self.quantization = quantization
         self.metadata = metadata.mapValues(TaggedValue.init)
         self.createdAtSeconds = createdAtSeconds
+        self.textIndex = textIndex
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, dimension, metric, hnsw, capacity, quantization, metadata, createdAtSeconds
+        case id, name, dimension, metric, hnsw, capacity, quantization, metadata, createdAtSeconds, textIndex
     }
 
     public init(from decoder: any Decoder) throws {
@@ -49,6 +54,7 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
         quantization = try container.decodeIfPresent(Quantization.self, forKey: .quantization) ?? .none
         metadata = try container.decode([String: TaggedValue].self, forKey: .metadata)
         createdAtSeconds = try container.decode(Double.self, forKey: .createdAtSeconds)
+        textIndex = try container.decodeIfPresent(TextIndexSettings.self, forKey: .textIndex)
     }
 
     public var collectionMetadata: Metadata { metadata.mapValues(\.value) }
@@ -97,6 +103,27 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
                                   quantization: quantization)
         } catch {
             throw StorageError(error)
+        }
+    }
+}
+
+/// A collection's own full-text index: BM25 over its documents, tokenized as
+/// chromadb-client's `chroma_bm25` does (`SextantText.Tokenizer`).
+public struct TextIndexSettings: Codable, Sendable, Equatable {
+    /// Term-frequency saturation and length normalisation (BM25's k1 and b).
+    public var k1: Double
+    public var b: Double
+
+    public static let k1Range = 0.0...3.0
+
+    public init(k1: Double = 1.2, b: Double = 0.75) {
+        self.k1 = k1
+        self.b = b
+    }
+
+    func validate() throws {
+        guard k1.isFinite, Self.k1Range.contains(k1), b.isFinite, (0...1).contains(b) else {
+            throw StorageError.invalidArgument("text index k1 must be in \(Self.k1Range) and b in 0...1, got \(k1) and \(b)")
         }
     }
 }

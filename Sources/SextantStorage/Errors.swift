@@ -15,12 +15,15 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case io(String)
     /// The collection is closed or failed.
     case unavailable(String)
+    /// The collection lacks what the request needs (a text index for a lexical search).
+    case failedPrecondition(String)
 
     /// The message without the kind's prefix.
     public var message: String {
         switch self {
         case .invalidArgument(let message), .notFound(let message), .alreadyExists(let message),
-            .resourceExhausted(let message), .corrupted(let message), .io(let message), .unavailable(let message):
+            .resourceExhausted(let message), .corrupted(let message), .io(let message), .unavailable(let message),
+            .failedPrecondition(let message):
             return message
         }
     }
@@ -34,6 +37,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .corrupted(let message): return "corrupted: \(message)"
         case .io(let message): return "I/O error: \(message)"
         case .unavailable(let message): return "unavailable: \(message)"
+        case .failedPrecondition(let message): return "failed precondition: \(message)"
         }
     }
 

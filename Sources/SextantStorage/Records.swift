@@ -29,6 +29,9 @@ public struct RecordView: Sendable, Equatable {
     public var metadata: Metadata?
     public var vector: [Float]?
     public var distance: Float?
+    /// Higher is better: BM25 for a lexical search, the fused score for a
+    /// hybrid one (nil for a semantic search, which reports `distance`).
+    public var score: Double?
 }
 
 /// The resolved form of every mutation, as logged and replayed: writes are

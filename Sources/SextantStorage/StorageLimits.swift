@@ -11,6 +11,8 @@ public enum StorageLimits {
     /// Encoded bytes of one WAL entry (a batch).
     public static let maximumEntryBytes = 96 << 20
     public static let maximumCollectionNameBytes = 512
+    /// Query text of a lexical or hybrid search (its terms, not a document).
+    public static let maximumQueryTextBytes = 16 << 10
     public static let maximumCollections = 256
     /// Slots a new collection reserves address space for unless it gives its own
     /// hint. Not a ceiling: a collection that fills its reservation grows at a

@@ -149,12 +149,23 @@ public struct BM25Index: Sendable {
     }
 
     /// The exact top `k` documents for the query terms by BM25, best first,
-    /// ties to the smaller slot. Each distinct term counts once.
-    public mutating func search(_ queryTerms: [String], k: Int) -> [Hit] {
-        guard k > 0, documentCount > 0 else { return [] }
+    /// ties to the smaller slot. Each distinct term counts once. `accept`
+    /// restricts the documents (a filter); nil accepts every one.
+    public mutating func search(_ queryTerms: [String], k: Int, accept: ((UInt32) -> Bool)? = nil) -> [Hit] {
         compact()
+        return searchCompacted(queryTerms, k: k, accept: accept)
+    }
+
+    /// True when writes since the last `compact` left lists to tidy.
+    public var needsCompaction: Bool { !dirtyTerms.isEmpty }
+
+    /// `search` on an index compacted after its last change, without mutating
+    /// it: many readers can run it at once while one writer waits.
+    public func searchCompacted(_ queryTerms: [String], k: Int, accept: ((UInt32) -> Bool)? = nil) -> [Hit] {
+        precondition(dirtyTerms.isEmpty, "compact after writing, before searching")
+        guard k > 0, documentCount > 0 else { return [] }
         var seen = Set<String>()
-        return searchCompacted(queryTerms.filter { seen.insert($0).inserted }, k: k)
+        return topK(queryTerms.filter { seen.insert($0).inserted }, k: k, accept: accept)
     }
 
     /// Sorts appended postings and drops removed documents' (searches call it).
@@ -182,7 +193,7 @@ public struct BM25Index: Sendable {
         dirtyTerms.removeAll(keepingCapacity: true)
     }
 
-    private func searchCompacted(_ queryTerms: [String], k: Int) -> [Hit] {
+    private func topK(_ queryTerms: [String], k: Int, accept: ((UInt32) -> Bool)?) -> [Hit] {
         let n = Double(documentCount)
         let averageLength = Double(totalLength) / n
         let k1 = parameters.k1
@@ -226,6 +237,13 @@ public struct BM25Index: Sendable {
                 candidate = min(candidate, postings[terms[index].id].slots[terms[index].cursor])
             }
             if candidate == UInt32.max { break }
+            if let accept, !accept(candidate) {
+                for index in essentialFrom..<terms.count
+                where terms[index].cursor < terms[index].count && postings[terms[index].id].slots[terms[index].cursor] == candidate {
+                    terms[index].cursor += 1
+                }
+                continue
+            }
             var total = 0.0
             for index in essentialFrom..<terms.count {
                 let cursor = terms[index].cursor
@@ -257,6 +275,109 @@ public struct BM25Index: Sendable {
             }
         }
         return heap.sorted()
+    }
+}
+
+
+// MARK: - Stored form
+
+extension BM25Index {
+    public enum FormatError: Error, Equatable, CustomStringConvertible {
+        case corrupted(String)
+        public var description: String {
+            switch self { case .corrupted(let reason): return "text index file: \(reason)" }
+        }
+    }
+
+    /// "SXBM25" and a format version: a file of another version is refused
+    /// (the collection rebuilds it from its records), never misread.
+    static let magic: [UInt8] = Array("SXBM25".utf8) + [0, 1]
+
+    /// The index as bytes (little-endian): magic, k1 and b, the per-slot
+    /// lengths, then per term its UTF-8 name and its sorted (slot, frequency)
+    /// lists. Counts and bounds are derived again when read. Compacts first.
+    public mutating func serialized() -> [UInt8] {
+        compact()
+        var out = Self.magic
+        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
+        put(parameters.k1.bitPattern)
+        put(parameters.b.bitPattern)
+        put(UInt32(lengths.count))
+        for length in lengths { put(length) }
+        let live = postings.indices.filter { postings[$0].documentCount > 0 }
+        put(UInt32(live.count))
+        var names = [String](repeating: "", count: postings.count)
+        for (name, id) in termIDs { names[Int(id)] = name }
+        for id in live {
+            let name = Array(names[id].utf8)
+            put(UInt16(name.count))
+            out.append(contentsOf: name)
+            put(UInt32(postings[id].slots.count))
+            for slot in postings[id].slots { put(slot) }
+            for frequency in postings[id].frequencies { put(frequency) }
+        }
+        return out
+    }
+
+    /// Reads `serialized()`'s bytes, checking every count and slot against
+    /// the file's size and the slot lengths; damage is an error, not a crash.
+    public init(serialized bytes: [UInt8]) throws(FormatError) {
+        var offset = 0
+        func take<T: FixedWidthInteger>(_: T.Type) throws(FormatError) -> T {
+            let size = MemoryLayout<T>.size
+            guard offset + size <= bytes.count else { throw .corrupted("truncated at byte \(offset)") }
+            var value: T = 0
+            withUnsafeMutableBytes(of: &value) { $0.copyBytes(from: bytes[offset..<offset + size]) }
+            offset += size
+            return T(littleEndian: value)
+        }
+        guard bytes.count >= Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else {
+            throw .corrupted("not a text index of this format version")
+        }
+        offset = Self.magic.count
+        let k1 = Double(bitPattern: try take(UInt64.self))
+        let b = Double(bitPattern: try take(UInt64.self))
+        guard k1.isFinite, k1 >= 0, b.isFinite, (0...1).contains(b) else { throw .corrupted("parameters out of range") }
+        self.init(parameters: Parameters(k1: k1, b: b))
+        let slotCount = Int(try take(UInt32.self))
+        guard slotCount * 4 <= bytes.count - offset else { throw .corrupted("slot count past the end") }
+        lengths.reserveCapacity(slotCount)
+        for _ in 0..<slotCount { lengths.append(try take(UInt32.self)) }
+        termsOfSlot = Array(repeating: [], count: slotCount)
+        let termCount = Int(try take(UInt32.self))
+        guard termCount <= bytes.count - offset else { throw .corrupted("term count past the end") }
+        var seenLength = [UInt32](repeating: 0, count: slotCount)
+        for id in 0..<termCount {
+            let nameLength = Int(try take(UInt16.self))
+            guard offset + nameLength <= bytes.count,
+                  let name = String(validating: bytes[offset..<offset + nameLength], as: UTF8.self), !name.isEmpty
+            else { throw .corrupted("term \(id) has no valid name") }
+            offset += nameLength
+            let count = Int(try take(UInt32.self))
+            guard count > 0, count * 8 <= bytes.count - offset else { throw .corrupted("term '\(name)' list past the end") }
+            var list = Postings()
+            list.slots.reserveCapacity(count)
+            list.frequencies.reserveCapacity(count)
+            for _ in 0..<count { list.slots.append(try take(UInt32.self)) }
+            for _ in 0..<count { list.frequencies.append(try take(UInt32.self)) }
+            for index in 0..<count {
+                let slot = Int(list.slots[index])
+                let frequency = list.frequencies[index]
+                guard slot < slotCount, lengths[slot] > 0, frequency > 0, index == 0 || list.slots[index - 1] < list.slots[index]
+                else { throw .corrupted("term '\(name)' has an invalid posting") }
+                list.maximumFrequency = max(list.maximumFrequency, frequency)
+                list.minimumLength = min(list.minimumLength, lengths[slot])
+                termsOfSlot[slot].append(UInt32(id))
+                seenLength[slot] &+= frequency
+            }
+            list.documentCount = count
+            guard termIDs.updateValue(UInt32(id), forKey: name) == nil else { throw .corrupted("term '\(name)' twice") }
+            postings.append(list)
+        }
+        guard offset == bytes.count else { throw .corrupted("\(bytes.count - offset) bytes after the last term") }
+        guard seenLength == lengths else { throw .corrupted("document lengths disagree with the postings") }
+        documentCount = lengths.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+        totalLength = lengths.reduce(0) { $0 + Int($1) }
     }
 }
 

@@ -1,0 +1,96 @@
+import SextantText
+
+/// A collection's BM25 index over its documents, behind a reader/writer lock:
+/// queries search it in parallel; a write batch changes it once, at the end of
+/// its apply, so an acknowledged write is already searchable. Slots are the
+/// collection's record slots, which keep their numbers across generations.
+///
+/// Durable like the rest of a generation: a checkpoint writes it as one
+/// checksummed file (`fileName`), the open reads it back and replays the WAL
+/// after the checkpoint through the same `apply`. A generation without the
+/// file (the index enabled since, or a file of another format version) builds
+/// it from the records instead.
+final class CollectionTextIndex: @unchecked Sendable {
+    static let fileName = "text.bm25"
+
+    /// One document's change: its terms, or nil when the slot no longer holds it.
+    struct Change {
+        var slot: UInt32
+        var terms: [String]?
+    }
+
+    private let lock = ReadWriteLock()
+    /// Guarded by `lock`; nil while the collection has no text index.
+    private var index: BM25Index?
+    private let tokenizer = Tokenizer()
+
+    var isEnabled: Bool { lock.withShared { index != nil } }
+
+    /// Replaces the whole index (open, enable, disable).
+    func reset(_ replacement: BM25Index?) {
+        if let replacement { precondition(!replacement.needsCompaction, "an index is compacted before it is served") }
+        lock.withExclusive { index = replacement }
+    }
+
+    func terms(_ document: [UInt8]?) -> [String] {
+        guard let document, !document.isEmpty else { return [] }
+        return tokenizer.tokens(String(decoding: document, as: UTF8.self))
+    }
+
+    /// One batch's changes, under the write lock once; compacted before
+    /// readers see it, so searches never mutate.
+    func apply(_ changes: [Change]) {
+        guard !changes.isEmpty else { return }
+        lock.withExclusive {
+            guard index != nil else { return }
+            for change in changes {
+                if let terms = change.terms { index?.set(slot: change.slot, terms: terms) } else { index?.remove(slot: change.slot) }
+            }
+            index?.compact()
+        }
+    }
+
+    /// The exact BM25 top `k` for the query text among accepted slots.
+    func search(_ text: String, k: Int, accept: (UInt32) -> Bool) -> [BM25Index.Hit] {
+        let queryTerms = tokenizer.tokens(text)
+        guard !queryTerms.isEmpty else { return [] }
+        return withoutActuallyEscaping(accept) { accept in
+            lock.withShared { index?.searchCompacted(queryTerms, k: k, accept: accept) ?? [] }
+        }
+    }
+
+    /// The stored form, or nil without an index (called with writers paused).
+    func serialized() -> [UInt8]? { lock.withExclusive { index?.serialized() } }
+
+    var documentCount: Int { lock.withShared { index?.documentCount ?? 0 } }
+    var termCount: Int { lock.withShared { index?.termCount ?? 0 } }
+    var memoryBytes: Int { lock.withShared { index?.memoryBytes ?? 0 } }
+
+    /// An index of every live record's document in `generation`.
+    func build(_ settings: TextIndexSettings, from generation: Generation, pace: () -> Void = {}) -> BM25Index {
+        var built = BM25Index(parameters: BM25Index.Parameters(k1: settings.k1, b: settings.b))
+        for slot in 0..<UInt32(generation.index.slotHighWater) where generation.records.isLive(slot) {
+            pace()
+            guard let record = generation.records.record(slot), let document = record.document else { continue }
+            built.set(slot: slot, terms: terms(Array(document)))
+        }
+        built.compact()
+        return built
+    }
+
+    /// The index a generation's file holds, if it is there, of this format
+    /// version and of these parameters; nil means build it from the records.
+    static func load(directory: String, manifest: Manifest, settings: TextIndexSettings) throws -> BM25Index? {
+        guard manifest.files[fileName] != nil else { return nil }
+        let path = directory + "/" + fileName
+        let bytes = try Files.readAll(path)
+        let loaded: BM25Index
+        do { loaded = try BM25Index(serialized: bytes) } catch {
+            // The file's checksum held, so this is another format version.
+            StorageLog.write("\(path): \(error); rebuilding the text index from the records")
+            return nil
+        }
+        guard loaded.parameters == BM25Index.Parameters(k1: settings.k1, b: settings.b) else { return nil }
+        return loaded
+    }
+}
