@@ -122,12 +122,61 @@ public struct CollectionHandle: Sendable {
         return try reply.results.map(RecordResult.list)
     }
 
-    /// Renames the collection and/or replaces its metadata.
-    public func modify(name: String? = nil, metadata: Metadata? = nil) async throws -> CollectionHandle {
+    /// Search by mode: `semantic` ranks by distance to `vectors` (as `query`),
+    /// `lexical` by BM25 of `texts` over the documents (the collection needs a
+    /// text index), `hybrid` fuses both by reciprocal rank (one vector and one
+    /// text per query). Lexical and hybrid results carry `score`.
+    public func search(mode: SearchMode, vectors: [[Float]] = [], texts: [String] = [], k: Int = 10,
+                       where filter: WhereFilter? = nil, whereDocument: DocumentFilter? = nil, include: Include = .queryDefault,
+                       ef: Int? = nil, fusion: RankFusion? = nil, timeoutMilliseconds: Int64? = nil) async throws
+        -> [[RecordResult]]
+    {
+        guard k >= 1 else { throw SextantError(.invalidArgument, "k must be at least 1, got \(k)") }
+        switch mode {
+        case .semantic:
+            guard !vectors.isEmpty, texts.isEmpty else { throw SextantError(.invalidArgument, "a semantic search takes vectors only") }
+        case .lexical:
+            guard !texts.isEmpty, vectors.isEmpty else { throw SextantError(.invalidArgument, "a lexical search takes texts only") }
+        case .hybrid:
+            guard !texts.isEmpty, texts.count == vectors.count else {
+                throw SextantError(.invalidArgument, "a hybrid search takes one text per vector")
+            }
+        }
+        try Self.validate(filter, whereDocument)
+        var request = Sextant_V1_QueryRequest()
+        request.collection = reference
+        if !vectors.isEmpty { request.queries = try packed(vectors) }
+        request.texts = texts
+        request.mode = mode.wire
+        request.k = UInt32(clamping: k)
+        if let filter { request.where = filter.wire }
+        if let whereDocument { request.whereDocument = whereDocument.wire }
+        request.include = include.wire()
+        if let ef { request.ef = UInt32(clamping: ef) }
+        if let fusion {
+            request.fusion.k = fusion.k
+            request.fusion.semanticWeight = fusion.semanticWeight
+            request.fusion.lexicalWeight = fusion.lexicalWeight
+        }
+        let reply = try await client.call(.query, request, as: Sextant_V1_QueryReply.self, idempotent: true,
+                                          timeoutMilliseconds: timeoutMilliseconds)
+        return try reply.results.map(RecordResult.list)
+    }
+
+    /// Renames the collection, replaces its metadata, and/or builds or drops
+    /// its text index (a build reads every record: writes wait meanwhile).
+    public func modify(name: String? = nil, metadata: Metadata? = nil, textIndex: TextIndexChange? = nil) async throws
+        -> CollectionHandle
+    {
         var request = Sextant_V1_ModifyCollectionRequest()
         request.collection = reference
         if let name { request.newName = name }
         if let metadata { request.newMetadata = metadata.wire }
+        switch textIndex {
+        case .build(let options): request.textIndex = options.wire
+        case .drop: request.dropTextIndex = true
+        case nil: break
+        }
         let info = try await client.call(.modifyCollection, request, as: Sextant_V1_CollectionInfo.self, idempotent: true)
         return CollectionHandle(client: client, info: CollectionInfo(info))
     }

@@ -49,6 +49,16 @@ public enum VectorQuantization: String, Sendable, Codable, CaseIterable {
     }
 }
 
+extension SearchMode {
+    var wire: Sextant_V1_SearchMode {
+        switch self {
+        case .semantic: return .semantic
+        case .lexical: return .lexical
+        case .hybrid: return .hybrid
+        }
+    }
+}
+
 /// A record as returned by get and query; fields not included are nil.
 public struct RecordResult: Sendable, Equatable {
     public var id: String
@@ -56,13 +66,17 @@ public struct RecordResult: Sendable, Equatable {
     public var metadata: Metadata?
     public var vector: [Float]?
     public var distance: Float?
+    /// Lexical search: BM25; hybrid: the fused score. Higher is better.
+    public var score: Double?
 
-    public init(id: String, document: String? = nil, metadata: Metadata? = nil, vector: [Float]? = nil, distance: Float? = nil) {
+    public init(id: String, document: String? = nil, metadata: Metadata? = nil, vector: [Float]? = nil, distance: Float? = nil,
+                score: Double? = nil) {
         self.id = id
         self.document = document
         self.metadata = metadata
         self.vector = vector
         self.distance = distance
+        self.score = score
     }
 
     static func list(_ reply: Sextant_V1_GetReply) throws -> [RecordResult] {
@@ -71,7 +85,8 @@ public struct RecordResult: Sendable, Equatable {
             RecordResult(
                 id: record.id, document: record.hasDocument ? record.document : nil,
                 metadata: record.hasMetadata ? try Metadata(wire: record.metadata, path: "records[\(index)].metadata") : nil,
-                vector: index < vectors.count ? vectors[index] : nil, distance: record.hasDistance ? record.distance : nil)
+                vector: index < vectors.count ? vectors[index] : nil, distance: record.hasDistance ? record.distance : nil,
+                score: record.hasScore ? record.score : nil)
         }
     }
 }
@@ -91,6 +106,8 @@ public struct CollectionInfo: Sendable, Equatable {
     public var capacity: Int
     /// Nil from an engine that predates quantization.
     public var quantization: VectorQuantization?
+    /// The collection's own BM25 index over its documents, if it has one.
+    public var textIndex: TextIndexOptions?
 
     init(_ wire: Sextant_V1_CollectionInfo) {
         id = wire.id
@@ -106,7 +123,33 @@ public struct CollectionInfo: Sendable, Equatable {
         createdAtSeconds = wire.createdAtSeconds
         capacity = Int(wire.capacity)
         quantization = VectorQuantization(wire: wire.quantization)
+        textIndex = wire.hasTextIndex ? TextIndexOptions(k1: wire.textIndex.k1, b: wire.textIndex.b) : nil
     }
+}
+
+/// BM25's parameters for a collection's text index (tokenized as
+/// chromadb-client's `chroma_bm25` does).
+public struct TextIndexOptions: Sendable, Equatable {
+    public var k1: Double
+    public var b: Double
+    public init(k1: Double = 1.2, b: Double = 0.75) {
+        self.k1 = k1
+        self.b = b
+    }
+
+    var wire: Sextant_V1_TextIndex {
+        var wire = Sextant_V1_TextIndex()
+        wire.k1 = k1
+        wire.b = b
+        return wire
+    }
+}
+
+/// What a modify does to the text index: build it (or rebuild with new
+/// parameters) from the collection's records, or drop it.
+public enum TextIndexChange: Sendable, Equatable {
+    case build(TextIndexOptions)
+    case drop
 }
 
 public struct WriteResult: Sendable, Equatable {

@@ -83,6 +83,7 @@ enum Convert {
         func given(_ value: UInt32) -> Int? { value == 0 ? nil : Int(value) }
         configuration.setIndexParameters(
             m: given(request.hnsw.m), efConstruction: given(request.hnsw.efConstruction), ef: given(request.hnsw.ef))
+        if request.hasTextIndex { configuration.textIndex = textIndex(request.textIndex) }
         if request.capacity > 0 {
             guard request.capacity <= UInt64(StorageLimits.maximumCollectionCapacity) else {
                 throw RequestError(.invalidArgument, "capacity exceeds \(StorageLimits.maximumCollectionCapacity)")
@@ -107,7 +108,30 @@ enum Convert {
         info.createdAtSeconds = configuration.createdAtSeconds
         info.capacity = UInt64(collection.reservedSlots)
         info.quantization = quantization(configuration.quantization)
+        if let settings = configuration.textIndex {
+            info.textIndex.k1 = settings.k1
+            info.textIndex.b = settings.b
+        }
         return info
+    }
+
+    /// Both parameters zero means BM25's defaults (a message with no fields set).
+    static func textIndex(_ wire: Sextant_V1_TextIndex) -> TextIndexSettings {
+        wire.k1 == 0 && wire.b == 0 ? TextIndexSettings() : TextIndexSettings(k1: wire.k1, b: wire.b)
+    }
+
+    static func mode(_ wire: Sextant_V1_SearchMode) throws(RequestError) -> SearchMode {
+        switch wire {
+        case .semantic: return .semantic
+        case .lexical: return .lexical
+        case .hybrid: return .hybrid
+        case .UNRECOGNIZED(let raw): throw RequestError(.invalidArgument, "unknown search mode \(raw)")
+        }
+    }
+
+    static func fusion(_ wire: Sextant_V1_Fusion) -> RankFusion {
+        RankFusion(k: wire.hasK ? wire.k : RankFusion.defaultK, semanticWeight: wire.hasSemanticWeight ? wire.semanticWeight : 1,
+                   lexicalWeight: wire.hasLexicalWeight ? wire.lexicalWeight : 1)
     }
 
     /// Records of a write request, with their vectors matched up and checked.
@@ -169,6 +193,7 @@ enum Convert {
             if let document = record.document { out.document = document }
             if let metadata = record.metadata { out.metadata = metadata.wire }
             if let distance = record.distance { out.distance = distance }
+            if let score = record.score { out.score = score }
             return out
         }
         if include.vectors {

@@ -154,7 +154,9 @@ final class Router: Sendable {
         var isHeavy: Bool {
             switch self {
             case .query(let request):
-                return Int(request.queries.count) * Int(request.k) > Self.heavyQueryWork || request.hasWhere || request.hasWhereDocument
+                let queries = max(Int(request.queries.count), request.texts.count)
+                return queries * Int(request.k) > Self.heavyQueryWork || request.hasWhere || request.hasWhereDocument
+                    || request.mode != .semantic
             case .get(let request):
                 if request.byIds { return request.ids.count > Self.heavyGetRecords }
                 return !request.hasLimit || request.limit > Self.heavyGetRecords || request.hasWhereDocument
@@ -185,26 +187,48 @@ final class Router: Sendable {
     private func query(_ request: Sextant_V1_QueryRequest) throws -> ByteBuffer {
         let collection = try collection(request.collection, present: request.hasCollection)
         let dimension = collection.configuration.dimension
-        guard request.hasQueries, request.queries.count > 0 else {
-            throw RequestError(.invalidArgument, "query needs at least one query vector")
+        let mode = try Convert.mode(request.mode)
+        let vectorCount = request.hasQueries ? Int(request.queries.count) : 0
+        let queryCount = mode == .lexical ? request.texts.count : vectorCount
+        guard queryCount > 0 else {
+            throw RequestError(.invalidArgument, mode == .lexical ? "a lexical query needs at least one text" : "query needs at least one query vector")
         }
-        guard request.queries.count <= UInt32(ProtocolLimits.maximumQueries) else {
-            throw RequestError(.invalidArgument, "\(request.queries.count) query vectors exceed \(ProtocolLimits.maximumQueries)")
+        guard queryCount <= ProtocolLimits.maximumQueries else {
+            throw RequestError(.invalidArgument, "\(queryCount) queries exceed \(ProtocolLimits.maximumQueries)")
         }
-        if dimension == 0 {  // nothing written yet: no neighbours
-            var reply = Sextant_V1_QueryReply()
-            reply.results = Array(repeating: Sextant_V1_GetReply(), count: Int(request.queries.count))
-            return encode(reply)
+        if mode == .hybrid, request.texts.count != vectorCount {
+            throw RequestError(.invalidArgument, "a hybrid query needs one text per query vector: \(request.texts.count) texts, \(vectorCount) vectors")
         }
-        guard Int(request.queries.dimension) == dimension else {
-            throw RequestError(.invalidArgument, "query vectors have \(request.queries.dimension) dimensions, the collection has \(dimension)")
+        if mode == .lexical, vectorCount > 0 {
+            throw RequestError(.invalidArgument, "a lexical query takes texts, not vectors")
+        }
+        if mode != .lexical {
+            if dimension == 0 {  // nothing written yet: no neighbours
+                var reply = Sextant_V1_QueryReply()
+                reply.results = Array(repeating: Sextant_V1_GetReply(), count: queryCount)
+                return encode(reply)
+            }
+            guard Int(request.queries.dimension) == dimension else {
+                throw RequestError(.invalidArgument, "query vectors have \(request.queries.dimension) dimensions, the collection has \(dimension)")
+            }
         }
         let (filter, documentFilter) = try WireFilters.decode(
             hasWhere: request.hasWhere, request.where, hasDocument: request.hasWhereDocument, request.whereDocument)
         let include = request.hasInclude ? request.include : Convert.defaultQueryInclude
-        let results = try collection.query(
-            try request.queries.rows(), k: Int(request.k == 0 ? 10 : request.k), filter: filter,
-            documentFilter: documentFilter, include: Include(wire: include), ef: request.hasEf ? Int(request.ef) : nil)
+        let k = Int(request.k == 0 ? 10 : request.k)
+        let ef = request.hasEf ? Int(request.ef) : nil
+        let results: [[RecordView]]
+        if mode == .semantic {
+            results = try collection.query(
+                try request.queries.rows(), k: k, filter: filter, documentFilter: documentFilter, include: Include(wire: include), ef: ef)
+        } else {
+            let vectors: [[Float]?] = mode == .lexical ? Array(repeating: nil, count: queryCount) : try request.queries.rows()
+            let fusion = Convert.fusion(request.fusion)
+            results = try zip(vectors, request.texts).map { vector, text in
+                try collection.search(mode: mode, vector: vector, text: text, k: k, filter: filter, documentFilter: documentFilter,
+                                      include: Include(wire: include), ef: ef, fusion: fusion)
+            }
+        }
         var reply = Sextant_V1_QueryReply()
         reply.results = results.map { Convert.reply($0, include: include, dimension: dimension) }
         return encode(reply)
@@ -249,8 +273,17 @@ final class Router: Sendable {
             throw RequestError(.alreadyExists, "collection '\(request.newName.prefix(100))' already exists")
         }
         let metadata = request.hasNewMetadata ? try Metadata(wire: request.newMetadata, path: "new_metadata") : nil
+        if request.hasTextIndex, request.dropTextIndex {
+            throw RequestError(.invalidArgument, "text_index and drop_text_index together")
+        }
+        if request.hasTextIndex { try Convert.textIndex(request.textIndex).validate() }
         try checkDeadline(deadline)
         try await target.modify(name: request.hasNewName ? request.newName : nil, metadata: metadata)
+        if request.hasTextIndex {
+            try await target.setTextIndex(Convert.textIndex(request.textIndex))
+        } else if request.dropTextIndex {
+            try await target.setTextIndex(nil)
+        }
         return encode(Convert.info(target))
     }
 

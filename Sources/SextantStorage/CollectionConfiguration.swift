@@ -121,7 +121,7 @@ public struct TextIndexSettings: Codable, Sendable, Equatable {
         self.b = b
     }
 
-    func validate() throws {
+    public func validate() throws {
         guard k1.isFinite, Self.k1Range.contains(k1), b.isFinite, (0...1).contains(b) else {
             throw StorageError.invalidArgument("text index k1 must be in \(Self.k1Range) and b in 0...1, got \(k1) and \(b)")
         }

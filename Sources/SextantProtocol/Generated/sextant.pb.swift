@@ -207,6 +207,47 @@ public nonisolated enum Sextant_V1_Quantization: SwiftProtobuf.Enum, Swift.CaseI
 
 }
 
+/// How a query ranks: SEMANTIC by vector distance (the `queries` vectors),
+/// LEXICAL by BM25 over the documents (the `texts`, needs a text index),
+/// HYBRID by reciprocal rank fusion of both (one vector and one text per query).
+public nonisolated enum Sextant_V1_SearchMode: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case semantic // = 0
+  case lexical // = 1
+  case hybrid // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .semantic
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .semantic
+    case 1: self = .lexical
+    case 2: self = .hybrid
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .semantic: return 0
+    case .lexical: return 1
+    case .hybrid: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Sextant_V1_SearchMode] = [
+    .semantic,
+    .lexical,
+    .hybrid,
+  ]
+
+}
+
 /// Method 1, the first frame on every connection.
 public nonisolated struct Sextant_V1_Hello: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -641,6 +682,24 @@ public nonisolated struct Sextant_V1_CollectionRef: Sendable {
   public init() {}
 }
 
+/// The collection's own BM25 index over its documents (tokenized as
+/// chromadb-client's chroma_bm25 does). Absent: no text index.
+public nonisolated struct Sextant_V1_TextIndex: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// term-frequency saturation, 0...3 (1.2 when 0 and b is 0 too)
+  public var k1: Double = 0
+
+  /// length normalisation, 0...1 (0.75 likewise)
+  public var b: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Sextant_V1_CollectionInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -681,12 +740,22 @@ public nonisolated struct Sextant_V1_CollectionInfo: Sendable {
 
   public var quantization: Sextant_V1_Quantization = .default
 
+  public var textIndex: Sextant_V1_TextIndex {
+    get {_textIndex ?? Sextant_V1_TextIndex()}
+    set {_textIndex = newValue}
+  }
+  /// Returns true if `textIndex` has been explicitly set.
+  public var hasTextIndex: Bool {self._textIndex != nil}
+  /// Clears the value of `textIndex`. Subsequent reads from it will return its default value.
+  public mutating func clearTextIndex() {self._textIndex = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _hnsw: Sextant_V1_HnswParameters? = nil
   fileprivate var _metadata: Sextant_V1_Metadata? = nil
+  fileprivate var _textIndex: Sextant_V1_TextIndex? = nil
 }
 
 public nonisolated struct Sextant_V1_CreateCollectionRequest: Sendable {
@@ -725,12 +794,22 @@ public nonisolated struct Sextant_V1_CreateCollectionRequest: Sendable {
 
   public var quantization: Sextant_V1_Quantization = .default
 
+  public var textIndex: Sextant_V1_TextIndex {
+    get {_textIndex ?? Sextant_V1_TextIndex()}
+    set {_textIndex = newValue}
+  }
+  /// Returns true if `textIndex` has been explicitly set.
+  public var hasTextIndex: Bool {self._textIndex != nil}
+  /// Clears the value of `textIndex`. Subsequent reads from it will return its default value.
+  public mutating func clearTextIndex() {self._textIndex = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _hnsw: Sextant_V1_HnswParameters? = nil
   fileprivate var _metadata: Sextant_V1_Metadata? = nil
+  fileprivate var _textIndex: Sextant_V1_TextIndex? = nil
 }
 
 public nonisolated struct Sextant_V1_CreateCollectionReply: Sendable {
@@ -847,6 +926,19 @@ public nonisolated struct Sextant_V1_ModifyCollectionRequest: Sendable {
   /// Clears the value of `newMetadata`. Subsequent reads from it will return its default value.
   public mutating func clearNewMetadata() {self._newMetadata = nil}
 
+  /// builds (or rebuilds with these parameters) the text index
+  public var textIndex: Sextant_V1_TextIndex {
+    get {_textIndex ?? Sextant_V1_TextIndex()}
+    set {_textIndex = newValue}
+  }
+  /// Returns true if `textIndex` has been explicitly set.
+  public var hasTextIndex: Bool {self._textIndex != nil}
+  /// Clears the value of `textIndex`. Subsequent reads from it will return its default value.
+  public mutating func clearTextIndex() {self._textIndex = nil}
+
+  /// removes it (not with text_index)
+  public var dropTextIndex: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -854,6 +946,7 @@ public nonisolated struct Sextant_V1_ModifyCollectionRequest: Sendable {
   fileprivate var _collection: Sextant_V1_CollectionRef? = nil
   fileprivate var _newName: String? = nil
   fileprivate var _newMetadata: Sextant_V1_Metadata? = nil
+  fileprivate var _textIndex: Sextant_V1_TextIndex? = nil
 }
 
 public nonisolated struct Sextant_V1_CountReply: Sendable {
@@ -1104,6 +1197,16 @@ public nonisolated struct Sextant_V1_RecordResult: Sendable {
   /// Clears the value of `distance`. Subsequent reads from it will return its default value.
   public mutating func clearDistance() {self._distance = nil}
 
+  /// lexical: BM25; hybrid: the fused score (higher is better)
+  public var score: Double {
+    get {_score ?? 0}
+    set {_score = newValue}
+  }
+  /// Returns true if `score` has been explicitly set.
+  public var hasScore: Bool {self._score != nil}
+  /// Clears the value of `score`. Subsequent reads from it will return its default value.
+  public mutating func clearScore() {self._score = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1111,6 +1214,7 @@ public nonisolated struct Sextant_V1_RecordResult: Sendable {
   fileprivate var _document: String? = nil
   fileprivate var _metadata: Sextant_V1_Metadata? = nil
   fileprivate var _distance: Float? = nil
+  fileprivate var _score: Double? = nil
 }
 
 /// Vectors, when included, are packed in `vectors` in record order.
@@ -1137,77 +1241,140 @@ public nonisolated struct Sextant_V1_GetReply: Sendable {
   fileprivate var _vectors: Sextant_V1_Vectors? = nil
 }
 
-public nonisolated struct Sextant_V1_QueryRequest: Sendable {
+/// Reciprocal rank fusion: score = sum of weight / (k + rank), rank from 1.
+public nonisolated struct Sextant_V1_Fusion: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var collection: Sextant_V1_CollectionRef {
-    get {_collection ?? Sextant_V1_CollectionRef()}
-    set {_collection = newValue}
+  /// 60 when absent
+  public var k: Double {
+    get {_k ?? 0}
+    set {_k = newValue}
   }
-  /// Returns true if `collection` has been explicitly set.
-  public var hasCollection: Bool {self._collection != nil}
-  /// Clears the value of `collection`. Subsequent reads from it will return its default value.
-  public mutating func clearCollection() {self._collection = nil}
+  /// Returns true if `k` has been explicitly set.
+  public var hasK: Bool {self._k != nil}
+  /// Clears the value of `k`. Subsequent reads from it will return its default value.
+  public mutating func clearK() {self._k = nil}
 
-  public var queries: Sextant_V1_Vectors {
-    get {_queries ?? Sextant_V1_Vectors()}
-    set {_queries = newValue}
+  /// 1 when absent
+  public var semanticWeight: Double {
+    get {_semanticWeight ?? 0}
+    set {_semanticWeight = newValue}
   }
-  /// Returns true if `queries` has been explicitly set.
-  public var hasQueries: Bool {self._queries != nil}
-  /// Clears the value of `queries`. Subsequent reads from it will return its default value.
-  public mutating func clearQueries() {self._queries = nil}
+  /// Returns true if `semanticWeight` has been explicitly set.
+  public var hasSemanticWeight: Bool {self._semanticWeight != nil}
+  /// Clears the value of `semanticWeight`. Subsequent reads from it will return its default value.
+  public mutating func clearSemanticWeight() {self._semanticWeight = nil}
 
-  public var k: UInt32 = 0
-
-  public var `where`: Sextant_V1_Where {
-    get {_where ?? Sextant_V1_Where()}
-    set {_where = newValue}
+  /// 1 when absent
+  public var lexicalWeight: Double {
+    get {_lexicalWeight ?? 0}
+    set {_lexicalWeight = newValue}
   }
-  /// Returns true if ``where`` has been explicitly set.
-  public var hasWhere: Bool {self._where != nil}
-  /// Clears the value of ``where``. Subsequent reads from it will return its default value.
-  public mutating func clearWhere() {self._where = nil}
-
-  public var whereDocument: Sextant_V1_WhereDocument {
-    get {_whereDocument ?? Sextant_V1_WhereDocument()}
-    set {_whereDocument = newValue}
-  }
-  /// Returns true if `whereDocument` has been explicitly set.
-  public var hasWhereDocument: Bool {self._whereDocument != nil}
-  /// Clears the value of `whereDocument`. Subsequent reads from it will return its default value.
-  public mutating func clearWhereDocument() {self._whereDocument = nil}
-
-  public var include: Sextant_V1_Include {
-    get {_include ?? Sextant_V1_Include()}
-    set {_include = newValue}
-  }
-  /// Returns true if `include` has been explicitly set.
-  public var hasInclude: Bool {self._include != nil}
-  /// Clears the value of `include`. Subsequent reads from it will return its default value.
-  public mutating func clearInclude() {self._include = nil}
-
-  public var ef: UInt32 {
-    get {_ef ?? 0}
-    set {_ef = newValue}
-  }
-  /// Returns true if `ef` has been explicitly set.
-  public var hasEf: Bool {self._ef != nil}
-  /// Clears the value of `ef`. Subsequent reads from it will return its default value.
-  public mutating func clearEf() {self._ef = nil}
+  /// Returns true if `lexicalWeight` has been explicitly set.
+  public var hasLexicalWeight: Bool {self._lexicalWeight != nil}
+  /// Clears the value of `lexicalWeight`. Subsequent reads from it will return its default value.
+  public mutating func clearLexicalWeight() {self._lexicalWeight = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _collection: Sextant_V1_CollectionRef? = nil
-  fileprivate var _queries: Sextant_V1_Vectors? = nil
-  fileprivate var _where: Sextant_V1_Where? = nil
-  fileprivate var _whereDocument: Sextant_V1_WhereDocument? = nil
-  fileprivate var _include: Sextant_V1_Include? = nil
-  fileprivate var _ef: UInt32? = nil
+  fileprivate var _k: Double? = nil
+  fileprivate var _semanticWeight: Double? = nil
+  fileprivate var _lexicalWeight: Double? = nil
+}
+
+public nonisolated struct Sextant_V1_QueryRequest: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: Sextant_V1_CollectionRef {
+    get {_storage._collection ?? Sextant_V1_CollectionRef()}
+    set {_uniqueStorage()._collection = newValue}
+  }
+  /// Returns true if `collection` has been explicitly set.
+  public var hasCollection: Bool {_storage._collection != nil}
+  /// Clears the value of `collection`. Subsequent reads from it will return its default value.
+  public mutating func clearCollection() {_uniqueStorage()._collection = nil}
+
+  public var queries: Sextant_V1_Vectors {
+    get {_storage._queries ?? Sextant_V1_Vectors()}
+    set {_uniqueStorage()._queries = newValue}
+  }
+  /// Returns true if `queries` has been explicitly set.
+  public var hasQueries: Bool {_storage._queries != nil}
+  /// Clears the value of `queries`. Subsequent reads from it will return its default value.
+  public mutating func clearQueries() {_uniqueStorage()._queries = nil}
+
+  public var k: UInt32 {
+    get {_storage._k}
+    set {_uniqueStorage()._k = newValue}
+  }
+
+  public var `where`: Sextant_V1_Where {
+    get {_storage._where ?? Sextant_V1_Where()}
+    set {_uniqueStorage()._where = newValue}
+  }
+  /// Returns true if ``where`` has been explicitly set.
+  public var hasWhere: Bool {_storage._where != nil}
+  /// Clears the value of ``where``. Subsequent reads from it will return its default value.
+  public mutating func clearWhere() {_uniqueStorage()._where = nil}
+
+  public var whereDocument: Sextant_V1_WhereDocument {
+    get {_storage._whereDocument ?? Sextant_V1_WhereDocument()}
+    set {_uniqueStorage()._whereDocument = newValue}
+  }
+  /// Returns true if `whereDocument` has been explicitly set.
+  public var hasWhereDocument: Bool {_storage._whereDocument != nil}
+  /// Clears the value of `whereDocument`. Subsequent reads from it will return its default value.
+  public mutating func clearWhereDocument() {_uniqueStorage()._whereDocument = nil}
+
+  public var include: Sextant_V1_Include {
+    get {_storage._include ?? Sextant_V1_Include()}
+    set {_uniqueStorage()._include = newValue}
+  }
+  /// Returns true if `include` has been explicitly set.
+  public var hasInclude: Bool {_storage._include != nil}
+  /// Clears the value of `include`. Subsequent reads from it will return its default value.
+  public mutating func clearInclude() {_uniqueStorage()._include = nil}
+
+  public var ef: UInt32 {
+    get {_storage._ef ?? 0}
+    set {_uniqueStorage()._ef = newValue}
+  }
+  /// Returns true if `ef` has been explicitly set.
+  public var hasEf: Bool {_storage._ef != nil}
+  /// Clears the value of `ef`. Subsequent reads from it will return its default value.
+  public mutating func clearEf() {_uniqueStorage()._ef = nil}
+
+  public var mode: Sextant_V1_SearchMode {
+    get {_storage._mode}
+    set {_uniqueStorage()._mode = newValue}
+  }
+
+  /// lexical and hybrid: one query text per query
+  public var texts: [String] {
+    get {_storage._texts}
+    set {_uniqueStorage()._texts = newValue}
+  }
+
+  public var fusion: Sextant_V1_Fusion {
+    get {_storage._fusion ?? Sextant_V1_Fusion()}
+    set {_uniqueStorage()._fusion = newValue}
+  }
+  /// Returns true if `fusion` has been explicitly set.
+  public var hasFusion: Bool {_storage._fusion != nil}
+  /// Clears the value of `fusion`. Subsequent reads from it will return its default value.
+  public mutating func clearFusion() {_uniqueStorage()._fusion = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Sextant_V1_QueryReply: Sendable {
@@ -1413,6 +1580,10 @@ nonisolated extension Sextant_V1_Metric: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Sextant_V1_Quantization: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0QUANTIZATION_DEFAULT\0\u{1}QUANTIZATION_NONE\0\u{1}QUANTIZATION_INT8\0\u{1}QUANTIZATION_BITS1\0")
+}
+
+nonisolated extension Sextant_V1_SearchMode: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0SEARCH_MODE_SEMANTIC\0\u{1}SEARCH_MODE_LEXICAL\0\u{1}SEARCH_MODE_HYBRID\0")
 }
 
 nonisolated extension Sextant_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -2298,9 +2469,44 @@ nonisolated extension Sextant_V1_CollectionRef: SwiftProtobuf.Message, SwiftProt
   }
 }
 
+nonisolated extension Sextant_V1_TextIndex: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TextIndex"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}k1\0\u{1}b\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.k1) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.b) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.k1.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.k1, fieldNumber: 1)
+    }
+    if self.b.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.b, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sextant_V1_TextIndex, rhs: Sextant_V1_TextIndex) -> Bool {
+    if lhs.k1 != rhs.k1 {return false}
+    if lhs.b != rhs.b {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{1}count\0\u{3}created_at_seconds\0\u{1}capacity\0\u{1}quantization\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{1}count\0\u{3}created_at_seconds\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2318,6 +2524,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.createdAtSeconds) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.capacity) }()
       case 10: try { try decoder.decodeSingularEnumField(value: &self.quantization) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._textIndex) }()
       default: break
       }
     }
@@ -2358,6 +2565,9 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
     if self.quantization != .default {
       try visitor.visitSingularEnumField(value: self.quantization, fieldNumber: 10)
     }
+    try { if let v = self._textIndex {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2372,6 +2582,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
     if lhs.createdAtSeconds != rhs.createdAtSeconds {return false}
     if lhs.capacity != rhs.capacity {return false}
     if lhs.quantization != rhs.quantization {return false}
+    if lhs._textIndex != rhs._textIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2379,7 +2590,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateCollectionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{3}get_or_create\0\u{1}capacity\0\u{1}quantization\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{3}get_or_create\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2395,6 +2606,7 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
       case 6: try { try decoder.decodeSingularBoolField(value: &self.getOrCreate) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.capacity) }()
       case 8: try { try decoder.decodeSingularEnumField(value: &self.quantization) }()
+      case 9: try { try decoder.decodeSingularMessageField(value: &self._textIndex) }()
       default: break
       }
     }
@@ -2429,6 +2641,9 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
     if self.quantization != .default {
       try visitor.visitSingularEnumField(value: self.quantization, fieldNumber: 8)
     }
+    try { if let v = self._textIndex {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2441,6 +2656,7 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
     if lhs.getOrCreate != rhs.getOrCreate {return false}
     if lhs.capacity != rhs.capacity {return false}
     if lhs.quantization != rhs.quantization {return false}
+    if lhs._textIndex != rhs._textIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2595,7 +2811,7 @@ nonisolated extension Sextant_V1_ListCollectionsReply: SwiftProtobuf.Message, Sw
 
 nonisolated extension Sextant_V1_ModifyCollectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModifyCollectionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}new_name\0\u{3}new_metadata\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}new_name\0\u{3}new_metadata\0\u{3}text_index\0\u{3}drop_text_index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2606,6 +2822,8 @@ nonisolated extension Sextant_V1_ModifyCollectionRequest: SwiftProtobuf.Message,
       case 1: try { try decoder.decodeSingularMessageField(value: &self._collection) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self._newName) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._newMetadata) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._textIndex) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.dropTextIndex) }()
       default: break
       }
     }
@@ -2625,6 +2843,12 @@ nonisolated extension Sextant_V1_ModifyCollectionRequest: SwiftProtobuf.Message,
     try { if let v = self._newMetadata {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    try { if let v = self._textIndex {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if self.dropTextIndex != false {
+      try visitor.visitSingularBoolField(value: self.dropTextIndex, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2632,6 +2856,8 @@ nonisolated extension Sextant_V1_ModifyCollectionRequest: SwiftProtobuf.Message,
     if lhs._collection != rhs._collection {return false}
     if lhs._newName != rhs._newName {return false}
     if lhs._newMetadata != rhs._newMetadata {return false}
+    if lhs._textIndex != rhs._textIndex {return false}
+    if lhs.dropTextIndex != rhs.dropTextIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2920,7 +3146,7 @@ nonisolated extension Sextant_V1_GetRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Sextant_V1_RecordResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RecordResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}document\0\u{1}metadata\0\u{1}distance\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}document\0\u{1}metadata\0\u{1}distance\0\u{1}score\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2932,6 +3158,7 @@ nonisolated extension Sextant_V1_RecordResult: SwiftProtobuf.Message, SwiftProto
       case 2: try { try decoder.decodeSingularStringField(value: &self._document) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._metadata) }()
       case 4: try { try decoder.decodeSingularFloatField(value: &self._distance) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self._score) }()
       default: break
       }
     }
@@ -2954,6 +3181,9 @@ nonisolated extension Sextant_V1_RecordResult: SwiftProtobuf.Message, SwiftProto
     try { if let v = self._distance {
       try visitor.visitSingularFloatField(value: v, fieldNumber: 4)
     } }()
+    try { if let v = self._score {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2962,6 +3192,7 @@ nonisolated extension Sextant_V1_RecordResult: SwiftProtobuf.Message, SwiftProto
     if lhs._document != rhs._document {return false}
     if lhs._metadata != rhs._metadata {return false}
     if lhs._distance != rhs._distance {return false}
+    if lhs._score != rhs._score {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3006,9 +3237,9 @@ nonisolated extension Sextant_V1_GetReply: SwiftProtobuf.Message, SwiftProtobuf.
   }
 }
 
-nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".QueryRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}queries\0\u{1}k\0\u{1}where\0\u{3}where_document\0\u{1}include\0\u{1}ef\0")
+nonisolated extension Sextant_V1_Fusion: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Fusion"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}k\0\u{3}semantic_weight\0\u{3}lexical_weight\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3016,13 +3247,9 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._collection) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._queries) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.k) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._where) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._whereDocument) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._include) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self._ef) }()
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self._k) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self._semanticWeight) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self._lexicalWeight) }()
       default: break
       }
     }
@@ -3033,38 +3260,155 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._collection {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    try { if let v = self._k {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 1)
     } }()
-    try { if let v = self._queries {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    try { if let v = self._semanticWeight {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 2)
     } }()
-    if self.k != 0 {
-      try visitor.visitSingularUInt32Field(value: self.k, fieldNumber: 3)
-    }
-    try { if let v = self._where {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._whereDocument {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._include {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
-    try { if let v = self._ef {
-      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 7)
+    try { if let v = self._lexicalWeight {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 3)
     } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
+  public static func ==(lhs: Sextant_V1_Fusion, rhs: Sextant_V1_Fusion) -> Bool {
+    if lhs._k != rhs._k {return false}
+    if lhs._semanticWeight != rhs._semanticWeight {return false}
+    if lhs._lexicalWeight != rhs._lexicalWeight {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".QueryRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}queries\0\u{1}k\0\u{1}where\0\u{3}where_document\0\u{1}include\0\u{1}ef\0\u{1}mode\0\u{1}texts\0\u{1}fusion\0")
+
+  fileprivate class _StorageClass {
+    var _collection: Sextant_V1_CollectionRef? = nil
+    var _queries: Sextant_V1_Vectors? = nil
+    var _k: UInt32 = 0
+    var _where: Sextant_V1_Where? = nil
+    var _whereDocument: Sextant_V1_WhereDocument? = nil
+    var _include: Sextant_V1_Include? = nil
+    var _ef: UInt32? = nil
+    var _mode: Sextant_V1_SearchMode = .semantic
+    var _texts: [String] = []
+    var _fusion: Sextant_V1_Fusion? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _collection = source._collection
+      _queries = source._queries
+      _k = source._k
+      _where = source._where
+      _whereDocument = source._whereDocument
+      _include = source._include
+      _ef = source._ef
+      _mode = source._mode
+      _texts = source._texts
+      _fusion = source._fusion
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._collection) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._queries) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._k) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._where) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._whereDocument) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._include) }()
+        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._ef) }()
+        case 8: try { try decoder.decodeSingularEnumField(value: &_storage._mode) }()
+        case 9: try { try decoder.decodeRepeatedStringField(value: &_storage._texts) }()
+        case 10: try { try decoder.decodeSingularMessageField(value: &_storage._fusion) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._collection {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      try { if let v = _storage._queries {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      if _storage._k != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._k, fieldNumber: 3)
+      }
+      try { if let v = _storage._where {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      try { if let v = _storage._whereDocument {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._include {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      try { if let v = _storage._ef {
+        try visitor.visitSingularUInt32Field(value: v, fieldNumber: 7)
+      } }()
+      if _storage._mode != .semantic {
+        try visitor.visitSingularEnumField(value: _storage._mode, fieldNumber: 8)
+      }
+      if !_storage._texts.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._texts, fieldNumber: 9)
+      }
+      try { if let v = _storage._fusion {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
   public static func ==(lhs: Sextant_V1_QueryRequest, rhs: Sextant_V1_QueryRequest) -> Bool {
-    if lhs._collection != rhs._collection {return false}
-    if lhs._queries != rhs._queries {return false}
-    if lhs.k != rhs.k {return false}
-    if lhs._where != rhs._where {return false}
-    if lhs._whereDocument != rhs._whereDocument {return false}
-    if lhs._include != rhs._include {return false}
-    if lhs._ef != rhs._ef {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._collection != rhs_storage._collection {return false}
+        if _storage._queries != rhs_storage._queries {return false}
+        if _storage._k != rhs_storage._k {return false}
+        if _storage._where != rhs_storage._where {return false}
+        if _storage._whereDocument != rhs_storage._whereDocument {return false}
+        if _storage._include != rhs_storage._include {return false}
+        if _storage._ef != rhs_storage._ef {return false}
+        if _storage._mode != rhs_storage._mode {return false}
+        if _storage._texts != rhs_storage._texts {return false}
+        if _storage._fusion != rhs_storage._fusion {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
