@@ -81,12 +81,15 @@ struct NativeRoutes {
             "dimension": info.dimension == 0 ? .null : .int(Int64(info.dimension)), "metric": .string(info.metric.rawValue),
             "quantization": info.quantization.map { .string($0.rawValue) } ?? .null,
             "embedder": Self.embedderIdentifier(info.metadata).map(JSONValue.string) ?? .null,
+            "text_index": info.textIndex.map { .object(["k1": .double($0.k1), "b": .double($0.b)]) } ?? .null,
         ])
     }
 
     /// `POST /v1/collections`: `{"name", "dimension"?, "metric"?, "quantization"?,
-    /// "capacity"?, "metadata"?, "get_or_create"?}`. The dimension may be left
-    /// out: the first write fixes it. `capacity` is a hint; collections grow.
+    /// "capacity"?, "metadata"?, "get_or_create"?, "text_index"?}`. The dimension
+    /// may be left out: the first write fixes it. `capacity` is a hint;
+    /// collections grow. `text_index` (true by default, false, or
+    /// {"k1", "b"}) indexes the documents for lexical and hybrid search.
     func createCollection(_ body: JSONValue) async throws -> Response {
         guard body.objectValue != nil else { throw APIError.badRequest("body must be a JSON object") }
         guard let name = try body.optional("name", { $0.stringValue }, "a string") else {
@@ -102,10 +105,11 @@ struct NativeRoutes {
         if let capacity, capacity < 1 { throw APIError.badRequest("'capacity' must be positive") }
         let getOrCreate = try body.optional("get_or_create", { $0.boolValue }, "a boolean") ?? false
         let metadata = try body["metadata"].flatMap { $0.isNull ? nil : try ChromaGrammar.metadata($0, path: "metadata") } ?? [:]
+        let textIndex = try Self.textIndex(body["text_index"])
         let handle = try await engine.time("CreateCollection") {
             try await engine.client.createCollection(
                 name: name, dimension: Int(dimension), metric: metric, metadata: metadata, getOrCreate: getOrCreate,
-                capacity: capacity.map { Int($0) }, quantization: quantization)
+                capacity: capacity.map { Int($0) }, quantization: quantization, textIndex: textIndex)
         }
         engine.forget(name)
         return Reply.json(Self.collectionJSON(handle.info), status: .created)
@@ -132,16 +136,35 @@ struct NativeRoutes {
             $0.isNull || $0.objectValue?.isEmpty == true ? nil : try ChromaGrammar.whereDocument($0)
         }
         let include = try Self.include(body["include"], defaults: [.documents, .metadatas])
-        let (vector, embedder) = try await queryVector(body, handle)
+        let mode = try Self.mode(body, hasTextIndex: handle.info.textIndex != nil)
+        let fusion = try Self.fusion(body["weights"])
+        let text = try body.optional("query", { $0.stringValue }, "a string")
+        var vector: [Float]?
+        var embedder: String?
+        if mode == .lexical {
+            guard body["vector"].map({ $0.isNull }) ?? true else { throw APIError.badRequest("a lexical search takes 'query', not 'vector'") }
+            try Self.checkQueryText(text)
+        } else {
+            // Text and vector together only when hybrid is asked for by name.
+            let explicitHybrid = mode == .hybrid && body["mode"].map { !$0.isNull } == true
+            (vector, embedder) = try await queryVector(body, handle, alongsideText: explicitHybrid)
+        }
         let results: [[RecordResult]]
         do {
             results = try await engine.time("Query") {
-                try await handle.query(vectors: [vector], k: Int(k), where: filter, whereDocument: documentFilter,
-                                       include: include.union(.distances))
+                if mode == .semantic {
+                    return try await handle.query(vectors: vector.map { [$0] } ?? [], k: Int(k), where: filter,
+                                                  whereDocument: documentFilter, include: include.union(.distances))
+                }
+                return try await handle.search(
+                    mode: mode, vectors: vector.map { [$0] } ?? [], texts: [text ?? ""], k: Int(k), where: filter,
+                    whereDocument: documentFilter, include: include.union(.distances), fusion: fusion)
             }
         } catch let error as SextantError where error.code == .notFound {
             engine.forget(name)
             throw APIError.notFound("collection '\(name)' does not exist")
+        } catch let error as SextantError where error.code == .failedPrecondition {
+            throw APIError(.unprocessableContent, "no_text_index", error.message)
         }
         let hits: [JSONValue] = (results.first ?? []).map { record in
             var object: [String: JSONValue] = ["id": .string(record.id)]
@@ -149,6 +172,8 @@ struct NativeRoutes {
                 object["distance"] = .double(Double(distance))
                 object["score"] = .double(Self.score(distance, handle.info.metric))
             }
+            // Lexical: BM25; hybrid: the fused score. Either is higher-is-better.
+            if let score = record.score { object["score"] = .double(score) }
             if include.contains(.documents) { object["document"] = record.document.map(JSONValue.string) ?? .null }
             if include.contains(.metadatas) { object["metadata"] = record.metadata.map(ChromaGrammar.metadataJSON) ?? .null }
             if include.contains(.vectors) { object["vector"] = record.vector.map { .array($0.map { .double(Double($0)) }) } ?? .null }
@@ -156,34 +181,34 @@ struct NativeRoutes {
         }
         let elapsed = ContinuousClock.now - start
         return Reply.json(.object([
-            "collection": .string(name), "embedder": embedder.map(JSONValue.string) ?? .null, "results": .array(hits),
+            "collection": .string(name), "embedder": embedder.map(JSONValue.string) ?? .null, "mode": .string(mode.rawValue),
+            "results": .array(hits),
             "took_ms": .double((Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds) * 1000)),
         ]))
     }
 
     /// The query vector: given directly, or the query text embedded by the
     /// embedder that made the collection's vectors (never a different one).
-    func queryVector(_ body: JSONValue, _ handle: CollectionHandle) async throws -> ([Float], String?) {
+    /// A hybrid search (`alongsideText`) may take both: the text for BM25 and
+    /// the vector for the semantic ranking instead of the text's embedding.
+    func queryVector(_ body: JSONValue, _ handle: CollectionHandle, alongsideText: Bool = false) async throws -> ([Float], String?) {
         let text = try body.optional("query", { $0.stringValue }, "a string")
         let rawVector = body["vector"].flatMap { $0.isNull ? nil : $0 }
+        if alongsideText { try Self.checkQueryText(text) }
         switch (text, rawVector) {
         case (nil, nil): throw APIError.badRequest("give 'query' (text) or 'vector' (numbers)")
-        case (.some, .some): throw APIError.badRequest("give 'query' or 'vector', not both")
-        case (nil, .some(let value)):
+        case (.some, .some) where !alongsideText: throw APIError.badRequest("give 'query' or 'vector', not both")
+        case (_, .some(let value)):
             guard let vector = try vectors(.array([value]), field: "vector").first ?? nil else {
                 throw APIError.badRequest("'vector' must be a list of numbers")
             }
+            guard !vector.isEmpty else { throw APIError.badRequest("'vector' is empty") }
             guard handle.dimension == 0 || vector.count == handle.dimension else {
                 throw APIError.badRequest("'vector' has \(vector.count) dimensions, collection '\(handle.name)' has \(handle.dimension)")
             }
             return (vector, Self.embedderIdentifier(handle.info.metadata))
         case (.some(let query), nil):
-            guard !query.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                throw APIError.badRequest("'query' is empty")
-            }
-            guard query.count <= APILimits.maximumQueryCharacters else {
-                throw APIError.badRequest("'query' exceeds \(APILimits.maximumQueryCharacters) characters")
-            }
+            try Self.checkQueryText(query)
             let embedder: any Embedder
             do { embedder = try EmbedderBinding.embedder(for: handle.info, in: embedders) } catch {
                 switch error.kind {
@@ -197,6 +222,58 @@ struct NativeRoutes {
             guard let first = vector.first else { throw APIError(.internalServerError, "internal", "embedder returned nothing") }
             return (first, embedder.descriptor.identifier)
         }
+    }
+
+    /// `text_index`: absent or true for BM25's defaults, false for none, or {"k1", "b"}.
+    static func textIndex(_ value: JSONValue?) throws -> TextIndexOptions? {
+        guard let value, !value.isNull else { return TextIndexOptions() }
+        if let flag = value.boolValue { return flag ? TextIndexOptions() : nil }
+        guard let object = value.objectValue else { throw APIError.badRequest("'text_index' must be true, false or {\"k1\", \"b\"}") }
+        for key in object.keys where key != "k1" && key != "b" {
+            throw APIError.badRequest("'text_index' takes k1 and b; got '\(key.prefix(40))'")
+        }
+        let options = TextIndexOptions(k1: try value.optional("k1", { $0.doubleValue }, "a number") ?? 1.2,
+                                       b: try value.optional("b", { $0.doubleValue }, "a number") ?? 0.75)
+        guard options.k1.isFinite, (0...3).contains(options.k1), options.b.isFinite, (0...1).contains(options.b) else {
+            throw APIError.badRequest("'text_index' needs k1 in 0...3 and b in 0...1")
+        }
+        return options
+    }
+
+    static func checkQueryText(_ text: String?) throws {
+        guard let text else { throw APIError.badRequest("give 'query' (text) to search by words") }
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw APIError.badRequest("'query' is empty") }
+        guard text.count <= APILimits.maximumQueryCharacters else {
+            throw APIError.badRequest("'query' exceeds \(APILimits.maximumQueryCharacters) characters")
+        }
+    }
+
+    /// `mode` as given; by default hybrid when the collection indexes its
+    /// words and the search has text, semantic otherwise.
+    static func mode(_ body: JSONValue, hasTextIndex: Bool) throws -> SearchMode {
+        guard let given = try body.optional("mode", { $0.stringValue }, "a string") else {
+            let hasText = body["query"].map { !$0.isNull } ?? false
+            return hasTextIndex && hasText ? .hybrid : .semantic
+        }
+        guard let mode = SearchMode(rawValue: given) else {
+            throw APIError.badRequest("'mode' must be semantic, lexical or hybrid; got '\(given.prefix(40))'")
+        }
+        return mode
+    }
+
+    /// `weights`: {"semantic": w, "lexical": w, "k": rrf k}, each optional.
+    static func fusion(_ value: JSONValue?) throws -> RankFusion? {
+        guard let value, !value.isNull else { return nil }
+        guard value.objectValue != nil else { throw APIError.badRequest("'weights' must be an object") }
+        for key in value.objectValue?.keys ?? [:].keys where !["semantic", "lexical", "k"].contains(key) {
+            throw APIError.badRequest("'weights' takes semantic, lexical and k; got '\(key.prefix(40))'")
+        }
+        let fusion = RankFusion(
+            k: try value.optional("k", { $0.doubleValue }, "a number") ?? RankFusion.defaultK,
+            semanticWeight: try value.optional("semantic", { $0.doubleValue }, "a number") ?? 1,
+            lexicalWeight: try value.optional("lexical", { $0.doubleValue }, "a number") ?? 1)
+        guard fusion.isValid else { throw APIError.badRequest("'weights' must be finite, non-negative and not all zero") }
+        return fusion
     }
 
     static func include(_ value: JSONValue?, defaults: Include) throws -> Include {

@@ -146,8 +146,9 @@ func vectors(_ value: JSONValue, field: String) throws -> [[Float]?] {
             var vector: [Float] = []
             vector.reserveCapacity(numbers.count)
             for number in numbers {
-                // Finite as a double but past float32's range (±3.4e38) would become infinity.
-                guard let double = number.doubleValue, double.isFinite, Float(double).isFinite else {
+                // Finite as a double but past float32's range would become infinity (or,
+                // just past it, round down into it): the bound is float32's largest value exactly.
+                guard let double = number.doubleValue, double.isFinite, abs(double) <= Double(Float.greatestFiniteMagnitude) else {
                     throw APIError.badRequest("'\(field)[\(index)]' must hold finite float32 numbers only (|x| ≤ 3.4e38)")
                 }
                 vector.append(Float(double))

@@ -115,15 +115,22 @@ public struct AnswerComposer: Sendable {
         }
         let text = String(question.prefix(Settings.maximumQuestionCharacters))
         guard let vector = try await embedder.embed([text]).first else { return [] }
-        let hits = try await handle.query(vectors: [vector], k: settings.passages, include: [.documents, .metadatas, .distances])
+        // Hybrid where the collection indexes its words: a question naming a
+        // package, an error code or a reference finds it even when the
+        // vectors rank it low. The passage score is then the fused one.
+        let hybrid = handle.info.textIndex != nil
+        let hits = hybrid
+            ? try await handle.search(mode: .hybrid, vectors: [vector], texts: [text], k: settings.passages,
+                                      include: [.documents, .metadatas, .distances])
+            : try await handle.query(vectors: [vector], k: settings.passages, include: [.documents, .metadatas, .distances])
         return (hits.first ?? []).map { record in
             func string(_ key: String) -> String? {
                 if case .string(let value)? = record.metadata?[key] { return value }
                 return nil
             }
             let distance = Double(record.distance ?? 1)
-            return AnswerSource(id: record.id, title: string("title"), url: string("url"), text: record.document ?? "",
-                                score: handle.info.metric == .l2 ? 1 / (1 + distance) : 1 - distance)
+            let score = record.score ?? (handle.info.metric == .l2 ? 1 / (1 + distance) : 1 - distance)
+            return AnswerSource(id: record.id, title: string("title"), url: string("url"), text: record.document ?? "", score: score)
         }
     }
 

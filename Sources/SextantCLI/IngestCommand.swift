@@ -50,6 +50,8 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(name: .customLong("enrich-batch"), help: "Rows per LLM request.") var enrichBatch = 8
     @Option(help: "Rows per upsert (1...16384).") var batch = 1_000
     @Flag(name: .customLong("no-progress"), help: "Log a line per batch even on a terminal.") var noProgress = false
+    @Flag(name: .customLong("no-text-index"), help: "Create the collection without its BM25 full-text index.")
+    var noTextIndex = false
     @Flag(help: "Print the run summary as JSON.") var json = false
 
     func validate() throws {
@@ -75,6 +77,7 @@ struct IngestCommand: AsyncParsableCommand {
         configuration.batchRows = batch
         configuration.vectorsPath = vectors
         configuration.showProgress = !noProgress
+        if noTextIndex { configuration.textIndex = nil }
         do {
             configuration.mapping = try mapping.map(Mapping.load)
         } catch let error as IngestError { throw ValidationError(error.description) }

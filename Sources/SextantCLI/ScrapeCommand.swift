@@ -32,6 +32,8 @@ struct ScrapeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("skip-first-if-populated"), help: "With --interval: a collection that has records waits one interval first.")
     var skipFirstIfPopulated = false
     @Flag(help: "Print the run summary as JSON.") var json = false
+    @Flag(name: .customLong("no-text-index"), help: "Create the collection without its BM25 full-text index.")
+    var noTextIndex = false
 
     func validate() throws {
         if once && interval != nil { throw ValidationError("choose one of --interval and --once") }
@@ -52,6 +54,7 @@ struct ScrapeCommand: AsyncParsableCommand {
         do {
             configuration = try ScrapeConfiguration(collection: collection, site: try SiteScope(site), dataRoot: data.data)
             configuration.maximumPages = maxPages
+            if noTextIndex { configuration.textIndex = nil }
             configuration.include = try include.map(URLPattern.init)
             configuration.exclude = try exclude.map(URLPattern.init)
             configuration.concurrency = concurrency

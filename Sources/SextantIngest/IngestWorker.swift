@@ -19,6 +19,8 @@ public struct IngestConfiguration: Sendable {
     public var vectorsPath: String?
     public var csvLimits = CSVLimits()
     public var showProgress = true
+    /// BM25 over the documents of a collection this worker creates (nil: none).
+    public var textIndex: TextIndexOptions? = TextIndexOptions()
 
     public static let maximumBatchRows = BatchLimits.maximumRecords
 
@@ -83,7 +85,8 @@ public final class IngestWorker: Sendable {
     /// The collection, bound to this worker's embedder (see `EmbedderBinding`).
     func collection() async throws -> CollectionHandle {
         logger.info("opening collection \(configuration.collection) for \(descriptor)")
-        do { return try await EmbedderBinding.open(client: client, name: configuration.collection, embedder: descriptor) } catch
+        do { return try await EmbedderBinding.open(
+            client: client, name: configuration.collection, embedder: descriptor, textIndex: configuration.textIndex) } catch
             let error as EmbedderBindingError
         {
             throw IngestError.embedderMismatch(error.message)

@@ -46,16 +46,20 @@ public enum EmbedderBinding {
     /// Opens the collection `name` for writing vectors made by `descriptor`:
     /// creates it bound to the embedder when it does not exist (with
     /// `metadata` besides), binds an empty unbound one, and refuses one that
-    /// holds vectors from another embedder.
+    /// holds vectors from another embedder. A collection it creates indexes
+    /// its documents for BM25 with `textIndex` (nil: no text index).
     public static func open(client: SextantClient, name: String, embedder descriptor: EmbedderDescriptor,
-                            metadata extra: Metadata = [:]) async throws -> CollectionHandle {
+                            metadata extra: Metadata = [:], textIndex: TextIndexOptions? = TextIndexOptions()) async throws
+        -> CollectionHandle
+    {
         let handle: CollectionHandle
         do {
             handle = try await client.getCollection(name: name)
         } catch let error as SextantError where error.code == .notFound {
             return try await client.createCollection(
                 name: name, dimension: descriptor.dimension, metric: .cosine,
-                metadata: extra.merging(metadata(for: descriptor)) { _, binding in binding }, getOrCreate: true)
+                metadata: extra.merging(metadata(for: descriptor)) { _, binding in binding }, getOrCreate: true,
+                textIndex: textIndex)
         }
         if let recorded = recorded(in: handle.info.metadata) {
             guard recorded == descriptor.identifier else {

@@ -65,6 +65,8 @@ public struct ScrapeConfiguration: Sendable {
     public var embedBatchTexts = 64
     /// POSTed the update event as JSON after a run that changed something.
     public var notifyURL: String?
+    /// BM25 over the chunks of a collection the scraper creates (nil: none).
+    public var textIndex: TextIndexOptions? = TextIndexOptions()
 
     public static let concurrencyRange = 1...32
     public static let pagesRange = 1...1_000_000

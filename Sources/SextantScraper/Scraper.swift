@@ -77,7 +77,8 @@ public final class Scraper: Sendable {
         let runNumber = try state.beginRun(runID: summary.runID, collection: configuration.collection, site: configuration.site.root)
         let fetcher = Fetcher(limits: configuration.fetch, delay: .milliseconds(configuration.delayMilliseconds))
         let handle: CollectionHandle
-        do { handle = try await EmbedderBinding.open(client: client, name: configuration.collection, embedder: embedder.descriptor) }
+        do { handle = try await EmbedderBinding.open(
+            client: client, name: configuration.collection, embedder: embedder.descriptor, textIndex: configuration.textIndex) }
         catch {
             await fetcher.shutdown()
             throw ScrapeError.engine("\(error)")

@@ -54,6 +54,23 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         #expect(results.first?["id"]?.stringValue == "curl")
         #expect(results.first?["document"]?.stringValue?.contains("curl") == true)
         #expect((results.first?["score"]?.doubleValue ?? 0) > (results.last?["score"]?.doubleValue ?? 1))
+        #expect(search.json?["mode"]?.stringValue == "hybrid", "the demo indexes its words: hybrid by default")
+        #expect(demo["text_index"]?["k1"]?.doubleValue == 1.2)
+        // By words alone (stemmed: "transfers" finds "transferring"), and by vector alone.
+        let lexical = try await http(.POST, up.apiURL + "/v1/collections/demo/search",
+                                     body: #"{"query": "curl URL transfers", "mode": "lexical", "k": 3}"#)
+        #expect(lexical.status == 200, "\(lexical.body)")
+        #expect(lexical.json?["results"]?.arrayValue?.first?["id"]?.stringValue == "curl", "\(lexical.body)")
+        #expect(lexical.json?["results"]?.arrayValue?.first?["distance"] == nil, "a lexical hit has a score, no distance")
+        let semantic = try await http(.POST, up.apiURL + "/v1/collections/demo/search",
+                                      body: #"{"query": "\#(curlQuestion)", "mode": "semantic", "k": 3}"#)
+        #expect(semantic.json?["mode"]?.stringValue == "semantic")
+        #expect(semantic.json?["results"]?.arrayValue?.first?["distance"]?.doubleValue != nil)
+        // Hybrid with the semantic ranking weighted out is the lexical ranking.
+        let weighted = try await http(.POST, up.apiURL + "/v1/collections/demo/search",
+                                      body: #"{"query": "curl URL transfers", "weights": {"semantic": 0, "lexical": 1}, "k": 3}"#)
+        #expect(weighted.json?["results"]?.arrayValue?.map { $0["id"]?.stringValue } == lexical.json?["results"]?.arrayValue?.map { $0["id"]?.stringValue },
+                "\(weighted.body)")
         let filtered = try await http(.POST, up.apiURL + "/v1/collections/demo/search",
                                       body: #"{"query": "\#(curlQuestion)", "k": 5, "where": {"section": "games"}}"#)
         #expect(filtered.json?["results"]?.arrayValue?.allSatisfy { $0["metadata"]?["section"]?.stringValue == "games" } == true)
@@ -91,7 +108,12 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         }
         expectStatus(400, try await http(.POST, search, body: "{not json"), "malformed JSON")
         expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "k": "ten"}"#), "'k'")
-        expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "vector": [1]}"#), "not both")
+        expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "vector": [1], "mode": "semantic"}"#), "not both")
+        expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "vector": [1], "mode": "hybrid"}"#), "1 dimensions")
+        expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "mode": "fuzzy"}"#), "'mode'")
+        expectStatus(400, try await http(.POST, search, body: #"{"vector": [1, 2], "mode": "lexical"}"#), "lexical")
+        expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "weights": {"semantic": -1}}"#), "weights")
+        expectStatus(400, try await http(.POST, up.apiURL + "/v1/collections", body: #"{"name": "t3", "text_index": {"k1": 9}}"#), "k1")
         expectStatus(400, try await http(.POST, search, body: #"{"vector": [1, 2, 3]}"#), "3 dimensions")
         expectStatus(400, try await http(.POST, search, body: #"{"query": "x", "where": {"size": {"$gt": "big"}}}"#), "$gt")
         expectStatus(400, try await http(.POST, search, body: "[1, 2]"), "JSON object")
@@ -108,6 +130,8 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         await client.close()
         expectStatus(422, try await http(.POST, up.apiURL + "/v1/collections/foreign/search", body: #"{"query": "x"}"#), "some-model@3")
         expectStatus(422, try await http(.POST, up.apiURL + "/v1/collections/unlabelled/search", body: #"{"query": "x"}"#), "vector")
+        expectStatus(422, try await http(.POST, up.apiURL + "/v1/collections/foreign/search",
+                                         body: #"{"query": "x", "mode": "lexical"}"#), "text index")
         let byVector = try await http(.POST, up.apiURL + "/v1/collections/foreign/search",
                                       body: "{\"vector\": [\(Array(repeating: "0.05", count: 384).joined(separator: ","))]}")
         #expect(byVector.status == 200 && byVector.json?["results"]?.arrayValue?.first?["id"]?.stringValue == "a")
