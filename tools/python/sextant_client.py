@@ -30,6 +30,7 @@ STATUS_NAMES = {
     15: "DATA_LOSS", 16: "UNAUTHENTICATED",
 }
 METRICS = {"cosine": pb.METRIC_COSINE, "ip": pb.METRIC_INNER_PRODUCT, "l2": pb.METRIC_L2}
+MODES = {"semantic": pb.SEARCH_MODE_SEMANTIC, "lexical": pb.SEARCH_MODE_LEXICAL, "hybrid": pb.SEARCH_MODE_HYBRID}
 COMPARISONS = {"$eq": pb.COMPARISON_EQ, "$ne": pb.COMPARISON_NE, "$gt": pb.COMPARISON_GT,
                "$gte": pb.COMPARISON_GTE, "$lt": pb.COMPARISON_LT, "$lte": pb.COMPARISON_LTE}
 
@@ -176,12 +177,26 @@ class Client:
     def server_info(self):
         return self._call("server_info", pb.Empty(), pb.ServerInfo)
 
-    def create_collection(self, name, dimension, metric="cosine", metadata=None, get_or_create=False):
+    def create_collection(self, name, dimension, metric="cosine", metadata=None, get_or_create=False, text_index=None):
+        """text_index: None (no BM25 index), True (k1 1.2, b 0.75) or {"k1": ..., "b": ...}."""
         request = pb.CreateCollectionRequest(name=name, dimension=dimension, metric=METRICS[metric],
                                              get_or_create=get_or_create)
         if metadata:
             request.metadata.CopyFrom(_metadata(metadata))
+        if text_index:
+            params = text_index if isinstance(text_index, dict) else {}
+            request.text_index.CopyFrom(pb.TextIndex(k1=params.get("k1", 1.2), b=params.get("b", 0.75)))
         return self._call("create_collection", request, pb.CreateCollectionReply).collection
+
+    def modify_collection(self, collection, new_name=None, text_index=None, drop_text_index=False):
+        """text_index builds (or rebuilds) the BM25 index: True or {"k1", "b"}; drop_text_index removes it."""
+        request = pb.ModifyCollectionRequest(collection=self._ref(collection), drop_text_index=drop_text_index)
+        if new_name is not None:
+            request.new_name = new_name
+        if text_index:
+            params = text_index if isinstance(text_index, dict) else {}
+            request.text_index.CopyFrom(pb.TextIndex(k1=params.get("k1", 1.2), b=params.get("b", 0.75)))
+        return self._call("modify_collection", request, pb.CollectionInfo)
 
     def list_collections(self):
         return list(self._call("list_collections", pb.ListCollectionsRequest(), pb.ListCollectionsReply).collections)
@@ -239,6 +254,8 @@ class Client:
                 item["metadata"] = {k: _from_value(v) for k, v in r.metadata.fields.items()}
             if r.HasField("distance"):
                 item["distance"] = r.distance
+            if r.HasField("score"):
+                item["score"] = r.score
             if vectors is not None:
                 item["embedding"] = vectors[i]
             out.append(item)
@@ -268,4 +285,22 @@ class Client:
             request.where_document.CopyFrom(_where_document(where_document))
         if ef is not None:
             request.ef = ef
+        return [self._records(r) for r in self._call("query", request, pb.QueryReply).results]
+
+    def search(self, collection, mode, vectors=None, texts=None, k=10, where=None, where_document=None,
+               include=("documents", "metadatas", "distances"), fusion=None):
+        """mode: "semantic" (vectors), "lexical" (texts; BM25, needs the text index) or "hybrid"
+        (one vector and one text per query, fused by reciprocal rank; fusion={"k", "semantic", "lexical"})."""
+        request = pb.QueryRequest(collection=self._ref(collection), k=k, include=self._include(include),
+                                  mode=MODES[mode], texts=list(texts or []))
+        if vectors:
+            request.queries.CopyFrom(_vectors(vectors))
+        if where:
+            request.where.CopyFrom(_where(where))
+        if where_document:
+            request.where_document.CopyFrom(_where_document(where_document))
+        if fusion:
+            for key, field in (("k", "k"), ("semantic", "semantic_weight"), ("lexical", "lexical_weight")):
+                if key in fusion:
+                    setattr(request.fusion, field, fusion[key])
         return [self._records(r) for r in self._call("query", request, pb.QueryReply).results]

@@ -67,6 +67,20 @@ def main():
     expect_error("INVALID_ARGUMENT", lambda: client.upsert("py", ["x"], [[float("nan"), 0, 0]]))
     expect_error("INVALID_ARGUMENT", lambda: client.query("py", [[1, 0, 0]], where={"n": {"$gt": "x"}}))
     expect_error("NOT_FOUND", lambda: client.count("missing"))
+
+    # Words: no text index yet, then one built by a modify; lexical and hybrid search.
+    expect_error("FAILED_PRECONDITION", lambda: client.search("py", "lexical", texts=["apple"]))
+    info = client.modify_collection("py", text_index={"k1": 1.2, "b": 0.75})
+    check(info.HasField("text_index") and math.isclose(info.text_index.k1, 1.2), f"text index reported {info}")
+    lexical = client.search("py", "lexical", texts=["apples"], k=5)[0]
+    check(sorted(h["id"] for h in lexical) == ["a", "d"] and all(h["score"] > 0 for h in lexical), f"lexical {lexical}")
+    hybrid = client.search("py", "hybrid", vectors=[[0, 0, 1]], texts=["banana"], k=2,
+                           fusion={"semantic": 1, "lexical": 1})[0]
+    # b and d hold the word and are in the vector ranking too: they beat c, first by vector alone.
+    check({h["id"] for h in hybrid} == {"b", "d"} and hybrid[0]["score"] >= hybrid[1]["score"], f"hybrid {hybrid}")
+    expect_error("INVALID_ARGUMENT", lambda: client.search("py", "hybrid", vectors=[[0, 0, 1]], texts=[]))
+    client.modify_collection("py", drop_text_index=True)
+    expect_error("FAILED_PRECONDITION", lambda: client.search("py", "lexical", texts=["apple"]))
     check(client.delete("py", where={"fruit": {"$in": ["apple", "banana"]}}) == 2, "delete by filter")
     check(client.count("py") == 2, "count after delete")
     client.delete_collection("py")
