@@ -6,11 +6,12 @@ import SextantKernels
 import SextantClient
 import SextantConcurrency
 import SextantLoad
+import SextantMiniLM
 import SextantStorage
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchScale.self, BenchIngest.self, BenchBM25.self])
+        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchScale.self, BenchIngest.self, BenchBM25.self, BenchKnownItem.self])
 }
 
 struct BenchANN: ParsableCommand {
@@ -94,6 +95,32 @@ struct BenchBM25: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoder.encode(try benchmark.run()), as: UTF8.self))
+    }
+}
+
+struct BenchKnownItem: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "known-item",
+        abstract: "Find debian-minilm records again from 4-8 consecutive words of their bodies: MRR@10 of semantic, lexical and hybrid search (JSON).")
+
+    @Option(help: "The debian-minilm dataset folder.") var dataset: String
+    @Option(help: "Records drawn (one query each).") var queries = 1_000
+    @Option(help: "Seed of the draw.") var seed: UInt64 = 1
+    @Option(help: "Where to create the temporary data folder.") var work = "/tmp"
+
+    func run() async throws {
+        guard let directory = MiniLMEmbedder.locateModel() else {
+            throw ValidationError("the MiniLM weights are not installed (tools/setup installs them); semantic queries need them")
+        }
+        let embedder = try MiniLMEmbedder(modelDirectory: directory)
+        var benchmark = KnownItemBenchmark(dataset: dataset)
+        benchmark.queries = queries
+        benchmark.seed = seed
+        benchmark.workDirectory = work
+        let report = try await benchmark.run(embed: { try embedder.embedSync($0) }, progress: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
     }
 }
 

@@ -14,11 +14,15 @@ public struct RankFusion: Sendable, Equatable {
     public var k: Double
     public var semanticWeight: Double
     public var lexicalWeight: Double
+    /// Records holding the query's words verbatim and in order (two words or
+    /// more) rank before all others, in fused order among themselves.
+    public var phraseFirst: Bool
 
-    public init(k: Double = RankFusion.defaultK, semanticWeight: Double = 1, lexicalWeight: Double = 1) {
+    public init(k: Double = RankFusion.defaultK, semanticWeight: Double = 1, lexicalWeight: Double = 1, phraseFirst: Bool = true) {
         self.k = k
         self.semanticWeight = semanticWeight
         self.lexicalWeight = lexicalWeight
+        self.phraseFirst = phraseFirst
     }
 
     /// Each ranking's contribution by position (0-based index in the ranking).

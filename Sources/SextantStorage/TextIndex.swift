@@ -59,6 +59,17 @@ final class CollectionTextIndex: @unchecked Sendable {
         }
     }
 
+    /// Which of `slots` may hold `phrase` verbatim: a document that does holds
+    /// each of the phrase's terms, which the postings answer without reading
+    /// a document. Conservative only for ASCII phrases (the phrase's words and
+    /// the tokenizer's then split alike): other phrases pass every slot.
+    func mayHold(_ phrase: String, among slots: [UInt32]) -> [Bool] {
+        guard phrase.utf8.allSatisfy({ $0 < 0x80 }) else { return slots.map { _ in true } }
+        let terms = tokenizer.tokens(phrase)
+        guard !terms.isEmpty else { return slots.map { _ in true } }
+        return lock.withShared { index?.holdingAll(terms, among: slots) ?? slots.map { _ in true } }
+    }
+
     /// The stored form, or nil without an index (called with writers paused).
     func serialized() -> [UInt8]? { lock.withExclusive { index?.serialized() } }
 

@@ -168,6 +168,31 @@ public struct BM25Index: Sendable {
         return topK(queryTerms.filter { seen.insert($0).inserted }, k: k, accept: accept)
     }
 
+    /// For each slot, whether its document holds every one of `terms` (by
+    /// binary search in their lists; compacted index). A term no document
+    /// holds makes every answer false.
+    public func holdingAll(_ terms: [String], among slots: [UInt32]) -> [Bool] {
+        precondition(dirtyTerms.isEmpty, "compact after writing, before searching")
+        var lists: [Int] = []
+        for term in Set(terms) {
+            guard let id = termIDs[term], postings[Int(id)].documentCount > 0 else { return slots.map { _ in false } }
+            lists.append(Int(id))
+        }
+        // Rarest first: most slots fail on it.
+        lists.sort { postings[$0].slots.count < postings[$1].slots.count }
+        return slots.map { slot in
+            lists.allSatisfy { id in
+                var low = 0
+                var high = postings[id].slots.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if postings[id].slots[middle] < slot { low = middle + 1 } else { high = middle }
+                }
+                return low < postings[id].slots.count && postings[id].slots[low] == slot
+            }
+        }
+    }
+
     /// Sorts appended postings and drops removed documents' (searches call it).
     public mutating func compact() {
         for term in dirtyTerms {

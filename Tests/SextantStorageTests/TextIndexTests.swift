@@ -91,20 +91,27 @@ import Testing
             for query in Self.queries { try Self.expectMatches(collection, query) }
             try Self.expectMatches(collection, "security catering", lot: 1)
 
-            // Hybrid: reciprocal rank fusion (k 60) of both rankings, each 50 deep.
-            let hybrid = try collection.search(mode: .hybrid, vector: records[100].vector, text: "road bridge", k: 5)
-            let semantic = try collection.search(mode: .semantic, vector: records[100].vector, text: nil, k: 50)
-            let lexical = try collection.search(mode: .lexical, vector: nil, text: "road bridge", k: 50)
-            var fused: [String: Double] = [:]
-            for (rank, hit) in semantic.enumerated() { fused[hit.id, default: 0] += 1 / (60 + Double(rank + 1)) }
-            for (rank, hit) in lexical.enumerated() { fused[hit.id, default: 0] += 1 / (60 + Double(rank + 1)) }
-            let expected = fused.sorted { $0.value > $1.value }.prefix(5)
-            #expect(hybrid.count == 5)
-            for (hit, want) in zip(hybrid, expected) {
-                #expect(abs((hit.score ?? 0) - want.value) < 1e-12, "\(hit.id) \(hit.score ?? 0) vs \(want.key) \(want.value)")
-                #expect(fused[hit.id] == hit.score)
+            // Hybrid: reciprocal rank fusion (k 60) of the semantic top 50 and
+            // the lexical top 100; records holding "road bridge" verbatim first.
+            for query in ["road bridge", "fuel"] {
+                let hybrid = try collection.search(mode: .hybrid, vector: records[100].vector, text: query, k: 5)
+                let semantic = try collection.search(mode: .semantic, vector: records[100].vector, text: nil, k: 50)
+                let lexical = try collection.search(mode: .lexical, vector: nil, text: query, k: 100)
+                var fused: [String: Double] = [:]
+                for (rank, hit) in semantic.enumerated() { fused[hit.id, default: 0] += 1 / (60 + Double(rank + 1)) }
+                for (rank, hit) in lexical.enumerated() { fused[hit.id, default: 0] += 1 / (60 + Double(rank + 1)) }
+                if query.contains(" ") {
+                    let documents = Dictionary(uniqueKeysWithValues: try collection.get(ids: Array(fused.keys)).map { ($0.id, $0.document ?? "") })
+                    for (id, document) in documents where (" " + document + " ").contains(" " + query + " ") { fused[id]? += 2 / 61.0 }
+                }
+                let expected = fused.sorted { $0.value > $1.value }.prefix(5)
+                #expect(hybrid.count == 5)
+                for (hit, want) in zip(hybrid, expected) {
+                    #expect(abs((hit.score ?? 0) - want.value) < 1e-12, "\(query): \(hit.id) \(hit.score ?? 0) vs \(want.key) \(want.value)")
+                    #expect(fused[hit.id].map { abs($0 - (hit.score ?? 0)) < 1e-12 } == true)
+                }
+                #expect(hybrid.first?.distance != nil || !semantic.contains { $0.id == hybrid.first?.id })
             }
-            #expect(hybrid.first?.distance != nil || !semantic.contains { $0.id == hybrid.first?.id })
         }
     }
 
