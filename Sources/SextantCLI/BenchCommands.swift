@@ -7,6 +7,7 @@ import SextantClient
 import SextantConcurrency
 import SextantLoad
 import SextantMiniLM
+import SextantPayload
 import SextantStorage
 
 struct Bench: AsyncParsableCommand {
@@ -88,10 +89,12 @@ struct BenchBM25: ParsableCommand {
 
     @Option(help: "The debian-minilm dataset folder.") var dataset: String
     @Option(help: "Timed passes over the queries; the fastest is reported.") var passes = 3
+    @Option(help: "Results per query.") var k = 10
 
     func run() throws {
         var benchmark = BM25Benchmark(dataset: dataset)
         benchmark.passes = passes
+        benchmark.k = k
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoder.encode(try benchmark.run()), as: UTF8.self))
@@ -212,6 +215,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("prepare-only"),
             help: "With --chroma: load and index the records, write the query requests to this file for wrk, and stop.")
     var prepareOnly: String?
+    @Option(help: "Instead of ingesting while querying: compare these search modes idle, e.g. 'semantic,hybrid' (the first is the baseline).")
+    var modes: String?
+    @Option(help: "With --modes: interleaved rounds.") var rounds = 3
     @Flag(help: "Print only the JSON report.") var json = false
 
     func run() async throws {
@@ -240,6 +246,21 @@ struct LoadCommand: AsyncParsableCommand {
             target = SextantTarget(client: try await SextantClient.connect(clientConfiguration), ef: ef)
         }
         let quiet = json
+        if let modes {
+            guard let sextant = target as? SextantTarget else { throw ValidationError("--modes measures the engine, not --chroma") }
+            let parsed = try modes.split(separator: ",").map { name in
+                guard let mode = SearchMode(rawValue: String(name)) else { throw ValidationError("--modes: semantic, lexical, hybrid") }
+                return mode
+            }
+            let report = try await LoadTest(configuration: configuration).runModes(target: sextant, modes: parsed, rounds: max(1, rounds)) { message in
+                if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+            }
+            await target.close()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
         if let prepareOnly {
             try await LoadTest(configuration: configuration).prepareOnly(target: target, requestsPath: prepareOnly) { message in
                 if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }

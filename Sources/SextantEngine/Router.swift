@@ -156,7 +156,6 @@ final class Router: Sendable {
             case .query(let request):
                 let queries = max(Int(request.queries.count), request.texts.count)
                 return queries * Int(request.k) > Self.heavyQueryWork || request.hasWhere || request.hasWhereDocument
-                    || request.mode != .semantic
             case .get(let request):
                 if request.byIds { return request.ids.count > Self.heavyGetRecords }
                 return !request.hasLimit || request.limit > Self.heavyGetRecords || request.hasWhereDocument

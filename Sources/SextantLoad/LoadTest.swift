@@ -185,6 +185,62 @@ public struct LoadTest: Sendable {
             p99_ratio_ingest_over_idle: busy.p99_ms / max(idle.p99_ms, 1e-9))
     }
 
+    /// One mode's idle phase in one round of `runModes`.
+    public struct ModePhase: Codable, Sendable {
+        public var mode: String
+        public var round: Int
+        public var phase: Phase
+    }
+
+    public struct ModesReport: Codable, Sendable {
+        public var clients: Int
+        public var records: Int
+        public var phase_seconds: Double
+        public var phases: [ModePhase]
+        /// Per mode, the median over rounds of its p99 over the first mode's p99 in the same round.
+        public var median_p99_ratio_over_first: [String: Double]
+    }
+
+    /// Loads the records into a collection with a text index, then measures
+    /// the modes' query latency idle, one after another, `rounds` times over
+    /// (interleaved, so a noisy neighbour hits every mode alike). Queries are
+    /// the public queries: their vectors and their text.
+    public func runModes(target: SextantTarget, modes: [SearchMode], rounds: Int,
+                         progress: @escaping @Sendable (String) -> Void) async throws -> ModesReport {
+        precondition(!modes.isEmpty && rounds > 0, "at least one mode and one round")
+        let data = try LoadData(directory: configuration.dataset, limit: configuration.limit)
+        let texts = try String(contentsOfFile: configuration.dataset + "/queries.txt", encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false).prefix(data.queries.count).map(String.init)
+        guard texts.count == data.queries.count else { throw SextantError(.invalidArgument, "queries.txt has fewer lines than queries.fvecs") }
+        target.textIndex = true
+        try await target.prepare(collection: configuration.collection, dimension: data.dimension)
+        try target.prepareQueries(data.queries, k: configuration.k)
+        try await ingest(target, data, batches: data.batchRanges(configuration.batchRecords), writers: max(4, configuration.writers))
+        try await target.waitUntilIndexed(records: data.count)
+        progress("loaded \(data.count) records with a text index")
+        var phases: [ModePhase] = []
+        for round in 1...rounds {
+            for mode in modes {
+                target.use(mode: mode, texts: texts)
+                let phase = try await measure(target, data, seconds: configuration.idleSeconds) { _ in 0 }
+                progress(String(format: "round %d %@: %.0f qps, p50 %.3f ms, p99 %.3f ms, recall@10 %.4f", round, mode.rawValue,
+                                phase.qps, phase.p50_ms, phase.p99_ms, phase.recall_at_10))
+                phases.append(ModePhase(mode: mode.rawValue, round: round, phase: phase))
+            }
+        }
+        var ratios: [String: Double] = [:]
+        for mode in modes.dropFirst() {
+            let perRound = (1...rounds).compactMap { round -> Double? in
+                guard let base = phases.first(where: { $0.round == round && $0.mode == modes[0].rawValue }),
+                      let this = phases.first(where: { $0.round == round && $0.mode == mode.rawValue }) else { return nil }
+                return this.phase.p99_ms / max(base.phase.p99_ms, 1e-9)
+            }.sorted()
+            ratios[mode.rawValue] = perRound[perRound.count / 2]
+        }
+        return ModesReport(clients: configuration.clients, records: data.count, phase_seconds: configuration.idleSeconds,
+                           phases: phases, median_p99_ratio_over_first: ratios)
+    }
+
     /// Runs the query clients for `seconds`, or for as long as `work` runs.
     private func measure(_ target: any LoadTarget, _ data: LoadData, seconds: Double?,
                          work: @escaping @Sendable (StopFlag) async throws -> Int) async throws -> Phase {

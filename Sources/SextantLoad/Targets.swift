@@ -5,6 +5,7 @@ import NIOHTTP1
 import SextantClient
 import SextantChroma
 import SextantJSON
+import SextantPayload
 
 /// The engine over its binary protocol.
 public final class SextantTarget: LoadTarget, @unchecked Sendable {
@@ -15,10 +16,21 @@ public final class SextantTarget: LoadTarget, @unchecked Sendable {
 
     var queries: [[Float]] = []
     var k = 10
+    /// Lexical and hybrid queries send the public queries' text with their vectors.
+    var texts: [String] = []
+    var mode = SearchMode.semantic
+    /// The collection is created with a text index (for a mode comparison).
+    public var textIndex = false
 
     public init(client: SextantClient, ef: Int? = nil) {
         self.client = client
         self.ef = ef
+    }
+
+    /// The mode every query runs in from now on (set between phases, never during one).
+    public func use(mode: SearchMode, texts: [String]) {
+        self.mode = mode
+        self.texts = texts
     }
 
     public func prepareQueries(_ queries: [[Float]], k: Int) throws {
@@ -28,7 +40,8 @@ public final class SextantTarget: LoadTarget, @unchecked Sendable {
 
     public func prepare(collection: String, dimension: Int) async throws {
         if (try? await client.getCollection(name: collection)) != nil { try await client.deleteCollection(name: collection) }
-        handle = try await client.createCollection(name: collection, dimension: dimension, metric: .cosine)
+        handle = try await client.createCollection(name: collection, dimension: dimension, metric: .cosine,
+                                                   textIndex: textIndex ? TextIndexOptions() : nil)
     }
 
     private func collection() throws -> CollectionHandle {
@@ -42,7 +55,15 @@ public final class SextantTarget: LoadTarget, @unchecked Sendable {
     }
 
     public func query(index: Int) async throws -> [String] {
-        try await collection().query(vectors: [queries[index]], k: k, include: [.distances], ef: ef)[0].map(\.id)
+        switch mode {
+        case .semantic:
+            return try await collection().query(vectors: [queries[index]], k: k, include: [.distances], ef: ef)[0].map(\.id)
+        case .lexical:
+            return try await collection().search(mode: .lexical, texts: [texts[index]], k: k, include: [])[0].map(\.id)
+        case .hybrid:
+            return try await collection().search(mode: .hybrid, vectors: [queries[index]], texts: [texts[index]], k: k,
+                                                 include: [.distances], ef: ef)[0].map(\.id)
+        }
     }
 
     public func waitUntilIndexed(records: Int) async throws {

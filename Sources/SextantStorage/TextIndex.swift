@@ -59,6 +59,13 @@ final class CollectionTextIndex: @unchecked Sendable {
         }
     }
 
+    /// The same over every document in the index.
+    func searchEverything(_ text: String, k: Int) -> [BM25Index.Hit] {
+        let queryTerms = tokenizer.tokens(text)
+        guard !queryTerms.isEmpty else { return [] }
+        return lock.withShared { index?.searchCompacted(queryTerms, k: k) ?? [] }
+    }
+
     /// Which of `slots` may hold `phrase` verbatim: a document that does holds
     /// each of the phrase's terms, which the postings answer without reading
     /// a document. Conservative only for ASCII phrases (the phrase's words and

@@ -228,9 +228,13 @@ public struct BM25Index: Sendable {
         struct Term {
             var id: Int
             var count: Int
-            var idf: Double
+            /// idf · (k1 + 1): the part of every posting's score that is the term's.
+            var weight: Double
             var bound: Double
             var cursor = 0
+            /// The slot at the cursor, UInt32.max past the end: the candidate
+            /// loop reads it without reaching into the list.
+            var current: UInt32
         }
         var terms: [Term] = []
         for text in queryTerms {
@@ -241,7 +245,8 @@ public struct BM25Index: Sendable {
             let idf = log(1 + (n - nt + 0.5) / (nt + 0.5))
             let tf = Double(list.maximumFrequency)
             let norm = k1 * (1 - b + b * Double(list.minimumLength) / averageLength)
-            terms.append(Term(id: Int(id), count: list.slots.count, idf: idf, bound: idf * tf * (k1 + 1) / (tf + norm)))
+            terms.append(Term(id: Int(id), count: list.slots.count, weight: idf * (k1 + 1), bound: idf * tf * (k1 + 1) / (tf + norm),
+                              current: list.slots.first ?? UInt32.max))
         }
         guard !terms.isEmpty else { return [] }
         terms.sort { $0.bound < $1.bound }
@@ -250,50 +255,61 @@ public struct BM25Index: Sendable {
 
         var heap = TopK(k: k)
         var essentialFrom = 0  // terms[essentialFrom...] are essential
-        let lengthScale = b / averageLength
-        @inline(__always) func score(_ idf: Double, _ frequency: UInt32, _ slot: UInt32) -> Double {
+        // norm = k1 · (1 − b + b · length / average) = normBase + normScale · length
+        let normBase = k1 * (1 - b)
+        let normScale = k1 * b / averageLength
+        @inline(__always) func score(_ weight: Double, _ frequency: UInt32, _ slot: UInt32) -> Double {
             let tf = Double(frequency)
-            let norm = k1 * (1 - b + lengthScale * Double(lengths[Int(slot)]))
-            return idf * tf * (k1 + 1) / (tf + norm)
+            return weight * tf / (tf + normBase + normScale * Double(lengths[Int(slot)]))
         }
         while true {
             var candidate = UInt32.max
-            for index in essentialFrom..<terms.count where terms[index].cursor < terms[index].count {
-                candidate = min(candidate, postings[terms[index].id].slots[terms[index].cursor])
-            }
+            for index in essentialFrom..<terms.count { candidate = min(candidate, terms[index].current) }
             if candidate == UInt32.max { break }
             if let accept, !accept(candidate) {
-                for index in essentialFrom..<terms.count
-                where terms[index].cursor < terms[index].count && postings[terms[index].id].slots[terms[index].cursor] == candidate {
-                    terms[index].cursor += 1
+                for index in essentialFrom..<terms.count where terms[index].current == candidate {
+                    let cursor = terms[index].cursor + 1
+                    terms[index].cursor = cursor
+                    terms[index].current = cursor < terms[index].count ? postings[terms[index].id].slots[cursor] : UInt32.max
                 }
                 continue
             }
             var total = 0.0
-            for index in essentialFrom..<terms.count {
-                let cursor = terms[index].cursor
+            for index in essentialFrom..<terms.count where terms[index].current == candidate {
                 let id = terms[index].id
-                if cursor < terms[index].count, postings[id].slots[cursor] == candidate {
-                    total += score(terms[index].idf, postings[id].frequencies[cursor], candidate)
-                    terms[index].cursor += 1
-                }
+                let cursor = terms[index].cursor
+                total += score(terms[index].weight, postings[id].frequencies[cursor], candidate)
+                terms[index].cursor = cursor + 1
+                terms[index].current = cursor + 1 < terms[index].count ? postings[id].slots[cursor + 1] : UInt32.max
             }
             // Non-essential terms, strongest first, while the document can still make the top k.
             var index = essentialFrom - 1
             while index >= 0, total + prefixBound[index + 1] >= heap.threshold {
                 let id = terms[index].id
+                // Galloping from the cursor: candidates only grow, so the next
+                // match is usually a few entries on, not half a list away.
                 var low = terms[index].cursor
                 var high = terms[index].count
+                var step = 1
+                while low + step < high, postings[id].slots[low + step] < candidate {
+                    low += step
+                    step <<= 1
+                }
+                high = min(high, low + step + 1)
                 while low < high {
                     let middle = (low + high) / 2
                     if postings[id].slots[middle] < candidate { low = middle + 1 } else { high = middle }
                 }
                 terms[index].cursor = low
-                if low < terms[index].count, postings[id].slots[low] == candidate {
-                    total += score(terms[index].idf, postings[id].frequencies[low], candidate)
+                terms[index].current = low < terms[index].count ? postings[id].slots[low] : UInt32.max
+                if terms[index].current == candidate {
+                    total += score(terms[index].weight, postings[id].frequencies[low], candidate)
                 }
                 index -= 1
             }
+            // Candidates come in slot order: once the heap is full, a document
+            // that only ties the k-th score has the larger slot and stays out.
+            if heap.isFull, total <= heap.threshold { continue }
             if heap.offer(Hit(slot: candidate, score: total)) {
                 // Strictly below: a document tying the k-th score may still enter on a smaller slot.
                 while essentialFrom < terms.count, heap.isFull, prefixBound[essentialFrom + 1] < heap.threshold { essentialFrom += 1 }
