@@ -60,33 +60,47 @@ extension Collection {
         return WriteOutcome(lsn: lsn, affected: affected)
     }
 
-    /// Turns the collection's own BM25 index on (built from its records before
-    /// the change is logged, so the change and a complete index arrive
-    /// together), changes its parameters (a rebuild), or turns it off. Writes
-    /// wait during the build; reads go on, lexical ones without the index
-    /// until it is in place.
+    /// Turns the collection's own BM25 index on, changes its parameters (a
+    /// rebuild), or turns it off. A build reads every record beside the
+    /// writers, at background priority and paced while queries run, catches
+    /// up on the batches applied meanwhile, and only then is the change
+    /// logged: a crash before leaves the collection as it was. Lexical search
+    /// answers with the old index (or FAILED_PRECONDITION) until then.
     public func setTextIndex(_ settings: TextIndexSettings?) async throws {
         try settings?.validate()
         guard !closed.load(ordering: .acquiring) else { throw StorageError.unavailable("collection is closed") }
-        let lsn = try await writerLock.withLock { () throws -> LSN? in
-            guard settings != configuration.textIndex else { return nil }
-            var built: BM25Index?
-            if let settings {
+        guard settings != configuration.textIndex else { return }
+        var built: BM25Index?
+        if let settings {
+            let started = await writerLock.withLock { text.beginBuild() }
+            guard started else { throw StorageError.failedPrecondition("a text index build of '\(name)' is already running") }
+            do {
                 built = try await Blocking.run(at: indexer?.priority) { [self] in
                     var pacer = ReaderPacer(readers: tail.hasRecentReaders)
                     return text.build(settings, from: current.withLock { $0 }) { pacer.step() }
                 }
-            }
-            return try state.withLock { (state) throws -> LSN in
-                var configuration = state.configuration
-                configuration.textIndex = settings
-                let lsn = try wal.enqueue(kind: EntryKind.configuration, payload: try Self.encoded(configuration))
-                state.configuration = configuration
-                text.reset(built)
-                return lsn
+            } catch {
+                text.cancelBuild()
+                throw error
             }
         }
-        if let lsn { try await wal.waitDurable(lsn) }
+        let lsn: LSN
+        do {
+            lsn = try await writerLock.withLock { () throws -> LSN in
+                try state.withLock { (state) throws -> LSN in
+                    var configuration = state.configuration
+                    configuration.textIndex = settings
+                    let lsn = try wal.enqueue(kind: EntryKind.configuration, payload: try Self.encoded(configuration))
+                    state.configuration = configuration
+                    if let built { text.finishBuild(built) } else { text.reset(nil) }
+                    return lsn
+                }
+            }
+        } catch {
+            text.cancelBuild()
+            throw error
+        }
+        try await wal.waitDurable(lsn)
     }
 
     static func encoded(_ configuration: CollectionConfiguration) throws -> [UInt8] {
@@ -126,7 +140,7 @@ extension Collection {
         let generation = current.withLock { $0 }
         var published: [UInt32] = []
         var retired: [UInt32] = []
-        let indexesText = text.isEnabled
+        let indexesText = text.wantsChanges
         var textChanges: [CollectionTextIndex.Change] = []
         for operation in operations {
             pace()

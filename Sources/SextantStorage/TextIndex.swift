@@ -22,9 +22,42 @@ final class CollectionTextIndex: @unchecked Sendable {
     private let lock = ReadWriteLock()
     /// Guarded by `lock`; nil while the collection has no text index.
     private var index: BM25Index?
+    /// Guarded by `lock`; while a build runs beside the writers, the changes
+    /// of every batch applied meanwhile, for the built index to catch up on.
+    private var pending: [Change]?
     private let tokenizer = Tokenizer()
 
     var isEnabled: Bool { lock.withShared { index != nil } }
+    /// Batches must report their documents' changes: an index is served or being built.
+    var wantsChanges: Bool { lock.withShared { index != nil || pending != nil } }
+
+    /// Starts collecting changes for a build; false when one already runs.
+    /// Called under the collection's writer lock, so no batch is half-collected.
+    func beginBuild() -> Bool {
+        lock.withExclusive {
+            guard pending == nil else { return false }
+            pending = []
+            return true
+        }
+    }
+
+    /// Installs a built index after replaying the changes collected since
+    /// `beginBuild` on it: each change is a document's whole new state, so in
+    /// order they leave every slot as the collection has it, whether the build
+    /// read the slot before or after the change. Under the writer lock.
+    func finishBuild(_ built: BM25Index) {
+        var built = built
+        lock.withExclusive {
+            for change in pending ?? [] {
+                if let terms = change.terms { built.set(slot: change.slot, terms: terms) } else { built.remove(slot: change.slot) }
+            }
+            built.compact()
+            index = built
+            pending = nil
+        }
+    }
+
+    func cancelBuild() { lock.withExclusive { pending = nil } }
 
     /// Replaces the whole index (open, enable, disable).
     func reset(_ replacement: BM25Index?) {
@@ -42,6 +75,7 @@ final class CollectionTextIndex: @unchecked Sendable {
     func apply(_ changes: [Change]) {
         guard !changes.isEmpty else { return }
         lock.withExclusive {
+            pending?.append(contentsOf: changes)
             guard index != nil else { return }
             for change in changes {
                 if let terms = change.terms { index?.set(slot: change.slot, terms: terms) } else { index?.remove(slot: change.slot) }

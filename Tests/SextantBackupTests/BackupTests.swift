@@ -39,11 +39,13 @@ import Testing
         let target = "file://" + directory.file("target")
         let engine = try EngineProcess(dataRoot: root)
         let client = try await SextantClient.connect(to: engine.address)
-        let collection = try await client.createCollection(name: "kb", dimension: 16)
+        let collection = try await client.createCollection(name: "kb", dimension: 16, textIndex: TextIndexOptions())
         for start in stride(from: 0, to: 20_000, by: 10_000) {
             let part = records(start..<start + 10_000)
             try await collection.upsert(ids: part.ids, vectors: part.vectors, documents: part.documents)
         }
+        // Checkpointed, so the backup holds a generation with its text index file (the later records ride in the WAL).
+        _ = try await client.checkpoint()
         try FileManager.default.createDirectory(atPath: root + "/api", withIntermediateDirectories: true)
         let feedback = try Database(path: root + "/api/feedback.sqlite")
         try feedback.execute("CREATE TABLE feedback(id INTEGER PRIMARY KEY, rating INTEGER); INSERT INTO feedback(rating) VALUES (1), (-1);")
@@ -75,6 +77,11 @@ import Testing
         #expect(try await kb.count() == 20_100)
         let sample = try await kb.get(ids: ["r0", "r20099"], include: [.documents])
         #expect(Set(sample.compactMap(\.document)) == ["document 0", "document 20099"])
+        // The text index came back with its generation (restored, not rebuilt) and answers.
+        let files = FileManager.default.enumerator(atPath: restoredRoot)?.compactMap { $0 as? String } ?? []
+        #expect(files.contains { $0.hasSuffix("/text.bm25") }, "the backup carries the text index file")
+        let words = try await kb.search(mode: .lexical, texts: ["20099", "document 7"], k: 3)
+        #expect(words[0].first?.id == "r20099" && words[1].first?.id == "r7", "\(words)")
         let rows = try Database(path: restoredRoot + "/api/feedback.sqlite").query("SELECT rating FROM feedback ORDER BY id")
         #expect(rows.map { $0[0].integer } == [1, -1])
         await client2.close()

@@ -169,6 +169,31 @@ import Testing
         }
     }
 
+    @Test func builtBesideWritesThatKeepComing() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "busy", dimension: 8, metric: .l2))
+            try await collection.write(.add(Self.records(4_000, seed: 11)))
+            let replacements = Self.records(4_000, seed: 12)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    // Rewrites, new records and deletes while the index is built from the records.
+                    for round in 0..<40 {
+                        let start = round * 50
+                        try await collection.write(.upsert(Array(replacements[start..<start + 50])))
+                        try await collection.write(.add(Self.records(10, seed: UInt64(100 + round), prefix: "new\(round)-")))
+                        try await collection.write(.delete(ids: (0..<5).map { "t\(3_000 + round * 5 + $0)" }))
+                    }
+                }
+                group.addTask { try await collection.setTextIndex(TextIndexSettings()) }
+                try await group.waitForAll()
+            }
+            for query in Self.queries { try Self.expectMatches(collection, query) }
+            await #expect(throws: Never.self) { try await collection.setTextIndex(TextIndexSettings()) }
+        }
+    }
+
     @Test func damagedTextIndexFileFailsOpen() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
