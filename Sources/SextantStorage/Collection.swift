@@ -49,12 +49,14 @@ public struct CollectionStats: Sendable, Equatable {
 }
 
 /// One collection: records (id, float16 vector, document, metadata), their
-/// HNSW index, the WAL that makes writes durable, and checkpoints.
+/// HNSW index, optionally a BM25 index of their documents, the WAL that makes
+/// writes durable, and checkpoints.
 ///
 /// The class is split by concern: this file holds its state, open, replay and
 /// close; `Collection+Write.swift` the write path (planned by `WritePlan`,
 /// which needs no disk), `Collection+Read.swift` queries and gets,
-/// `Collection+Indexing.swift` the indexer's calls, and
+/// `Collection+Search.swift` lexical and hybrid search over the text index
+/// (`TextIndex.swift`), `Collection+Indexing.swift` the indexer's calls, and
 /// `Collection+Checkpoint.swift` checkpoints and snapshots.
 ///
 /// Writes: validate → take the writer lock (async) → resolve against current
