@@ -229,15 +229,12 @@ struct NativeRoutes {
         guard let value, !value.isNull else { return TextIndexOptions() }
         if let flag = value.boolValue { return flag ? TextIndexOptions() : nil }
         guard let object = value.objectValue else { throw APIError.badRequest("'text_index' must be true, false or {\"k1\", \"b\"}") }
-        for key in object.keys where key != "k1" && key != "b" {
-            throw APIError.badRequest("'text_index' takes k1 and b; got '\(key.prefix(40))'")
+        if let unknown = object.keys.first(where: { $0 != "k1" && $0 != "b" }) {
+            throw APIError.badRequest("'text_index' takes k1 and b; got '\(unknown.prefix(40))'")
         }
-        let options = TextIndexOptions(k1: try value.optional("k1", { $0.doubleValue }, "a number") ?? 1.2,
-                                       b: try value.optional("b", { $0.doubleValue }, "a number") ?? 0.75)
-        guard options.k1.isFinite, (0...3).contains(options.k1), options.b.isFinite, (0...1).contains(options.b) else {
-            throw APIError.badRequest("'text_index' needs k1 in 0...3 and b in 0...1")
-        }
-        return options
+        // Their ranges are the engine's to check (one place): out of range is its INVALID_ARGUMENT, a 400.
+        return TextIndexOptions(k1: try value.optional("k1", { $0.doubleValue }, "a number") ?? 1.2,
+                                b: try value.optional("b", { $0.doubleValue }, "a number") ?? 0.75)
     }
 
     static func checkQueryText(_ text: String?) throws {
@@ -264,9 +261,9 @@ struct NativeRoutes {
     /// `weights`: {"semantic": w, "lexical": w, "k": rrf k}, each optional.
     static func fusion(_ value: JSONValue?) throws -> RankFusion? {
         guard let value, !value.isNull else { return nil }
-        guard value.objectValue != nil else { throw APIError.badRequest("'weights' must be an object") }
-        for key in value.objectValue?.keys ?? [:].keys where !["semantic", "lexical", "k"].contains(key) {
-            throw APIError.badRequest("'weights' takes semantic, lexical and k; got '\(key.prefix(40))'")
+        guard let object = value.objectValue else { throw APIError.badRequest("'weights' must be an object") }
+        if let unknown = object.keys.first(where: { !["semantic", "lexical", "k"].contains($0) }) {
+            throw APIError.badRequest("'weights' takes semantic, lexical and k; got '\(unknown.prefix(40))'")
         }
         let fusion = RankFusion(
             k: try value.optional("k", { $0.doubleValue }, "a number") ?? RankFusion.defaultK,

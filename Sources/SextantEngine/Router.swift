@@ -201,6 +201,9 @@ final class Router: Sendable {
         if mode == .lexical, vectorCount > 0 {
             throw RequestError(.invalidArgument, "a lexical query takes texts, not vectors")
         }
+        if mode == .semantic, !request.texts.isEmpty {
+            throw RequestError(.invalidArgument, "a semantic query takes vectors, not texts (mode LEXICAL or HYBRID searches by words)")
+        }
         if mode != .lexical {
             if dimension == 0 {  // nothing written yet: no neighbours
                 var reply = Sextant_V1_QueryReply()

@@ -114,10 +114,6 @@ final class CollectionTextIndex: @unchecked Sendable {
     /// The stored form, or nil without an index (called with writers paused).
     func serialized() -> [UInt8]? { lock.withExclusive { index?.serialized() } }
 
-    var documentCount: Int { lock.withShared { index?.documentCount ?? 0 } }
-    var termCount: Int { lock.withShared { index?.termCount ?? 0 } }
-    var memoryBytes: Int { lock.withShared { index?.memoryBytes ?? 0 } }
-
     /// An index of every live record's document in `generation`.
     func build(_ settings: TextIndexSettings, from generation: Generation, pace: () -> Void = {}) -> BM25Index {
         var built = BM25Index(parameters: BM25Index.Parameters(k1: settings.k1, b: settings.b))
