@@ -19,6 +19,11 @@ public struct BM25Benchmark: Sendable {
         public var queries: Int
         public var qps: Double
         public var mean_hits: Double
+        /// The stored form (a generation's text.bm25): its size, and the time
+        /// to write it and to read it back (what an open spends on it).
+        public var file_bytes: Int
+        public var serialize_seconds: Double
+        public var load_seconds: Double
     }
 
     public var dataset: String
@@ -51,10 +56,21 @@ public struct BM25Benchmark: Sendable {
             best = min(best, elapsed)
             hits = found
         }
+        var stored: [UInt8] = []
+        let serializeTime = clock.measure { stored = index.serialized() }
+        var loaded: BM25Index?
+        let loadTime = try clock.measure { loaded = try BM25Index(serialized: stored) }
+        guard loaded?.termCount == index.termCount else { throw BM25BenchmarkError("the stored index reads back with another term count") }
         let build = (tokenizeTime + indexTime).seconds
         return Report(
             documents: bodies.count, terms: index.termCount, tokenize_seconds: tokenizeTime.seconds, index_seconds: indexTime.seconds,
             build_documents_per_second: Double(bodies.count) / build, index_bytes: index.memoryBytes, queries: queryTerms.count,
-            qps: Double(queryTerms.count) / best.seconds, mean_hits: Double(hits) / Double(max(1, queryTerms.count)))
+            qps: Double(queryTerms.count) / best.seconds, mean_hits: Double(hits) / Double(max(1, queryTerms.count)),
+            file_bytes: stored.count, serialize_seconds: serializeTime.seconds, load_seconds: loadTime.seconds)
     }
+}
+
+struct BM25BenchmarkError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

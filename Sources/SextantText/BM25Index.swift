@@ -363,62 +363,93 @@ extension BM25Index {
     /// Reads `serialized()`'s bytes, checking every count and slot against
     /// the file's size and the slot lengths; damage is an error, not a crash.
     public init(serialized bytes: [UInt8]) throws(FormatError) {
+        let parsed: Result<BM25Index, FormatError> = bytes.withUnsafeBytes { raw in
+            do throws(FormatError) { return .success(try Self.parse(raw)) } catch { return .failure(error) }
+        }
+        self = try parsed.get()
+    }
+
+    /// One pass over the bytes with unaligned loads, lists copied whole (the
+    /// format is little-endian, as every host this runs on), then each slot's
+    /// term list filled at its exact size: an open reads this file.
+    private static func parse(_ raw: UnsafeRawBufferPointer) throws(FormatError) -> BM25Index {
         var offset = 0
         func take<T: FixedWidthInteger>(_: T.Type) throws(FormatError) -> T {
             let size = MemoryLayout<T>.size
-            guard offset + size <= bytes.count else { throw .corrupted("truncated at byte \(offset)") }
-            var value: T = 0
-            withUnsafeMutableBytes(of: &value) { $0.copyBytes(from: bytes[offset..<offset + size]) }
+            guard offset + size <= raw.count else { throw .corrupted("truncated at byte \(offset)") }
+            let value = raw.loadUnaligned(fromByteOffset: offset, as: T.self)
             offset += size
             return T(littleEndian: value)
         }
-        guard bytes.count >= Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else {
+        func takeArray(_ count: Int) -> [UInt32] {
+            let start = offset
+            offset += count * 4
+            return [UInt32](unsafeUninitializedCapacity: count) { buffer, initialized in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[start..<start + count * 4]))
+                initialized = count
+            }
+        }
+        guard 1.littleEndian == 1 else { throw .corrupted("this host is big-endian; the format is little-endian") }
+        guard raw.count >= magic.count, raw.prefix(magic.count).elementsEqual(magic) else {
             throw .corrupted("not a text index of this format version")
         }
-        offset = Self.magic.count
+        offset = magic.count
         let k1 = Double(bitPattern: try take(UInt64.self))
         let b = Double(bitPattern: try take(UInt64.self))
         guard k1.isFinite, k1 >= 0, b.isFinite, (0...1).contains(b) else { throw .corrupted("parameters out of range") }
-        self.init(parameters: Parameters(k1: k1, b: b))
+        var index = BM25Index(parameters: Parameters(k1: k1, b: b))
         let slotCount = Int(try take(UInt32.self))
-        guard slotCount * 4 <= bytes.count - offset else { throw .corrupted("slot count past the end") }
-        lengths.reserveCapacity(slotCount)
-        for _ in 0..<slotCount { lengths.append(try take(UInt32.self)) }
-        termsOfSlot = Array(repeating: [], count: slotCount)
+        guard slotCount * 4 <= raw.count - offset else { throw .corrupted("slot count past the end") }
+        index.lengths = takeArray(slotCount)
         let termCount = Int(try take(UInt32.self))
-        guard termCount <= bytes.count - offset else { throw .corrupted("term count past the end") }
+        guard termCount <= raw.count - offset else { throw .corrupted("term count past the end") }
         var seenLength = [UInt32](repeating: 0, count: slotCount)
+        var termsPerSlot = [UInt32](repeating: 0, count: slotCount)
+        index.postings.reserveCapacity(termCount)
+        index.termIDs.reserveCapacity(termCount)
         for id in 0..<termCount {
             let nameLength = Int(try take(UInt16.self))
-            guard offset + nameLength <= bytes.count,
-                  let name = String(validating: bytes[offset..<offset + nameLength], as: UTF8.self), !name.isEmpty
+            guard offset + nameLength <= raw.count,
+                  let name = String(validating: UnsafeRawBufferPointer(rebasing: raw[offset..<offset + nameLength]), as: UTF8.self),
+                  !name.isEmpty
             else { throw .corrupted("term \(id) has no valid name") }
             offset += nameLength
             let count = Int(try take(UInt32.self))
-            guard count > 0, count * 8 <= bytes.count - offset else { throw .corrupted("term '\(name)' list past the end") }
+            guard count > 0, count * 8 <= raw.count - offset else { throw .corrupted("term '\(name)' list past the end") }
             var list = Postings()
-            list.slots.reserveCapacity(count)
-            list.frequencies.reserveCapacity(count)
-            for _ in 0..<count { list.slots.append(try take(UInt32.self)) }
-            for _ in 0..<count { list.frequencies.append(try take(UInt32.self)) }
-            for index in 0..<count {
-                let slot = Int(list.slots[index])
-                let frequency = list.frequencies[index]
-                guard slot < slotCount, lengths[slot] > 0, frequency > 0, index == 0 || list.slots[index - 1] < list.slots[index]
-                else { throw .corrupted("term '\(name)' has an invalid posting") }
+            list.slots = takeArray(count)
+            list.frequencies = takeArray(count)
+            var previous = -1
+            for position in 0..<count {
+                let slot = Int(list.slots[position])
+                let frequency = list.frequencies[position]
+                guard slot < slotCount, slot > previous, index.lengths[slot] > 0, frequency > 0 else {
+                    throw .corrupted("term '\(name)' has an invalid posting")
+                }
+                previous = slot
                 list.maximumFrequency = max(list.maximumFrequency, frequency)
-                list.minimumLength = min(list.minimumLength, lengths[slot])
-                termsOfSlot[slot].append(UInt32(id))
+                list.minimumLength = min(list.minimumLength, index.lengths[slot])
+                termsPerSlot[slot] += 1
                 seenLength[slot] &+= frequency
             }
             list.documentCount = count
-            guard termIDs.updateValue(UInt32(id), forKey: name) == nil else { throw .corrupted("term '\(name)' twice") }
-            postings.append(list)
+            guard index.termIDs.updateValue(UInt32(id), forKey: name) == nil else { throw .corrupted("term '\(name)' twice") }
+            index.postings.append(list)
         }
-        guard offset == bytes.count else { throw .corrupted("\(bytes.count - offset) bytes after the last term") }
-        guard seenLength == lengths else { throw .corrupted("document lengths disagree with the postings") }
-        documentCount = lengths.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
-        totalLength = lengths.reduce(0) { $0 + Int($1) }
+        guard offset == raw.count else { throw .corrupted("\(raw.count - offset) bytes after the last term") }
+        guard seenLength == index.lengths else { throw .corrupted("document lengths disagree with the postings") }
+        var termsOfSlot = termsPerSlot.map { count -> [UInt32] in
+            var terms: [UInt32] = []
+            terms.reserveCapacity(Int(count))
+            return terms
+        }
+        for (id, list) in index.postings.enumerated() {
+            for slot in list.slots { termsOfSlot[Int(slot)].append(UInt32(id)) }
+        }
+        index.termsOfSlot = termsOfSlot
+        index.documentCount = index.lengths.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+        index.totalLength = index.lengths.reduce(0) { $0 + Int($1) }
+        return index
     }
 }
 

@@ -107,6 +107,37 @@ import Glibc
         }
         #expect(index.documentCount == documents.values.filter { !$0.isEmpty }.count)
         check("after replacements and deletes")
+
+        // The stored form reads back to an index that answers the same, and keeps taking changes.
+        var stored = try BM25Index(serialized: index.serialized())
+        #expect(stored.documentCount == index.documentCount && stored.termCount <= index.termCount)
+        // Same hits; scores to the last bits (terms of equal bound may be summed in another order).
+        for query in queries { #expect(Self.agree(stored.search(query, k: 10), index.search(query, k: 10))) }
+        stored.remove(slot: 14)
+        index.remove(slot: 14)
+        for query in queries.prefix(20) { #expect(Self.agree(stored.search(query, k: 10), index.search(query, k: 10))) }
+    }
+
+    @Test func damagedStoredFormIsAnErrorNeverACrash() throws {
+        var index = BM25Index()
+        let tokenizer = Tokenizer()
+        for (slot, body) in try Self.corpus(limit: 300).enumerated() { index.set(slot: UInt32(slot), terms: tokenizer.tokens(body)) }
+        let bytes = index.serialized()
+        #expect(try BM25Index(serialized: bytes).documentCount == index.documentCount)
+        var generator = SeededGenerator(seed: 5)
+        for trial in 0..<400 {
+            var damaged = bytes
+            switch trial % 3 {
+            case 0: damaged = Array(damaged.prefix(Int.random(in: 0..<damaged.count, using: &generator)))
+            case 1:
+                let position = Int.random(in: 0..<damaged.count, using: &generator)
+                damaged[position] ^= UInt8.random(in: 1...255, using: &generator)
+            default: damaged += [UInt8](repeating: UInt8.random(in: 0...255, using: &generator), count: Int.random(in: 1...64, using: &generator))
+            }
+            // A flipped frequency or length byte can still parse; the rest throws (typed: FormatError). Never a trap.
+            _ = try? BM25Index(serialized: damaged)
+        }
+        #expect(throws: BM25Index.FormatError.self) { try BM25Index(serialized: Array("SXBM25".utf8) + [0, 9]) }
     }
 
     @Test func smallCasesAndBounds() {
