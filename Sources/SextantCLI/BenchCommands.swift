@@ -289,6 +289,7 @@ struct BenchIngest: AsyncParsableCommand {
     @Option(help: "The mapping file.") var mapping = "tools/mappings/debian-minilm.json"
     @Option(help: "Concurrent query clients.") var clients = 8
     @Option(name: .customLong("worker-nice"), help: "Niceness of the ingest process (default: what sextant up uses).") var workerNice = Int(BatchNiceness.workers)
+    @Flag(name: .customLong("no-text-index"), help: "The worker creates the collection without its BM25 index.") var noTextIndex = false
     @Flag(help: "Print only the JSON report.") var json = false
 
     func run() async throws {
@@ -298,6 +299,7 @@ struct BenchIngest: AsyncParsableCommand {
         var benchmark = IngestBenchmark(engine: engine.engine, dataset: dataset, executable: executable, mapping: mapping, vectors: kind)
         benchmark.clients = clients
         benchmark.workerNiceness = workerNice
+        benchmark.textIndex = !noTextIndex
         let quiet = json
         let report = try await benchmark.run { message in
             if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }

@@ -28,6 +28,8 @@ public struct IngestBenchmark: Sendable {
         public var rows_per_second: Double
         public var clients: Int
         public var worker_niceness: Int
+        /// The collection indexes its documents for BM25 (the worker's default).
+        public var text_index: Bool
         public var idle: Latency
         public var during_ingest: Latency
     }
@@ -42,6 +44,8 @@ public struct IngestBenchmark: Sendable {
     /// The worker runs at this niceness, as `sextant up` runs it: a batch
     /// job yields the CPU to queries.
     public var workerNiceness = Int(BatchNiceness.workers)
+    /// False: the worker creates the collection without its text index.
+    public var textIndex = true
 
     public init(engine: String, dataset: String, executable: String, mapping: String, vectors: Vectors) {
         self.engine = engine
@@ -61,7 +65,7 @@ public struct IngestBenchmark: Sendable {
         try? await client.deleteCollection(name: collection)
 
         var arguments = ["ingest", "--data", work, "--engine", engine, "--collection", collection, "--source", inbox, "--once",
-                         "--no-progress", "--batch", "1000"]
+                         "--no-progress", "--batch", "1000"] + (textIndex ? [] : ["--no-text-index"])
         if vectors == .precomputed {
             arguments += ["--mapping", mapping, "--vectors", dataset + "/base.fvecs"]
         } else {
@@ -99,7 +103,7 @@ public struct IngestBenchmark: Sendable {
         guard count == 40_000 else { throw SextantError(.internal, "expected 40,000 records after the run, found \(count)") }
         progress(String(format: "20,000 rows in %.2f s while querying: %.0f qps, p99 %.2f ms", seconds, busy.qps, busy.p99_ms))
         return Report(vectors: vectors, rows: 20_000, seconds: seconds, rows_per_second: 20_000 / seconds, clients: clients,
-                      worker_niceness: workerNiceness, idle: idle, during_ingest: busy)
+                      worker_niceness: workerNiceness, text_index: textIndex, idle: idle, during_ingest: busy)
     }
 
     private func runProcess(_ arguments: [String]) throws -> Int32 {
