@@ -197,25 +197,45 @@ public struct BM25Index: Sendable {
     public mutating func compact() {
         for term in dirtyTerms {
             let id = Int(term)
-            var list = postings[id]
-            // Stable sort: of a slot's entries, the newest (last appended) is kept.
-            var pairs = zip(list.slots, list.frequencies).sorted { $0.0 < $1.0 }
-            var kept: [(UInt32, UInt32)] = []
-            kept.reserveCapacity(list.documentCount)
-            for pair in pairs {
-                if let last = kept.last, last.0 == pair.0 { kept[kept.count - 1] = pair } else { kept.append(pair) }
+            let slots = postings[id].slots
+            let frequencies = postings[id].frequencies
+            // (slot, position) packed in one word and sorted: of a slot's
+            // entries the last appended (the newest) comes last. A list that
+            // is only stale (removals, no out-of-order append) is in order.
+            var order = slots.indices.map { UInt64(slots[$0]) << 32 | UInt64($0) }
+            if zip(slots, slots.dropFirst()).contains(where: { $0 >= $1 }) { order.sort() }
+            var keptSlots: [UInt32] = []
+            var keptFrequencies: [UInt32] = []
+            keptSlots.reserveCapacity(postings[id].documentCount)
+            keptFrequencies.reserveCapacity(postings[id].documentCount)
+            for (index, entry) in order.enumerated() {
+                let slot = UInt32(truncatingIfNeeded: entry >> 32)
+                if index + 1 < order.count, UInt32(truncatingIfNeeded: order[index + 1] >> 32) == slot { continue }  // a newer entry follows
+                if holds(slot: slot, term: term) {
+                    keptSlots.append(slot)
+                    keptFrequencies.append(frequencies[Int(truncatingIfNeeded: entry & 0xFFFF_FFFF)])
+                }
             }
-            pairs = kept.filter { slot, _ in
-                let index = Int(slot)
-                return lengths[index] > 0 && termsOfSlot[index].contains(UInt32(id))
-            }
-            list.slots = pairs.map(\.0)
-            list.frequencies = pairs.map(\.1)
-            list.needsCompaction = false
-            assert(list.slots.count == list.documentCount, "one posting per live document holding the term")
-            postings[id] = list
+            postings[id].slots = keptSlots
+            postings[id].frequencies = keptFrequencies
+            postings[id].needsCompaction = false
+            assert(keptSlots.count == postings[id].documentCount, "one posting per live document holding the term")
         }
         dirtyTerms.removeAll(keepingCapacity: true)
+    }
+
+    /// Whether the slot's current document holds the term (its term list is sorted).
+    private func holds(slot: UInt32, term: UInt32) -> Bool {
+        let index = Int(slot)
+        guard lengths[index] > 0 else { return false }
+        let terms = termsOfSlot[index]
+        var low = 0
+        var high = terms.count
+        while low < high {
+            let middle = (low + high) / 2
+            if terms[middle] < term { low = middle + 1 } else { high = middle }
+        }
+        return low < terms.count && terms[low] == term
     }
 
     private func topK(_ queryTerms: [String], k: Int, accept: ((UInt32) -> Bool)?) -> [Hit] {
