@@ -218,6 +218,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Instead of ingesting while querying: compare these search modes idle, e.g. 'semantic,hybrid' (the first is the baseline).")
     var modes: String?
     @Option(help: "With --modes: interleaved rounds.") var rounds = 3
+    @Flag(name: .customLong("modes-during-ingest"), help: "With --modes: also measure each mode while the records are re-ingested at --rate.")
+    var modesDuringIngest = false
     @Flag(help: "Print only the JSON report.") var json = false
 
     func run() async throws {
@@ -252,7 +254,8 @@ struct LoadCommand: AsyncParsableCommand {
                 guard let mode = SearchMode(rawValue: String(name)) else { throw ValidationError("--modes: semantic, lexical, hybrid") }
                 return mode
             }
-            let report = try await LoadTest(configuration: configuration).runModes(target: sextant, modes: parsed, rounds: max(1, rounds)) { message in
+            let report = try await LoadTest(configuration: configuration).runModes(target: sextant, modes: parsed, rounds: max(1, rounds),
+                                                                               duringIngest: modesDuringIngest) { message in
                 if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
             }
             await target.close()

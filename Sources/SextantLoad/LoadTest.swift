@@ -185,10 +185,12 @@ public struct LoadTest: Sendable {
             p99_ratio_ingest_over_idle: busy.p99_ms / max(idle.p99_ms, 1e-9))
     }
 
-    /// One mode's idle phase in one round of `runModes`.
+    /// One mode's phase in one round of `runModes`.
     public struct ModePhase: Codable, Sendable {
         public var mode: String
         public var round: Int
+        /// "idle", or "ingest" while the records are re-ingested at the configured rate.
+        public var load: String
         public var phase: Phase
     }
 
@@ -197,15 +199,17 @@ public struct LoadTest: Sendable {
         public var records: Int
         public var phase_seconds: Double
         public var phases: [ModePhase]
-        /// Per mode, the median over rounds of its p99 over the first mode's p99 in the same round.
+        /// Per mode, the median over rounds of its p99 over the first mode's p99 in the same round (idle).
         public var median_p99_ratio_over_first: [String: Double]
+        /// The same while the records are re-ingested (with `duringIngest`).
+        public var median_p99_ratio_over_first_during_ingest: [String: Double]?
     }
 
     /// Loads the records into a collection with a text index, then measures
     /// the modes' query latency idle, one after another, `rounds` times over
     /// (interleaved, so a noisy neighbour hits every mode alike). Queries are
     /// the public queries: their vectors and their text.
-    public func runModes(target: SextantTarget, modes: [SearchMode], rounds: Int,
+    public func runModes(target: SextantTarget, modes: [SearchMode], rounds: Int, duringIngest: Bool = false,
                          progress: @escaping @Sendable (String) -> Void) async throws -> ModesReport {
         precondition(!modes.isEmpty && rounds > 0, "at least one mode and one round")
         let data = try LoadData(directory: configuration.dataset, limit: configuration.limit)
@@ -223,22 +227,32 @@ public struct LoadTest: Sendable {
             for mode in modes {
                 target.use(mode: mode, texts: texts)
                 let phase = try await measure(target, data, seconds: configuration.idleSeconds) { _ in 0 }
-                progress(String(format: "round %d %@: %.0f qps, p50 %.3f ms, p99 %.3f ms, recall@10 %.4f", round, mode.rawValue,
+                progress(String(format: "round %d %@ idle: %.0f qps, p50 %.3f ms, p99 %.3f ms, recall@10 %.4f", round, mode.rawValue,
                                 phase.qps, phase.p50_ms, phase.p99_ms, phase.recall_at_10))
-                phases.append(ModePhase(mode: mode.rawValue, round: round, phase: phase))
+                phases.append(ModePhase(mode: mode.rawValue, round: round, load: "idle", phase: phase))
+                guard duringIngest else { continue }
+                let busy = try await measure(target, data, seconds: nil) { stop in try await self.replay(target, data, until: stop) }
+                progress(String(format: "round %d %@ during ingest: %.0f qps, p50 %.3f ms, p99 %.3f ms; ingest %.0f records/s",
+                                round, mode.rawValue, busy.qps, busy.p50_ms, busy.p99_ms, busy.ingest_records_per_second))
+                phases.append(ModePhase(mode: mode.rawValue, round: round, load: "ingest", phase: busy))
             }
         }
-        var ratios: [String: Double] = [:]
-        for mode in modes.dropFirst() {
-            let perRound = (1...rounds).compactMap { round -> Double? in
-                guard let base = phases.first(where: { $0.round == round && $0.mode == modes[0].rawValue }),
-                      let this = phases.first(where: { $0.round == round && $0.mode == mode.rawValue }) else { return nil }
-                return this.phase.p99_ms / max(base.phase.p99_ms, 1e-9)
-            }.sorted()
-            ratios[mode.rawValue] = perRound[perRound.count / 2]
+        func ratios(_ load: String) -> [String: Double] {
+            var ratios: [String: Double] = [:]
+            for mode in modes.dropFirst() {
+                let perRound = (1...rounds).compactMap { round -> Double? in
+                    guard let base = phases.first(where: { $0.round == round && $0.load == load && $0.mode == modes[0].rawValue }),
+                          let this = phases.first(where: { $0.round == round && $0.load == load && $0.mode == mode.rawValue })
+                    else { return nil }
+                    return this.phase.p99_ms / max(base.phase.p99_ms, 1e-9)
+                }.sorted()
+                if !perRound.isEmpty { ratios[mode.rawValue] = perRound[perRound.count / 2] }
+            }
+            return ratios
         }
         return ModesReport(clients: configuration.clients, records: data.count, phase_seconds: configuration.idleSeconds,
-                           phases: phases, median_p99_ratio_over_first: ratios)
+                           phases: phases, median_p99_ratio_over_first: ratios("idle"),
+                           median_p99_ratio_over_first_during_ingest: duringIngest ? ratios("ingest") : nil)
     }
 
     /// Runs the query clients for `seconds`, or for as long as `work` runs.
