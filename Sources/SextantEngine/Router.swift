@@ -185,7 +185,7 @@ final class Router: Sendable {
 
     private func query(_ request: Sextant_V1_QueryRequest) throws -> ByteBuffer {
         let collection = try collection(request.collection, present: request.hasCollection)
-        let dimension = collection.configuration.dimension
+        let dimension = collection.dimension
         let mode = try Convert.mode(request.mode)
         let vectorCount = request.hasQueries ? Int(request.queries.count) : 0
         let queryCount = mode == .lexical ? request.texts.count : vectorCount
@@ -244,7 +244,7 @@ final class Router: Sendable {
         let records = try collection.get(
             ids: request.byIds ? request.ids : nil, filter: filter, documentFilter: documentFilter,
             offset: Int(request.offset), limit: request.hasLimit ? Int(request.limit) : nil, include: Include(wire: include))
-        return encode(Convert.reply(records, include: include, dimension: collection.configuration.dimension))
+        return encode(Convert.reply(records, include: include, dimension: collection.dimension))
     }
 
     // MARK: - Collections
@@ -301,7 +301,7 @@ final class Router: Sendable {
         let target = try collection(request.collection, present: request.hasCollection)
         var pacer = ReaderPacer(readers: target.hasRecentReaders)
         let decoded = try split.wireRecords { pacer.step() }
-        let records = try Convert.records(request, decoded, dimension: target.configuration.dimension, isUpdate: kind == .update) {
+        let records = try Convert.records(request, decoded, dimension: target.dimension, isUpdate: kind == .update) {
             pacer.step()
         }
         let operation: WriteRequest

@@ -25,7 +25,9 @@ final class CollectionTextIndex: @unchecked Sendable {
     /// Guarded by `lock`; while a build runs beside the writers, the changes
     /// of every batch applied meanwhile, for the built index to catch up on.
     private var pending: [Change]?
+    /// Writes tokenize through the shared term cache; queries without it (see `Tokenizer.init`).
     private let tokenizer = Tokenizer()
+    private let queryTokenizer = Tokenizer(sharedCache: false)
 
     var isEnabled: Bool { lock.withShared { index != nil } }
     /// Batches must report their documents' changes: an index is served or being built.
@@ -70,23 +72,35 @@ final class CollectionTextIndex: @unchecked Sendable {
         return tokenizer.tokens(String(decoding: document, as: UTF8.self))
     }
 
-    /// One batch's changes, under the write lock once; compacted before
-    /// readers see it, so searches never mutate.
+    /// One batch's changes. The writer changes and compacts a copy while
+    /// queries go on reading the index (the copy shares every list it does
+    /// not touch), then swaps it in between readers: queries never wait for
+    /// the batch, nor behind a writer waiting for its turn. One writer at a
+    /// time: apply runs under the collection's writer lock.
     func apply(_ changes: [Change]) {
         guard !changes.isEmpty else { return }
-        lock.withExclusive {
-            pending?.append(contentsOf: changes)
-            guard index != nil else { return }
+        var working = lock.withShared { index }
+        if working != nil {
             for change in changes {
-                if let terms = change.terms { index?.set(slot: change.slot, terms: terms) } else { index?.remove(slot: change.slot) }
+                if let terms = change.terms { working?.set(slot: change.slot, terms: terms) } else { working?.remove(slot: change.slot) }
             }
-            index?.compact()
+            working?.compact()
         }
+        var replaced: BM25Index?
+        lock.withExclusiveBetweenReaders {
+            pending?.append(contentsOf: changes)
+            if index != nil {
+                replaced = index
+                index = working
+            }
+        }
+        replaced = nil  // the old version's lists are freed here, outside the lock
+        _ = replaced
     }
 
     /// The exact BM25 top `k` for the query text among accepted slots.
     func search(_ text: String, k: Int, accept: (UInt32) -> Bool) -> [BM25Index.Hit] {
-        let queryTerms = tokenizer.tokens(text)
+        let queryTerms = queryTokenizer.tokens(text)
         guard !queryTerms.isEmpty else { return [] }
         return withoutActuallyEscaping(accept) { accept in
             lock.withShared { index?.searchCompacted(queryTerms, k: k, accept: accept) ?? [] }
@@ -95,7 +109,7 @@ final class CollectionTextIndex: @unchecked Sendable {
 
     /// The same over every document in the index.
     func searchEverything(_ text: String, k: Int) -> [BM25Index.Hit] {
-        let queryTerms = tokenizer.tokens(text)
+        let queryTerms = queryTokenizer.tokens(text)
         guard !queryTerms.isEmpty else { return [] }
         return lock.withShared { index?.searchCompacted(queryTerms, k: k) ?? [] }
     }
@@ -106,7 +120,7 @@ final class CollectionTextIndex: @unchecked Sendable {
     /// the tokenizer's then split alike): other phrases pass every slot.
     func mayHold(_ phrase: String, among slots: [UInt32]) -> [Bool] {
         guard phrase.utf8.allSatisfy({ $0 < 0x80 }) else { return slots.map { _ in true } }
-        let terms = tokenizer.tokens(phrase)
+        let terms = queryTokenizer.tokens(phrase)
         guard !terms.isEmpty else { return slots.map { _ in true } }
         return lock.withShared { index?.holdingAll(terms, among: slots) ?? slots.map { _ in true } }
     }

@@ -17,9 +17,13 @@ public struct Tokenizer: Sendable {
     /// tokenizer of the process: stemming is a pure function, and words repeat
     /// so much (Zipf) that nearly every token after the first thousand
     /// documents is a lookup instead of a Snowball run.
-    private let cache: TermCache
+    private let cache: TermCache?
 
-    public init() { cache = TermCache.shared }
+    /// `sharedCache` false: stem every token, never touching the shared
+    /// cache's lock. Queries use that: a few words each, and a niced writer
+    /// holding the lock while the scheduler kept it off the CPU stalled them
+    /// (hybrid p99 75 ms during an ingest, event loops waiting in `lookup`).
+    public init(sharedCache: Bool = true) { cache = sharedCache ? TermCache.shared : nil }
 
     public func tokens(_ text: String) -> [String] {
         var text = text
@@ -83,9 +87,9 @@ public struct Tokenizer: Sendable {
 
     /// A lowercased token's term: "" for a stop word or an empty stem.
     private func term(_ token: String) -> String {
-        if let known = cache.lookup(token) { return known }
+        if let known = cache?.lookup(token) { return known }
         let term = Self.stopWords.contains(token) ? "" : Self.trimmed(EnglishStemmer.stem(token))
-        cache.insert(token, term)
+        cache?.insert(token, term)
         return term
     }
 
