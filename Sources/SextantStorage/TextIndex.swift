@@ -1,8 +1,11 @@
 import SextantText
 
-/// A collection's BM25 index over its documents, behind a reader/writer lock:
-/// queries search it in parallel; a write batch changes it once, at the end of
-/// its apply, so an acknowledged write is already searchable. Slots are the
+/// A collection's BM25 index over its documents. Queries search it in
+/// parallel under a shared lock; every change (a batch at the end of its
+/// apply, so an acknowledged write is already searchable; a build; a reset)
+/// is made on a copy, which shares every list it does not touch, and swapped
+/// in under an exclusive lock taken only between readers: no query waits for
+/// a change, nor behind a writer queued for the lock. Slots are the
 /// collection's record slots, which keep their numbers across generations.
 ///
 /// Durable like the rest of a generation: a checkpoint writes it as one
@@ -36,7 +39,7 @@ final class CollectionTextIndex: @unchecked Sendable {
     /// Starts collecting changes for a build; false when one already runs.
     /// Called under the collection's writer lock, so no batch is half-collected.
     func beginBuild() -> Bool {
-        lock.withExclusive {
+        lock.withExclusiveBetweenReaders {
             guard pending == nil else { return false }
             pending = []
             return true
@@ -46,25 +49,34 @@ final class CollectionTextIndex: @unchecked Sendable {
     /// Installs a built index after replaying the changes collected since
     /// `beginBuild` on it: each change is a document's whole new state, so in
     /// order they leave every slot as the collection has it, whether the build
-    /// read the slot before or after the change. Under the writer lock.
+    /// read the slot before or after the change. Under the writer lock, so
+    /// no batch adds to the changes while they are replayed.
     func finishBuild(_ built: BM25Index) {
         var built = built
-        lock.withExclusive {
-            for change in pending ?? [] {
-                if let terms = change.terms { built.set(slot: change.slot, terms: terms) } else { built.remove(slot: change.slot) }
-            }
-            built.compact()
-            index = built
-            pending = nil
+        for change in lock.withShared({ pending ?? [] }) {
+            if let terms = change.terms { built.set(slot: change.slot, terms: terms) } else { built.remove(slot: change.slot) }
         }
+        built.compact()
+        install(built, endingBuild: true)
     }
 
-    func cancelBuild() { lock.withExclusive { pending = nil } }
+    func cancelBuild() { lock.withExclusiveBetweenReaders { pending = nil } }
 
     /// Replaces the whole index (open, enable, disable).
     func reset(_ replacement: BM25Index?) {
         if let replacement { precondition(!replacement.needsCompaction, "an index is compacted before it is served") }
-        lock.withExclusive { index = replacement }
+        install(replacement, endingBuild: false)
+    }
+
+    /// Swaps `replacement` in; the version it replaces is freed after the lock.
+    private func install(_ replacement: BM25Index?, endingBuild: Bool, recording changes: [Change] = []) {
+        let replaced = lock.withExclusiveBetweenReaders { () -> BM25Index? in
+            pending?.append(contentsOf: changes)
+            if endingBuild { pending = nil }
+            defer { index = replacement }
+            return index
+        }
+        _ = replaced
     }
 
     func terms(_ document: [UInt8]?) -> [String] {
@@ -86,16 +98,8 @@ final class CollectionTextIndex: @unchecked Sendable {
             }
             working?.compact()
         }
-        var replaced: BM25Index?
-        lock.withExclusiveBetweenReaders {
-            pending?.append(contentsOf: changes)
-            if index != nil {
-                replaced = index
-                index = working
-            }
-        }
-        replaced = nil  // the old version's lists are freed here, outside the lock
-        _ = replaced
+        // Without an index (a build only collecting changes) `working` is nil, as the index stays.
+        install(working, endingBuild: false, recording: changes)
     }
 
     /// The exact BM25 top `k` for the query text among accepted slots.
