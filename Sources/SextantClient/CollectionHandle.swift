@@ -163,6 +163,33 @@ public struct CollectionHandle: Sendable {
         return try reply.results.map(RecordResult.list)
     }
 
+    /// Exact top-k by dot product over the collection's sparse index on `key`,
+    /// one result list per query vector, best first; results carry `score`
+    /// (the dot product, a BM25 key's query scaled by IDF first).
+    public func sparseSearch(key: String, queries: [SparseVector], k: Int = 10, where filter: WhereFilter? = nil,
+                             whereDocument: DocumentFilter? = nil, include: Include = .queryDefault,
+                             timeoutMilliseconds: Int64? = nil) async throws -> [[RecordResult]]
+    {
+        guard k >= 1 else { throw SextantError(.invalidArgument, "k must be at least 1, got \(k)") }
+        guard !queries.isEmpty else { throw SextantError(.invalidArgument, "a sparse search needs at least one query vector") }
+        for (index, query) in queries.enumerated() {
+            do { try query.validate(path: "queries[\(index)]") } catch { throw SextantError(.invalidArgument, error.description) }
+        }
+        try Self.validate(filter, whereDocument)
+        var request = Sextant_V1_QueryRequest()
+        request.collection = reference
+        request.mode = .sparse
+        request.sparseKey = key
+        request.sparseQueries = queries.map(\.wire)
+        request.k = UInt32(clamping: k)
+        if let filter { request.where = filter.wire }
+        if let whereDocument { request.whereDocument = whereDocument.wire }
+        request.include = include.wire()
+        let reply = try await client.call(.query, request, as: Sextant_V1_QueryReply.self, idempotent: true,
+                                          timeoutMilliseconds: timeoutMilliseconds)
+        return try reply.results.map(RecordResult.list)
+    }
+
     /// Renames the collection, replaces its metadata, and/or builds or drops
     /// its text index (a build reads every record: writes wait meanwhile).
     public func modify(name: String? = nil, metadata: Metadata? = nil, textIndex: TextIndexChange? = nil) async throws

@@ -168,7 +168,7 @@ public final class SextantClient: Sendable {
     public func createCollection(
         name: String, dimension: Int, metric: DistanceMetric = .cosine, m: Int? = nil, efConstruction: Int? = nil,
         ef: Int? = nil, metadata: Metadata = [:], getOrCreate: Bool = false, capacity: Int? = nil,
-        quantization: VectorQuantization? = nil, textIndex: TextIndexOptions? = nil
+        quantization: VectorQuantization? = nil, textIndex: TextIndexOptions? = nil, sparseIndexes: [SparseIndexOptions] = []
     ) async throws -> CollectionHandle {
         var request = Sextant_V1_CreateCollectionRequest()
         request.name = name
@@ -182,6 +182,7 @@ public final class SextantClient: Sendable {
         request.capacity = UInt64(clamping: capacity ?? 0)
         if let quantization { request.quantization = quantization.wire }
         if let textIndex { request.textIndex = textIndex.wire }
+        request.sparseIndexes = sparseIndexes.map(\.wire)
         let reply = try await call(.createCollection, request, as: Sextant_V1_CreateCollectionReply.self, idempotent: getOrCreate)
         return CollectionHandle(client: self, info: CollectionInfo(reply.collection))
     }

@@ -108,6 +108,8 @@ public struct CollectionInfo: Sendable, Equatable {
     public var quantization: VectorQuantization?
     /// The collection's own BM25 index over its documents, if it has one.
     public var textIndex: TextIndexOptions?
+    /// Sparse indexes over the sparse vectors records carry in metadata.
+    public var sparseIndexes: [SparseIndexOptions]
 
     init(_ wire: Sextant_V1_CollectionInfo) {
         id = wire.id
@@ -124,6 +126,40 @@ public struct CollectionInfo: Sendable, Equatable {
         capacity = Int(wire.capacity)
         quantization = VectorQuantization(wire: wire.quantization)
         textIndex = wire.hasTextIndex ? TextIndexOptions(k1: wire.textIndex.k1, b: wire.textIndex.b) : nil
+        sparseIndexes = wire.sparseIndexes.map(SparseIndexOptions.init(wire:))
+    }
+}
+
+/// A sparse index a collection keeps over the sparse vectors its records
+/// carry under `key` in their metadata (`MetadataValue.sparseVector`).
+/// `bm25`: query values are scaled by IDF over the live records, for vectors
+/// of saturated term frequencies (chromadb's `chroma_bm25`). `sourceKey` and
+/// `embeddingFunction` (JSON) are kept for clients that compute the vectors.
+public struct SparseIndexOptions: Sendable, Equatable {
+    public var key: String
+    public var bm25: Bool
+    public var sourceKey: String?
+    public var embeddingFunction: String?
+
+    public init(key: String, bm25: Bool = false, sourceKey: String? = nil, embeddingFunction: String? = nil) {
+        self.key = key
+        self.bm25 = bm25
+        self.sourceKey = sourceKey
+        self.embeddingFunction = embeddingFunction
+    }
+
+    init(wire: Sextant_V1_SparseIndex) {
+        self.init(key: wire.key, bm25: wire.bm25, sourceKey: wire.sourceKey.isEmpty ? nil : wire.sourceKey,
+                  embeddingFunction: wire.embeddingFunction.isEmpty ? nil : wire.embeddingFunction)
+    }
+
+    var wire: Sextant_V1_SparseIndex {
+        var wire = Sextant_V1_SparseIndex()
+        wire.key = key
+        wire.bm25 = bm25
+        wire.sourceKey = sourceKey ?? ""
+        wire.embeddingFunction = embeddingFunction ?? ""
+        return wire
     }
 }
 

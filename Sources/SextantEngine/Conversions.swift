@@ -84,6 +84,7 @@ enum Convert {
         configuration.setIndexParameters(
             m: given(request.hnsw.m), efConstruction: given(request.hnsw.efConstruction), ef: given(request.hnsw.ef))
         if request.hasTextIndex { configuration.textIndex = textIndex(request.textIndex) }
+        configuration.sparseIndexes = request.sparseIndexes.map(sparseIndex)
         if request.capacity > 0 {
             guard request.capacity <= UInt64(StorageLimits.maximumCollectionCapacity) else {
                 throw RequestError(.invalidArgument, "capacity exceeds \(StorageLimits.maximumCollectionCapacity)")
@@ -112,7 +113,22 @@ enum Convert {
             info.textIndex.k1 = settings.k1
             info.textIndex.b = settings.b
         }
+        info.sparseIndexes = configuration.sparseIndexes.map(sparseIndex)
         return info
+    }
+
+    static func sparseIndex(_ wire: Sextant_V1_SparseIndex) -> SparseIndexSettings {
+        SparseIndexSettings(key: wire.key, bm25: wire.bm25, sourceKey: wire.sourceKey.isEmpty ? nil : wire.sourceKey,
+                            embeddingFunction: wire.embeddingFunction.isEmpty ? nil : wire.embeddingFunction)
+    }
+
+    static func sparseIndex(_ settings: SparseIndexSettings) -> Sextant_V1_SparseIndex {
+        var wire = Sextant_V1_SparseIndex()
+        wire.key = settings.key
+        wire.bm25 = settings.bm25
+        wire.sourceKey = settings.sourceKey ?? ""
+        wire.embeddingFunction = settings.embeddingFunction ?? ""
+        return wire
     }
 
     /// Both parameters zero means BM25's defaults (a message with no fields set).
@@ -125,6 +141,7 @@ enum Convert {
         case .semantic: return .semantic
         case .lexical: return .lexical
         case .hybrid: return .hybrid
+        case .sparse: throw RequestError(.invalidArgument, "a sparse query is not a text or vector search mode")
         case .UNRECOGNIZED(let raw): throw RequestError(.invalidArgument, "unknown search mode \(raw)")
         }
     }

@@ -185,6 +185,7 @@ final class Router: Sendable {
 
     private func query(_ request: Sextant_V1_QueryRequest) throws -> ByteBuffer {
         let collection = try collection(request.collection, present: request.hasCollection)
+        if request.mode == .sparse { return try sparseQuery(request, collection) }
         let dimension = collection.dimension
         let mode = try Convert.mode(request.mode)
         let vectorCount = request.hasQueries ? Int(request.queries.count) : 0
@@ -233,6 +234,32 @@ final class Router: Sendable {
         }
         var reply = Sextant_V1_QueryReply()
         reply.results = results.map { Convert.reply($0, include: include, dimension: dimension) }
+        return encode(reply)
+    }
+
+    /// Exact top-k by dot product over the sparse index of `sparse_key`, one
+    /// result list per query vector; hits carry `score` (the dot product).
+    private func sparseQuery(_ request: Sextant_V1_QueryRequest, _ collection: Collection) throws -> ByteBuffer {
+        guard !request.sparseQueries.isEmpty else { throw RequestError(.invalidArgument, "a sparse query needs at least one query vector") }
+        guard request.sparseQueries.count <= ProtocolLimits.maximumQueries else {
+            throw RequestError(.invalidArgument, "\(request.sparseQueries.count) queries exceed \(ProtocolLimits.maximumQueries)")
+        }
+        guard !request.hasQueries, request.texts.isEmpty else {
+            throw RequestError(.invalidArgument, "a sparse query takes sparse_queries, not dense vectors or texts")
+        }
+        let queries = try request.sparseQueries.enumerated().map { index, wire in
+            try SparseVector(wire: wire, path: "sparse_queries[\(index)]")
+        }
+        let (filter, documentFilter) = try WireFilters.decode(
+            hasWhere: request.hasWhere, request.where, hasDocument: request.hasWhereDocument, request.whereDocument)
+        let include = request.hasInclude ? request.include : Convert.defaultQueryInclude
+        let k = Int(request.k == 0 ? 10 : request.k)
+        let results = try queries.map { query in
+            try collection.sparseSearch(key: request.sparseKey, query: query, k: k, filter: filter, documentFilter: documentFilter,
+                                        include: Include(wire: include))
+        }
+        var reply = Sextant_V1_QueryReply()
+        reply.results = results.map { Convert.reply($0, include: include, dimension: collection.dimension) }
         return encode(reply)
     }
 

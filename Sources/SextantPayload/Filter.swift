@@ -139,6 +139,7 @@ extension WhereFilter: FilterTree {
 
     /// No operand may be longer than a stored value can be.
     private static func validateOperand(_ value: MetadataValue, path: String) throws(PayloadError) {
+        if case .sparseVector = value { throw .invalidFilter("\(path): a sparse vector is not a filter operand") }
         if case .string(let text) = value, text.utf8.count > MetadataLimits.maximumStringBytes {
             throw .invalidFilter("\(path): string exceeds \(MetadataLimits.maximumStringBytes) bytes")
         }
@@ -149,25 +150,41 @@ extension WhereFilter: FilterTree {
             throw .invalidFilter("\(path): key must be 1...\(MetadataLimits.maximumKeyBytes) bytes")
         }
         guard !key.hasPrefix("$") else { throw .invalidFilter("\(path): unknown operator '\(key)'") }
+        guard !key.hasPrefix("#") || key == idKey else {
+            throw .invalidFilter("\(path): '\(key.prefix(40))' is reserved (of the '#' keys a where filter takes only #id)")
+        }
     }
 
-    /// Evaluates against encoded metadata (see `MetadataCodec`), reading only the keys involved.
-    public func matches(_ metadata: UnsafeRawBufferPointer) -> Bool {
+    /// The pseudo-key a filter names a record's id by (Chroma's `#id`): `$eq`,
+    /// `$ne`, `$in` and `$nin` compare it as a string.
+    public static let idKey = "#id"
+
+    /// Evaluates against encoded metadata (see `MetadataCodec`), reading only
+    /// the keys involved; `id` is the record's id, for `#id` conditions.
+    public func matches(_ metadata: UnsafeRawBufferPointer, id: UnsafeRawBufferPointer? = nil) -> Bool {
         switch self {
         case .and(let children):
-            for child in children where !child.matches(metadata) { return false }
+            for child in children where !child.matches(metadata, id: id) { return false }
             return true
         case .or(let children):
-            for child in children where child.matches(metadata) { return true }
+            for child in children where child.matches(metadata, id: id) { return true }
             return false
         case .compare(let key, let op, let operand):
-            guard let value = MetadataCodec.value(of: key, in: metadata) else { return op == .ne }
+            guard let value = Self.value(of: key, metadata, id) else { return op == .ne }
             return Self.compare(value, op, operand)
         case .membership(let key, let negated, let values):
-            guard let value = MetadataCodec.value(of: key, in: metadata) else { return negated }
+            guard let value = Self.value(of: key, metadata, id) else { return negated }
             let found = values.contains { Self.compare(value, .eq, $0) }
             return negated ? !found : found
         }
+    }
+
+    @inline(__always)
+    private static func value(of key: String, _ metadata: UnsafeRawBufferPointer, _ id: UnsafeRawBufferPointer?) -> MetadataValue? {
+        if key.utf8.first == UInt8(ascii: "#"), key == idKey {
+            return id.map { .string(String(decoding: $0, as: UTF8.self)) }
+        }
+        return MetadataCodec.value(of: key, in: metadata)
     }
 
     /// Evaluates against decoded metadata (used where records are already in hand).

@@ -1,9 +1,12 @@
-/// A metadata value: the four scalar types ChromaDB accepts.
+/// A metadata value: the four scalar types ChromaDB accepts, and a sparse
+/// vector, which Chroma keeps inside metadata under a key the collection
+/// declares for a sparse index.
 public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
     case string(String)
     case int(Int64)
     case double(Double)
     case bool(Bool)
+    case sparseVector(SparseVector)
 
     public var description: String {
         switch self {
@@ -11,6 +14,7 @@ public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
         case .int(let value): return "\(value)"
         case .double(let value): return "\(value)"
         case .bool(let value): return "\(value)"
+        case .sparseVector(let vector): return "sparse(\(vector.indices.count) entries)"
         }
     }
 
@@ -20,7 +24,14 @@ public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
         case .int: return 2
         case .double: return 3
         case .bool: return 4
+        case .sparseVector: return 5
         }
+    }
+
+    /// A string, number or boolean: what collection metadata and filter operands hold.
+    public var isScalar: Bool {
+        if case .sparseVector = self { return false }
+        return true
     }
 
     /// Numeric view for comparisons: ints and floats compare by value, as users expect.
@@ -30,6 +41,65 @@ public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
         case .double(let value): return value
         default: return nil
         }
+    }
+}
+
+/// A sparse vector: strictly ascending dimension indices with their values,
+/// and optionally a label per entry (the token a BM25 function hashed).
+public struct SparseVector: Sendable, Hashable {
+    public var indices: [UInt32]
+    public var values: [Float]
+    public var labels: [String]?
+
+    public init(indices: [UInt32], values: [Float], labels: [String]? = nil) {
+        self.indices = indices
+        self.values = values
+        self.labels = labels
+    }
+
+    /// Checks the shape a sparse index relies on; the message names `path`.
+    public func validate(path: String) throws(PayloadError) {
+        guard indices.count == values.count else {
+            throw .invalidMetadata("\(path): \(indices.count) indices but \(values.count) values")
+        }
+        guard indices.count <= MetadataLimits.maximumSparseEntries else {
+            throw .invalidMetadata("\(path): \(indices.count) entries, at most \(MetadataLimits.maximumSparseEntries) allowed")
+        }
+        for position in indices.indices.dropFirst() where indices[position - 1] >= indices[position] {
+            throw .invalidMetadata("\(path): indices must be strictly ascending (\(indices[position - 1]) then \(indices[position]))")
+        }
+        guard values.allSatisfy(\.isFinite) else { throw .invalidMetadata("\(path): values must be finite") }
+        if let labels {
+            guard labels.count == indices.count else {
+                throw .invalidMetadata("\(path): \(labels.count) labels for \(indices.count) entries")
+            }
+            guard labels.allSatisfy({ $0.utf8.count <= MetadataLimits.maximumKeyBytes }) else {
+                throw .invalidMetadata("\(path): a label exceeds \(MetadataLimits.maximumKeyBytes) bytes")
+            }
+        }
+    }
+
+    /// The dot product with another sparse vector (both sorted by index).
+    public func dot(_ other: SparseVector) -> Double {
+        var total = 0.0
+        var left = 0
+        var right = 0
+        while left < indices.count, right < other.indices.count {
+            if indices[left] == other.indices[right] {
+                total += Double(values[left]) * Double(other.values[right])
+                left += 1
+                right += 1
+            } else if indices[left] < other.indices[right] {
+                left += 1
+            } else {
+                right += 1
+            }
+        }
+        return total
+    }
+
+    var encodedBytes: Int {
+        5 + indices.count * 8 + (labels?.reduce(0) { $0 + 2 + $1.utf8.count } ?? 0)
     }
 }
 
@@ -56,6 +126,8 @@ public enum MetadataLimits {
     public static let maximumKeyBytes = 256
     public static let maximumStringBytes = 65_536
     public static let maximumEncodedBytes = 262_144
+    /// Non-zero entries of one sparse vector (a long document's BM25 terms fit many times over).
+    public static let maximumSparseEntries = 16_384
 }
 
 /// Compact little-endian encoding used in the WAL and the record heap:
@@ -87,6 +159,9 @@ public enum MetadataCodec {
                 total += 8
             case .int: total += 8
             case .bool: total += 1
+            case .sparseVector(let vector):
+                try vector.validate(path: "value of '\(key.prefix(40))'")
+                total += vector.encodedBytes
             }
         }
         guard total <= MetadataLimits.maximumEncodedBytes else {
@@ -108,6 +183,19 @@ public enum MetadataCodec {
             case .int(let number): appendInteger(UInt64(bitPattern: number), to: &out)
             case .double(let number): appendInteger(number.bitPattern, to: &out)
             case .bool(let flag): out.append(flag ? 1 : 0)
+            case .sparseVector(let vector):
+                appendInteger(UInt32(vector.indices.count), to: &out)
+                for index in vector.indices { appendInteger(index, to: &out) }
+                for value in vector.values { appendInteger(value.bitPattern, to: &out) }
+                if let labels = vector.labels {
+                    out.append(1)
+                    for label in labels {
+                        appendInteger(UInt16(label.utf8.count), to: &out)
+                        out.append(contentsOf: label.utf8)
+                    }
+                } else {
+                    out.append(0)
+                }
             }
         }
     }
@@ -204,8 +292,30 @@ public struct ByteReader {
         case 2: return .int(Int64(bitPattern: try integer(UInt64.self)))
         case 3: return .double(Double(bitPattern: try integer(UInt64.self)))
         case 4: return .bool(try integer(UInt8.self) != 0)
+        case 5: return .sparseVector(try sparseVector())
         default: throw .corrupted("unknown metadata type \(type)")
         }
+    }
+
+    mutating func sparseVector() throws(PayloadError) -> SparseVector {
+        let count = Int(try integer(UInt32.self))
+        guard count <= MetadataLimits.maximumSparseEntries, remaining >= count * 8 + 1 else {
+            throw .corrupted("sparse vector of \(count) entries at \(offset)")
+        }
+        var indices: [UInt32] = []
+        var values: [Float] = []
+        indices.reserveCapacity(count)
+        values.reserveCapacity(count)
+        for _ in 0..<count { indices.append(try integer(UInt32.self)) }
+        for _ in 0..<count { values.append(Float(bitPattern: try integer(UInt32.self))) }
+        var labels: [String]?
+        if try integer(UInt8.self) != 0 {
+            var read: [String] = []
+            read.reserveCapacity(count)
+            for _ in 0..<count { read.append(try string(Int(try integer(UInt16.self)))) }
+            labels = read
+        }
+        return SparseVector(indices: indices, values: values, labels: labels)
     }
 
     mutating func skipValue() throws(PayloadError) {
@@ -214,6 +324,7 @@ public struct ByteReader {
         case 1: _ = try bytes(Int(try integer(UInt32.self)))
         case 2, 3: _ = try bytes(8)
         case 4: _ = try bytes(1)
+        case 5: _ = try sparseVector()
         default: throw .corrupted("unknown metadata type \(type)")
         }
     }

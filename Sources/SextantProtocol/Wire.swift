@@ -13,6 +13,7 @@ extension MetadataValue {
         case .int(let number): value.intValue = number
         case .double(let number): value.doubleValue = number
         case .bool(let flag): value.boolValue = flag
+        case .sparseVector(let vector): value.sparseVectorValue = vector.wire
         }
         return value
     }
@@ -24,8 +25,25 @@ extension MetadataValue {
         case .intValue(let number): self = .int(number)
         case .doubleValue(let number): self = .double(number)
         case .boolValue(let flag): self = .bool(flag)
+        case .sparseVectorValue(let vector): self = .sparseVector(try SparseVector(wire: vector, path: path))
         case nil: throw .invalid("\(path): value has no type")
         }
+    }
+}
+
+extension SparseVector {
+    public var wire: Sextant_V1_SparseVector {
+        var vector = Sextant_V1_SparseVector()
+        vector.indices = indices
+        vector.values = values
+        vector.labels = labels ?? []
+        return vector
+    }
+
+    /// Checked as metadata is (ascending indices, finite values, bounds).
+    public init(wire: Sextant_V1_SparseVector, path: String) throws(ProtocolError) {
+        self.init(indices: wire.indices, values: wire.values, labels: wire.labels.isEmpty ? nil : wire.labels)
+        do { try validate(path: path) } catch { throw .invalid(error.description) }
     }
 }
 

@@ -64,6 +64,12 @@ extension Collection {
             dump.files[CollectionTextIndex.fileName] = FileDigest(sizeBytes: writer.size, crc32c: writer.crc)
             dump.writers.append(writer)
         }
+        if let bytes = sparse.serialized() {
+            var writer = try ChecksummedWriter(path: generationDirectory + "/" + CollectionSparseIndexes.fileName)
+            try bytes.withUnsafeBytes { (raw) throws in try writer.write(raw) }
+            dump.files[CollectionSparseIndexes.fileName] = FileDigest(sizeBytes: writer.size, crc32c: writer.crc)
+            dump.writers.append(writer)
+        }
         let manifest = Manifest(
             configuration: snapshot.configuration, generation: number, checkpointLSN: lastLSN,
             index: previous.index.state, heapUsedBytes: dump.heapUsedBytes, liveRecords: snapshot.liveRecords,

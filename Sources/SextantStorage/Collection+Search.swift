@@ -139,4 +139,42 @@ extension Collection {
     }
 
     static let lexicalLiveMargin = 4
+
+    /// The exact top `k` records by dot product of their sparse vector under
+    /// `key` with `query` (a BM25 key's query values scaled by IDF over the
+    /// live records), among records matching the filters. Hits carry `score`,
+    /// the dot product; only records sharing a dimension with the query are found.
+    public func sparseSearch(
+        key: String, query: SparseVector, k: Int, filter: WhereFilter? = nil, documentFilter: DocumentFilter? = nil,
+        include: Include = [.documents, .metadatas]
+    ) throws -> [RecordView] {
+        guard (1...HNSWIndex.maximumK).contains(k) else {
+            throw StorageError.invalidArgument("k must be in 1...\(HNSWIndex.maximumK), got \(k)")
+        }
+        do {
+            try query.validate(path: "sparse query")
+            try FilterValidation.validate(filter, documentFilter)
+        } catch { throw StorageError(error) }
+        guard configuration.sparseIndexes.contains(where: { $0.key == key }) else {
+            let declared = configuration.sparseIndexes.map(\.key)
+            throw StorageError.failedPrecondition(
+                "collection '\(name)' has no sparse index on '\(key.prefix(60))'" + (declared.isEmpty ? "" : " (it has: \(declared.joined(separator: ", ")))"))
+        }
+        let liveRecords = count
+        let generation = current.withLock { $0 }
+        let token = generation.index.gate.enter()
+        defer { generation.index.gate.exit(token) }
+        let hits: [BM25Index.Hit]
+        if filter != nil || documentFilter != nil {
+            hits = sparse.search(key: key, query, k: k, liveRecords: liveRecords) { generation.records.matches($0, filter, documentFilter) } ?? []
+        } else {
+            hits = Array((sparse.search(key: key, query, k: k + Self.lexicalLiveMargin, liveRecords: liveRecords, accept: nil) ?? [])
+                .lazy.filter { generation.records.isLive($0.slot) }.prefix(k))
+        }
+        return hits.compactMap { hit in
+            var result = view(generation, hit.slot, include: include.subtracting(.distances), distance: nil)
+            result?.score = hit.score
+            return result
+        }
+    }
 }

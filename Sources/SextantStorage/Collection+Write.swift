@@ -113,6 +113,9 @@ extension Collection {
     public func modify(name: String?, metadata: Metadata?) async throws {
         if let name { try CollectionConfiguration.validateName(name) }
         if let metadata { try MetadataCodec.validate(metadata) }
+        guard (metadata ?? [:]).values.allSatisfy(\.isScalar) else {
+            throw StorageError.invalidArgument("collection metadata values must be strings, numbers or booleans")
+        }
         let lsn = try await writerLock.withLock { () throws -> LSN in
             try state.withLock { (state) throws -> LSN in
                 var configuration = state.configuration
@@ -142,6 +145,8 @@ extension Collection {
         var retired: [UInt32] = []
         let indexesText = text.wantsChanges
         var textChanges: [CollectionTextIndex.Change] = []
+        let indexesSparse = sparse.isEnabled
+        var sparseChanges: [CollectionSparseIndexes.Change] = []
         for operation in operations {
             pace()
             switch operation {
@@ -152,6 +157,7 @@ extension Collection {
                 {
                     try generation.records.store(slot: existing, id: idBytes, document: document, metadata: metadata)
                     if indexesText { textChanges.append(.init(slot: existing, terms: text.terms(document))) }
+                    if indexesSparse { sparseChanges.append(.init(slot: existing, metadata: metadata)) }
                     continue
                 }
                 let slot: UInt32
@@ -172,6 +178,7 @@ extension Collection {
                 if let old = state.ids.updateValue(slot, forKey: id) { retired.append(old) } else { state.liveRecords += 1 }
                 published.append(slot)
                 if indexesText { textChanges.append(.init(slot: slot, terms: text.terms(document))) }
+                if indexesSparse { sparseChanges.append(.init(slot: slot, metadata: metadata)) }
             case .delete(let idBytes):
                 let id = String(decoding: idBytes, as: UTF8.self)
                 if let old = state.ids.removeValue(forKey: id) {
@@ -184,6 +191,8 @@ extension Collection {
         // Before the tail publishes and the old versions retire: a reader then
         // finds a replaced document's new terms as soon as its record.
         text.apply(textChanges)
+        if indexesSparse { sparseChanges += retired.map { .init(slot: $0, metadata: nil) } }
+        sparse.apply(sparseChanges)
         publishToTail(published, generation)
         for slot in retired { retire(slot, generation) }
         assert(state.liveRecords == state.ids.count, "live records equal the id map's size")

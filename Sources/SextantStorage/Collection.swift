@@ -76,6 +76,8 @@ public final class Collection: @unchecked Sendable {
     let tail: UnindexedTail
     /// BM25 over the documents when the configuration asks for it.
     let text = CollectionTextIndex()
+    /// Sparse vectors' indexes, one per key the configuration declares.
+    let sparse = CollectionSparseIndexes()
     /// Shared by linking (indexer) and exclusive for reclaim and checkpoint.
     let indexLock = ReadWriteLock()
     let writerLock = AsyncLock()
@@ -142,6 +144,7 @@ public final class Collection: @unchecked Sendable {
     {
         try CollectionConfiguration.validateName(configuration.name)
         try configuration.textIndex?.validate()
+        try SparseIndexSettings.validate(configuration.sparseIndexes)
         _ = try configuration.layout()
         try Files.makeDirectories(directory)
         let manifest = Manifest(
@@ -174,6 +177,11 @@ public final class Collection: @unchecked Sendable {
         if let settings = manifest.configuration.textIndex {
             let loaded = try CollectionTextIndex.load(directory: generationDirectory, manifest: manifest, settings: settings)
             collection.text.reset(loaded ?? collection.text.build(settings, from: generation))
+        }
+        let sparseSettings = manifest.configuration.sparseIndexes
+        if !sparseSettings.isEmpty {
+            let loaded = try CollectionSparseIndexes.load(directory: generationDirectory, manifest: manifest, settings: sparseSettings)
+            collection.sparse.reset(sparseSettings, loaded ?? CollectionSparseIndexes.build(sparseSettings, from: generation))
         }
         try collection.replay(recovered)
         collection.requeueUnlinked()

@@ -21,12 +21,15 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
     /// BM25 over the documents, kept by the collection itself (nil: none).
     /// Manifests written before it existed mean none.
     public var textIndex: TextIndexSettings?
+    /// Sparse indexes over sparse vectors records carry in metadata, one per
+    /// key (fixed at create; manifests written before they existed mean none).
+    public var sparseIndexes: [SparseIndexSettings]
 
     public init(id: String = UUID().uuidString.lowercased(), name: String, dimension: Int, metric: Metric = .cosine,
                 hnsw: HNSWParameters = HNSWParameters(), capacity: Int = StorageLimits.defaultCollectionCapacity,
                 quantization: Quantization = StorageLimits.defaultQuantization,
                 metadata: Metadata = [:], createdAtSeconds: Double = Date().timeIntervalSince1970,
-                textIndex: TextIndexSettings? = nil) {
+                textIndex: TextIndexSettings? = nil, sparseIndexes: [SparseIndexSettings] = []) {
         self.id = id
         self.name = name
         self.dimension = dimension
@@ -37,10 +40,11 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
         self.metadata = metadata.mapValues(TaggedValue.init)
         self.createdAtSeconds = createdAtSeconds
         self.textIndex = textIndex
+        self.sparseIndexes = sparseIndexes
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, dimension, metric, hnsw, capacity, quantization, metadata, createdAtSeconds, textIndex
+        case id, name, dimension, metric, hnsw, capacity, quantization, metadata, createdAtSeconds, textIndex, sparseIndexes
     }
 
     public init(from decoder: any Decoder) throws {
@@ -55,6 +59,7 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
         metadata = try container.decode([String: TaggedValue].self, forKey: .metadata)
         createdAtSeconds = try container.decode(Double.self, forKey: .createdAtSeconds)
         textIndex = try container.decodeIfPresent(TextIndexSettings.self, forKey: .textIndex)
+        sparseIndexes = try container.decodeIfPresent([SparseIndexSettings].self, forKey: .sparseIndexes) ?? []
     }
 
     public var collectionMetadata: Metadata { metadata.mapValues(\.value) }
@@ -107,6 +112,45 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
     }
 }
 
+/// A sparse index over the sparse vectors records carry under `key` in their
+/// metadata (Chroma's layout: `{"#type": "sparse_vector", ...}` values).
+/// `bm25` scales query values by IDF over the live records at query time,
+/// as Chroma does for keys its `chroma_bm25` function fills. `sourceKey` and
+/// `embeddingFunction` are the client's: kept and echoed, never interpreted.
+public struct SparseIndexSettings: Codable, Sendable, Equatable {
+    public var key: String
+    public var bm25: Bool
+    public var sourceKey: String?
+    public var embeddingFunction: String?
+
+    public init(key: String, bm25: Bool = false, sourceKey: String? = nil, embeddingFunction: String? = nil) {
+        self.key = key
+        self.bm25 = bm25
+        self.sourceKey = sourceKey
+        self.embeddingFunction = embeddingFunction
+    }
+
+    public static let maximumIndexes = 4
+    public static let maximumEmbeddingFunctionBytes = 16_384
+
+    static func validate(_ indexes: [SparseIndexSettings]) throws {
+        guard indexes.count <= maximumIndexes else {
+            throw StorageError.invalidArgument("at most \(maximumIndexes) sparse indexes per collection, got \(indexes.count)")
+        }
+        guard Set(indexes.map(\.key)).count == indexes.count else { throw StorageError.invalidArgument("sparse index keys must be distinct") }
+        for index in indexes {
+            do { try MetadataCodec.validate([index.key: .bool(true)]) } catch {
+                throw StorageError.invalidArgument("sparse index key '\(index.key.prefix(40))': \(error)")
+            }
+            guard (index.embeddingFunction?.utf8.count ?? 0) <= maximumEmbeddingFunctionBytes,
+                  (index.sourceKey?.utf8.count ?? 0) <= MetadataLimits.maximumKeyBytes
+            else {
+                throw StorageError.invalidArgument("sparse index '\(index.key.prefix(40))': source key or function configuration too long")
+            }
+        }
+    }
+}
+
 /// A collection's own full-text index: BM25 over its documents, tokenized as
 /// chromadb-client's `chroma_bm25` does (`SextantText.Tokenizer`).
 public struct TextIndexSettings: Codable, Sendable, Equatable {
@@ -155,6 +199,8 @@ public struct TaggedValue: Codable, Sendable, Equatable {
         case .int(let number): try container.encode(number, forKey: .i)
         case .double(let number): try container.encode(number, forKey: .f)
         case .bool(let flag): try container.encode(flag, forKey: .b)
+        case .sparseVector:
+            throw EncodingError.invalidValue(value, .init(codingPath: encoder.codingPath, debugDescription: "collection metadata holds scalars only"))
         }
     }
 }

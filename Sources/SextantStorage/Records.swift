@@ -266,7 +266,7 @@ final class RecordStore: @unchecked Sendable {
     /// True if `slot` holds a live record matching both filters (nil matches everything).
     func matches(_ slot: UInt32, _ filter: WhereFilter?, _ documentFilter: DocumentFilter?) -> Bool {
         guard isLive(slot), let view = record(slot) else { return false }
-        if let filter, !filter.matches(view.metadata) { return false }
+        if let filter, !filter.matches(view.metadata, id: view.id) { return false }
         if let documentFilter, !documentFilter.matches(view.document) { return false }
         return true
     }

@@ -56,6 +56,10 @@ public final class StorageEngine: @unchecked Sendable {
         try CollectionConfiguration.validateName(configuration.name)
         _ = try configuration.layout()
         try MetadataCodec.validate(configuration.collectionMetadata)
+        try SparseIndexSettings.validate(configuration.sparseIndexes)
+        guard (configuration.collectionMetadata).values.allSatisfy(\.isScalar) else {
+            throw StorageError.invalidArgument("collection metadata values must be strings, numbers or booleans")
+        }
         return try await catalogLock.withLock { () throws -> (Collection, created: Bool) in
             if let existing = collection(named: configuration.name) {
                 if getOrCreate { return (existing, false) }

@@ -477,12 +477,18 @@ extension BM25Index {
 /// ties break towards the smaller slot, deterministically.
 struct TopK {
     let k: Int
+    /// The threshold until k are held: 0 for BM25, whose scores are positive;
+    /// −∞ for dot products, which need not be.
+    let floor: Double
     private var items: [BM25Index.Hit] = []
 
-    init(k: Int) { self.k = k }
+    init(k: Int, floor: Double = 0) {
+        self.k = k
+        self.floor = floor
+    }
 
-    /// The score a document must reach to enter (0 until k are held: BM25 scores are positive).
-    var threshold: Double { items.count < k ? 0 : items[0].score }
+    /// The score a document must reach to enter.
+    var threshold: Double { items.count < k ? floor : items[0].score }
     var isFull: Bool { items.count >= k }
 
     private static func worse(_ a: BM25Index.Hit, _ b: BM25Index.Hit) -> Bool {

@@ -215,6 +215,9 @@ public nonisolated enum Sextant_V1_SearchMode: SwiftProtobuf.Enum, Swift.CaseIte
   case semantic // = 0
   case lexical // = 1
   case hybrid // = 2
+
+  /// exact top-k by dot product over the sparse index of `sparse_key`
+  case sparse // = 3
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -226,6 +229,7 @@ public nonisolated enum Sextant_V1_SearchMode: SwiftProtobuf.Enum, Swift.CaseIte
     case 0: self = .semantic
     case 1: self = .lexical
     case 2: self = .hybrid
+    case 3: self = .sparse
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -235,6 +239,7 @@ public nonisolated enum Sextant_V1_SearchMode: SwiftProtobuf.Enum, Swift.CaseIte
     case .semantic: return 0
     case .lexical: return 1
     case .hybrid: return 2
+    case .sparse: return 3
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -244,6 +249,7 @@ public nonisolated enum Sextant_V1_SearchMode: SwiftProtobuf.Enum, Swift.CaseIte
     .semantic,
     .lexical,
     .hybrid,
+    .sparse,
   ]
 
 }
@@ -392,6 +398,14 @@ public nonisolated struct Sextant_V1_Value: Sendable {
     set {kind = .boolValue(newValue)}
   }
 
+  public var sparseVectorValue: Sextant_V1_SparseVector {
+    get {
+      if case .sparseVectorValue(let v)? = kind {return v}
+      return Sextant_V1_SparseVector()
+    }
+    set {kind = .sparseVectorValue(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -399,8 +413,28 @@ public nonisolated struct Sextant_V1_Value: Sendable {
     case intValue(Int64)
     case doubleValue(Double)
     case boolValue(Bool)
+    case sparseVectorValue(Sextant_V1_SparseVector)
 
   }
+
+  public init() {}
+}
+
+/// Strictly ascending indices with their values (and optionally a label per
+/// entry, such as the token a BM25 function hashed); at most 16,384 entries.
+public nonisolated struct Sextant_V1_SparseVector: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var indices: [UInt32] = []
+
+  public var values: [Float] = []
+
+  /// empty, or one per entry
+  public var labels: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -700,6 +734,29 @@ public nonisolated struct Sextant_V1_TextIndex: Sendable {
   public init() {}
 }
 
+/// A sparse index over the sparse vectors records carry under one metadata key.
+public nonisolated struct Sextant_V1_SparseIndex: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the metadata key (1...256 bytes, not starting with # or $)
+  public var key: String = String()
+
+  /// queries' values scaled by IDF over the live records
+  public var bm25: Bool = false
+
+  /// kept for clients: what their function embeds ("#document")
+  public var sourceKey: String = String()
+
+  /// kept for clients: their function's configuration, JSON
+  public var embeddingFunction: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Sextant_V1_CollectionInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -748,6 +805,8 @@ public nonisolated struct Sextant_V1_CollectionInfo: Sendable {
   public var hasTextIndex: Bool {self._textIndex != nil}
   /// Clears the value of `textIndex`. Subsequent reads from it will return its default value.
   public mutating func clearTextIndex() {self._textIndex = nil}
+
+  public var sparseIndexes: [Sextant_V1_SparseIndex] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -802,6 +861,9 @@ public nonisolated struct Sextant_V1_CreateCollectionRequest: Sendable {
   public var hasTextIndex: Bool {self._textIndex != nil}
   /// Clears the value of `textIndex`. Subsequent reads from it will return its default value.
   public mutating func clearTextIndex() {self._textIndex = nil}
+
+  /// at most 4, keys distinct
+  public var sparseIndexes: [Sextant_V1_SparseIndex] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1370,6 +1432,18 @@ public nonisolated struct Sextant_V1_QueryRequest: @unchecked Sendable {
   /// Clears the value of `fusion`. Subsequent reads from it will return its default value.
   public mutating func clearFusion() {_uniqueStorage()._fusion = nil}
 
+  /// sparse: the index to search
+  public var sparseKey: String {
+    get {_storage._sparseKey}
+    set {_uniqueStorage()._sparseKey = newValue}
+  }
+
+  /// sparse: one query vector per query
+  public var sparseQueries: [Sextant_V1_SparseVector] {
+    get {_storage._sparseQueries}
+    set {_uniqueStorage()._sparseQueries = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1583,7 +1657,7 @@ nonisolated extension Sextant_V1_Quantization: SwiftProtobuf._ProtoNameProviding
 }
 
 nonisolated extension Sextant_V1_SearchMode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0SEARCH_MODE_SEMANTIC\0\u{1}SEARCH_MODE_LEXICAL\0\u{1}SEARCH_MODE_HYBRID\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0SEARCH_MODE_SEMANTIC\0\u{1}SEARCH_MODE_LEXICAL\0\u{1}SEARCH_MODE_HYBRID\0\u{1}SEARCH_MODE_SPARSE\0")
 }
 
 nonisolated extension Sextant_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1832,7 +1906,7 @@ nonisolated extension Sextant_V1_HeartbeatReply: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Sextant_V1_Value: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Value"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}string_value\0\u{3}int_value\0\u{3}double_value\0\u{3}bool_value\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}string_value\0\u{3}int_value\0\u{3}double_value\0\u{3}bool_value\0\u{3}sparse_vector_value\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1872,6 +1946,19 @@ nonisolated extension Sextant_V1_Value: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.kind = .boolValue(v)
         }
       }()
+      case 5: try {
+        var v: Sextant_V1_SparseVector?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .sparseVectorValue(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .sparseVectorValue(v)
+        }
+      }()
       default: break
       }
     }
@@ -1899,6 +1986,10 @@ nonisolated extension Sextant_V1_Value: SwiftProtobuf.Message, SwiftProtobuf._Me
       guard case .boolValue(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularBoolField(value: v, fieldNumber: 4)
     }()
+    case .sparseVectorValue?: try {
+      guard case .sparseVectorValue(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1906,6 +1997,46 @@ nonisolated extension Sextant_V1_Value: SwiftProtobuf.Message, SwiftProtobuf._Me
 
   public static func ==(lhs: Sextant_V1_Value, rhs: Sextant_V1_Value) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sextant_V1_SparseVector: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SparseVector"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}indices\0\u{1}values\0\u{1}labels\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt32Field(value: &self.indices) }()
+      case 2: try { try decoder.decodeRepeatedFloatField(value: &self.values) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.labels) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.indices.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.indices, fieldNumber: 1)
+    }
+    if !self.values.isEmpty {
+      try visitor.visitPackedFloatField(value: self.values, fieldNumber: 2)
+    }
+    if !self.labels.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.labels, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sextant_V1_SparseVector, rhs: Sextant_V1_SparseVector) -> Bool {
+    if lhs.indices != rhs.indices {return false}
+    if lhs.values != rhs.values {return false}
+    if lhs.labels != rhs.labels {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2504,9 +2635,54 @@ nonisolated extension Sextant_V1_TextIndex: SwiftProtobuf.Message, SwiftProtobuf
   }
 }
 
+nonisolated extension Sextant_V1_SparseIndex: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SparseIndex"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}bm25\0\u{3}source_key\0\u{3}embedding_function\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.bm25) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.sourceKey) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.embeddingFunction) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if self.bm25 != false {
+      try visitor.visitSingularBoolField(value: self.bm25, fieldNumber: 2)
+    }
+    if !self.sourceKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourceKey, fieldNumber: 3)
+    }
+    if !self.embeddingFunction.isEmpty {
+      try visitor.visitSingularStringField(value: self.embeddingFunction, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sextant_V1_SparseIndex, rhs: Sextant_V1_SparseIndex) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.bm25 != rhs.bm25 {return false}
+    if lhs.sourceKey != rhs.sourceKey {return false}
+    if lhs.embeddingFunction != rhs.embeddingFunction {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{1}count\0\u{3}created_at_seconds\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{1}count\0\u{3}created_at_seconds\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0\u{3}sparse_indexes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2525,6 +2701,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.capacity) }()
       case 10: try { try decoder.decodeSingularEnumField(value: &self.quantization) }()
       case 11: try { try decoder.decodeSingularMessageField(value: &self._textIndex) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.sparseIndexes) }()
       default: break
       }
     }
@@ -2568,6 +2745,9 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
     try { if let v = self._textIndex {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     } }()
+    if !self.sparseIndexes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.sparseIndexes, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2583,6 +2763,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
     if lhs.capacity != rhs.capacity {return false}
     if lhs.quantization != rhs.quantization {return false}
     if lhs._textIndex != rhs._textIndex {return false}
+    if lhs.sparseIndexes != rhs.sparseIndexes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2590,7 +2771,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateCollectionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{3}get_or_create\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{3}get_or_create\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0\u{3}sparse_indexes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2607,6 +2788,7 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.capacity) }()
       case 8: try { try decoder.decodeSingularEnumField(value: &self.quantization) }()
       case 9: try { try decoder.decodeSingularMessageField(value: &self._textIndex) }()
+      case 10: try { try decoder.decodeRepeatedMessageField(value: &self.sparseIndexes) }()
       default: break
       }
     }
@@ -2644,6 +2826,9 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
     try { if let v = self._textIndex {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     } }()
+    if !self.sparseIndexes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.sparseIndexes, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2657,6 +2842,7 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
     if lhs.capacity != rhs.capacity {return false}
     if lhs.quantization != rhs.quantization {return false}
     if lhs._textIndex != rhs._textIndex {return false}
+    if lhs.sparseIndexes != rhs.sparseIndexes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3283,7 +3469,7 @@ nonisolated extension Sextant_V1_Fusion: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QueryRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}queries\0\u{1}k\0\u{1}where\0\u{3}where_document\0\u{1}include\0\u{1}ef\0\u{1}mode\0\u{1}texts\0\u{1}fusion\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}queries\0\u{1}k\0\u{1}where\0\u{3}where_document\0\u{1}include\0\u{1}ef\0\u{1}mode\0\u{1}texts\0\u{1}fusion\0\u{3}sparse_key\0\u{3}sparse_queries\0")
 
   fileprivate class _StorageClass {
     var _collection: Sextant_V1_CollectionRef? = nil
@@ -3296,6 +3482,8 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
     var _mode: Sextant_V1_SearchMode = .semantic
     var _texts: [String] = []
     var _fusion: Sextant_V1_Fusion? = nil
+    var _sparseKey: String = String()
+    var _sparseQueries: [Sextant_V1_SparseVector] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3316,6 +3504,8 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
       _mode = source._mode
       _texts = source._texts
       _fusion = source._fusion
+      _sparseKey = source._sparseKey
+      _sparseQueries = source._sparseQueries
     }
   }
 
@@ -3344,6 +3534,8 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
         case 8: try { try decoder.decodeSingularEnumField(value: &_storage._mode) }()
         case 9: try { try decoder.decodeRepeatedStringField(value: &_storage._texts) }()
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._fusion) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._sparseKey) }()
+        case 12: try { try decoder.decodeRepeatedMessageField(value: &_storage._sparseQueries) }()
         default: break
         }
       }
@@ -3386,6 +3578,12 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
       try { if let v = _storage._fusion {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
       } }()
+      if !_storage._sparseKey.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._sparseKey, fieldNumber: 11)
+      }
+      if !_storage._sparseQueries.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._sparseQueries, fieldNumber: 12)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3405,6 +3603,8 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
         if _storage._mode != rhs_storage._mode {return false}
         if _storage._texts != rhs_storage._texts {return false}
         if _storage._fusion != rhs_storage._fusion {return false}
+        if _storage._sparseKey != rhs_storage._sparseKey {return false}
+        if _storage._sparseQueries != rhs_storage._sparseQueries {return false}
         return true
       }
       if !storagesAreEqual {return false}
