@@ -119,7 +119,7 @@ struct ChromaRoutes {
             let handle = try await byID(try Self.uuid(try context.parameters.require("collection")))
             return Reply.json(.int(Int64(try await engine.time("Count") { try await handle.count() })))
         }
-        for operation in ["add", "upsert", "update", "get", "query", "delete"] {
+        for operation in ["add", "upsert", "update", "get", "query", "delete", "search"] {
             collections.post("collections/:collection/\(operation)") { request, context in
                 try scope(context)
                 let handle = try await byID(try Self.uuid(try context.parameters.require("collection")))
@@ -129,6 +129,7 @@ struct ChromaRoutes {
                 case "add", "upsert", "update": return try await write(operation, handle, body)
                 case "get": return try await get(handle, body)
                 case "query": return try await query(handle, body)
+                case "search": return try await search(handle, body)
                 default: return try await delete(handle, body)
                 }
             }
@@ -179,7 +180,11 @@ struct ChromaRoutes {
         }
         if metadata.isEmpty { metadata = [:] }
         return .object([
-            "id": .string(info.id), "name": .string(info.name), "configuration_json": configuration, "schema": .null,
+            "id": .string(info.id), "name": .string(info.name), "configuration_json": configuration,
+            "schema": info.metadata[schemaKey].flatMap { value -> JSONValue? in
+                if case .string(let stored) = value { return try? JSON.parse(stored) }
+                return nil
+            } ?? .null,
             "metadata": metadata.isEmpty ? .null : ChromaGrammar.metadataJSON(metadata),
             "dimension": info.dimension == 0 ? .null : .int(Int64(info.dimension)),
             "tenant": .string(tenant), "database": .string(database), "version": .int(0), "log_position": .int(0),
@@ -229,6 +234,15 @@ struct ChromaRoutes {
         let configuration = body["configuration"].flatMap { $0.isNull ? nil : $0 }
         let getOrCreate = try body.optional("get_or_create", { $0.boolValue }, "a boolean") ?? false
         if let configuration { metadata[Self.configurationKey] = .string(JSON.serialize(configuration)) }
+        var sparseIndexes: [SparseIndexOptions] = []
+        var textIndex: TextIndexOptions?
+        if let schema = body["schema"], !schema.isNull {
+            let indexes = try Self.schemaIndexes(schema)
+            sparseIndexes = indexes.sparse
+            if indexes.fullText { textIndex = TextIndexOptions() }
+            // Kept as sent and echoed: the client reads its sparse functions back from it.
+            metadata[Self.schemaKey] = .string(JSON.serialize(schema))
+        }
         let m = metadata["hnsw:M"].flatMap { if case .int(let v) = $0 { return Int(v) } else { return nil } }
         let efConstruction = metadata["hnsw:construction_ef"].flatMap { if case .int(let v) = $0 { return Int(v) } else { return nil } }
         let ef = metadata["hnsw:search_ef"].flatMap { if case .int(let v) = $0 { return Int(v) } else { return nil } }
@@ -236,7 +250,8 @@ struct ChromaRoutes {
         let handle = try await engine.time("CreateCollection") {
             try await engine.client.createCollection(
                 name: name, dimension: 0, metric: try Self.metric(metadata, configuration), m: m, efConstruction: efConstruction,
-                ef: ef, metadata: metadata, getOrCreate: getOrCreate, quantization: quantization)
+                ef: ef, metadata: metadata, getOrCreate: getOrCreate, quantization: quantization, textIndex: textIndex,
+                sparseIndexes: sparseIndexes)
         }
         return Reply.json(Self.collectionJSON(handle.info))
     }

@@ -26,6 +26,14 @@ extension MetadataValue {
         case .int(let number): return .int(number)
         case .double(let number): return .double(number)
         case .bool(let flag): return .bool(flag)
+        case .sparseVector(let vector):
+            var object: [String: JSONValue] = [
+                "#type": .string("sparse_vector"),
+                "indices": .array(vector.indices.map { .int(Int64($0)) }),
+                "values": .array(vector.values.map { .double(Double($0)) }),
+            ]
+            if let labels = vector.labels { object["tokens"] = .array(labels.map(JSONValue.string)) }
+            return .object(object)
         }
     }
 }
@@ -40,14 +48,58 @@ public enum ChromaGrammar {
             var result = Metadata()
             for (key, value) in object {
                 if value.isNull { continue }  // Chroma drops null-valued keys
+                if case .object = value, value["#type"] != nil {
+                    result[key] = .sparseVector(try sparseVector(value, path: "\(path).\(key)"))
+                    continue
+                }
                 guard let scalar = MetadataValue(json: value) else {
-                    throw GrammarError("\(path).\(key): metadata values must be strings, numbers or booleans, got \(value.typeName)")
+                    throw GrammarError("\(path).\(key): metadata values must be strings, numbers, booleans or sparse vectors, got \(value.typeName)")
                 }
                 result[key] = scalar
             }
             return result
         default: throw GrammarError("\(path): metadata must be an object, got \(json.typeName)")
         }
+    }
+
+    /// `{"#type": "sparse_vector", "indices": [...], "values": [...], "tokens": [...]?}`,
+    /// as chromadb's `SparseVector` serializes: indices non-negative and strictly ascending.
+    public static func sparseVector(_ json: JSONValue, path: String) throws(GrammarError) -> SparseVector {
+        guard json["#type"]?.stringValue == "sparse_vector" else {
+            throw GrammarError("\(path): an object value must be a sparse vector ({\"#type\": \"sparse_vector\", ...})")
+        }
+        guard case .array(let indexValues)? = json["indices"], case .array(let valueValues)? = json["values"] else {
+            throw GrammarError("\(path): a sparse vector needs 'indices' and 'values' lists")
+        }
+        var indices: [UInt32] = []
+        var values: [Float] = []
+        indices.reserveCapacity(indexValues.count)
+        values.reserveCapacity(valueValues.count)
+        for item in indexValues {
+            guard let number = item.intValue, number >= 0, number <= Int64(UInt32.max) else {
+                throw GrammarError("\(path).indices: must be integers in 0...\(UInt32.max)")
+            }
+            indices.append(UInt32(number))
+        }
+        for item in valueValues {
+            guard let number = item.doubleValue, number.isFinite, abs(number) <= Double(Float.greatestFiniteMagnitude) else {
+                throw GrammarError("\(path).values: must be finite float32 numbers")
+            }
+            values.append(Float(number))
+        }
+        var labels: [String]?
+        if let tokens = json["tokens"], !tokens.isNull {
+            guard case .array(let items) = tokens else { throw GrammarError("\(path).tokens: must be a list of strings") }
+            var read: [String] = []
+            for item in items {
+                guard let text = item.stringValue else { throw GrammarError("\(path).tokens: must be a list of strings") }
+                read.append(text)
+            }
+            labels = read
+        }
+        let vector = SparseVector(indices: indices, values: values, labels: labels)
+        do { try vector.validate(path: path) } catch { throw GrammarError(error.description) }
+        return vector
     }
 
     public static func metadataJSON(_ metadata: Metadata) -> JSONValue {

@@ -266,6 +266,14 @@ enum WireRecordDecoder {
             case (2, 0): value.decoded = .int(Int64(bitPattern: try reader.varint()))
             case (3, 1): value.decoded = .double(Double(bitPattern: try reader.fixed64()))
             case (4, 0): value.decoded = .bool(try reader.varint() != 0)
+            case (5, 2):
+                // Rare and nested: the generated decoder reads it (packed or not, labels).
+                let vectorRange = try reader.delimited()
+                let wire: Sextant_V1_SparseVector
+                do { wire = try Sextant_V1_SparseVector(serializedBytes: Array(bytes[vectorRange])) } catch {
+                    throw .invalid("record does not decode: a sparse vector is malformed")
+                }
+                value.decoded = .sparseVector(try SparseVector(wire: wire, path: "sparse vector"))
             case (let field, let wireType):
                 guard field > 0 else { throw .invalid("record does not decode: field number 0") }
                 try reader.skip(wireType: wireType)

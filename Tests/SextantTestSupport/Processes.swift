@@ -105,10 +105,13 @@ extension Process {
 /// The test virtualenv's Python (tools/python-env creates it; tools/test runs that first).
 public enum TestPython {
     public static var path: String { TestDataset.packageRoot + "/.venv-test/bin/python" }
+    /// The full chromadb package's virtualenv (its Search API client and BM25 function).
+    public static var chromaPath: String { TestDataset.packageRoot + "/.venv-chroma/bin/python" }
 
     /// Runs a Python script from tools/python with arguments; returns (status, combined output).
     public static func run(_ script: String, _ arguments: [String], environment: [String: String] = [:],
-                           timeoutSeconds: Double = 600) throws -> (Int32, String) {
+                           timeoutSeconds: Double = 600, python: String = TestPython.path) throws -> (Int32, String) {
+        let path = python
         guard FileManager.default.isExecutableFile(atPath: path) else {
             return (127, "no test virtualenv at \(path): run tools/python-env (tools/test does)")
         }
