@@ -64,6 +64,9 @@ struct NativeRoutes {
             let name = try context.parameters.require("name")
             return try await search(name, try await readJSON(request, context))
         }
+        router.get("/v1/collections/:name/facets") { request, context in
+            try await facets(try context.parameters.require("name"), request)
+        }
         router.post("/v1/feedback") { request, context in try await addFeedback(try await readJSON(request, context)) }
         router.get("/v1/feedback") { request, _ in try await exportFeedback(request) }
     }
@@ -82,7 +85,35 @@ struct NativeRoutes {
             "quantization": info.quantization.map { .string($0.rawValue) } ?? .null,
             "embedder": Self.embedderIdentifier(info.metadata).map(JSONValue.string) ?? .null,
             "text_index": info.textIndex.map { .object(["k1": .double($0.k1), "b": .double($0.b)]) } ?? .null,
+            "indexed_fields": .array(info.payloadIndexes.map(JSONValue.string)),
         ])
+    }
+
+    /// `GET /v1/collections/{name}/facets?field=F[&limit=N][&where=JSON]`: the
+    /// field's most common values with counts (strings, booleans) and its
+    /// range (numbers) among the records the `where` filter matches.
+    func facets(_ name: String, _ request: Request) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        guard let field = parameters.get("field"), !field.isEmpty else { throw APIError.badRequest("'field' is required") }
+        let limitText = parameters.get("limit") ?? "10"
+        guard let limit = Int(limitText), (1...1_000).contains(limit) else { throw APIError.badRequest("'limit' must be in 1...1000") }
+        var filter: WhereFilter?
+        if let text = parameters.get("where"), !text.isEmpty {
+            let json: JSONValue
+            do { json = try JSON.parse(text) } catch { throw APIError.badRequest("'where' is not JSON: \(error)") }
+            do { filter = try ChromaGrammar.where(json) } catch { throw APIError.badRequest("Invalid where clause: \(error)") }
+        }
+        let handle: CollectionHandle
+        do { handle = try await engine.collection(name) } catch let error as SextantError where error.code == .notFound {
+            throw APIError.notFound("collection '\(name)' does not exist")
+        }
+        let result = try await engine.time("Facets") { try await handle.facets(field: field, where: filter, limit: limit) }
+        return Reply.json(.object([
+            "field": .string(field), "matched": .int(Int64(result.matched)),
+            "values": .array(result.values.map { .object(["value": $0.value.json, "count": .int(Int64($0.count))]) }),
+            "minimum": result.minimum.map(JSONValue.double) ?? .null, "maximum": result.maximum.map(JSONValue.double) ?? .null,
+            "numbers": .int(Int64(result.numbers)), "indexed": .bool(result.indexed),
+        ]))
     }
 
     /// `POST /v1/collections`: `{"name", "dimension"?, "metric"?, "quantization"?,
@@ -90,6 +121,8 @@ struct NativeRoutes {
     /// may be left out: the first write fixes it. `capacity` is a hint;
     /// collections grow. `text_index` (true by default, false, or
     /// {"k1", "b"}) indexes the documents for lexical and hybrid search.
+    /// `indexed_fields` lists metadata fields to index exactly (filters on
+    /// them plan from exact counts; facets count from them).
     func createCollection(_ body: JSONValue) async throws -> Response {
         guard body.objectValue != nil else { throw APIError.badRequest("body must be a JSON object") }
         guard let name = try body.optional("name", { $0.stringValue }, "a string") else {
@@ -106,10 +139,17 @@ struct NativeRoutes {
         let getOrCreate = try body.optional("get_or_create", { $0.boolValue }, "a boolean") ?? false
         let metadata = try body["metadata"].flatMap { $0.isNull ? nil : try ChromaGrammar.metadata($0, path: "metadata") } ?? [:]
         let textIndex = try Self.textIndex(body["text_index"])
+        var indexedFields: [String] = []
+        if let value = body["indexed_fields"], !value.isNull {
+            guard let items = value.arrayValue, items.allSatisfy({ $0.stringValue != nil }) else {
+                throw APIError.badRequest("'indexed_fields' must be a list of metadata field names")
+            }
+            indexedFields = items.compactMap(\.stringValue)
+        }
         let handle = try await engine.time("CreateCollection") {
             try await engine.client.createCollection(
                 name: name, dimension: Int(dimension), metric: metric, metadata: metadata, getOrCreate: getOrCreate,
-                capacity: capacity.map { Int($0) }, quantization: quantization, textIndex: textIndex)
+                capacity: capacity.map { Int($0) }, quantization: quantization, textIndex: textIndex, payloadIndexes: indexedFields)
         }
         engine.forget(name)
         return Reply.json(Self.collectionJSON(handle.info), status: .created)

@@ -190,6 +190,28 @@ public struct CollectionHandle: Sendable {
         return try reply.results.map(RecordResult.list)
     }
 
+    /// A metadata field's most common values (strings, booleans) with counts,
+    /// and its numeric range, among the records matching the filters.
+    public func facets(field: String, where filter: WhereFilter? = nil, whereDocument: DocumentFilter? = nil, limit: Int = 10,
+                       timeoutMilliseconds: Int64? = nil) async throws -> FacetResult
+    {
+        guard (1...1_000).contains(limit) else { throw SextantError(.invalidArgument, "limit must be in 1...1000, got \(limit)") }
+        try Self.validate(filter, whereDocument)
+        var request = Sextant_V1_FacetsRequest()
+        request.collection = reference
+        request.field = field
+        request.limit = UInt32(limit)
+        if let filter { request.where = filter.wire }
+        if let whereDocument { request.whereDocument = whereDocument.wire }
+        let reply = try await client.call(.facets, request, as: Sextant_V1_FacetsReply.self, idempotent: true,
+                                          timeoutMilliseconds: timeoutMilliseconds)
+        let values = try reply.values.map { value in
+            FacetResult.Value(value: try MetadataValue(wire: value.value, path: "facets.values"), count: Int(value.count))
+        }
+        return FacetResult(matched: Int(reply.matched), values: values, minimum: reply.hasMinimum ? reply.minimum : nil,
+                           maximum: reply.hasMaximum ? reply.maximum : nil, numbers: Int(reply.numbers), indexed: reply.indexed)
+    }
+
     /// Renames the collection, replaces its metadata, and/or builds or drops
     /// its text index (a build reads every record: writes wait meanwhile).
     public func modify(name: String? = nil, metadata: Metadata? = nil, textIndex: TextIndexChange? = nil) async throws

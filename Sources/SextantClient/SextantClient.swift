@@ -168,7 +168,8 @@ public final class SextantClient: Sendable {
     public func createCollection(
         name: String, dimension: Int, metric: DistanceMetric = .cosine, m: Int? = nil, efConstruction: Int? = nil,
         ef: Int? = nil, metadata: Metadata = [:], getOrCreate: Bool = false, capacity: Int? = nil,
-        quantization: VectorQuantization? = nil, textIndex: TextIndexOptions? = nil, sparseIndexes: [SparseIndexOptions] = []
+        quantization: VectorQuantization? = nil, textIndex: TextIndexOptions? = nil, sparseIndexes: [SparseIndexOptions] = [],
+        payloadIndexes: [String] = []
     ) async throws -> CollectionHandle {
         var request = Sextant_V1_CreateCollectionRequest()
         request.name = name
@@ -183,6 +184,7 @@ public final class SextantClient: Sendable {
         if let quantization { request.quantization = quantization.wire }
         if let textIndex { request.textIndex = textIndex.wire }
         request.sparseIndexes = sparseIndexes.map(\.wire)
+        request.payloadIndexes = payloadIndexes
         let reply = try await call(.createCollection, request, as: Sextant_V1_CreateCollectionReply.self, idempotent: getOrCreate)
         return CollectionHandle(client: self, info: CollectionInfo(reply.collection))
     }

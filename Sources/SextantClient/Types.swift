@@ -110,6 +110,8 @@ public struct CollectionInfo: Sendable, Equatable {
     public var textIndex: TextIndexOptions?
     /// Sparse indexes over the sparse vectors records carry in metadata.
     public var sparseIndexes: [SparseIndexOptions]
+    /// Metadata fields with exact indexes.
+    public var payloadIndexes: [String]
 
     init(_ wire: Sextant_V1_CollectionInfo) {
         id = wire.id
@@ -127,6 +129,7 @@ public struct CollectionInfo: Sendable, Equatable {
         quantization = VectorQuantization(wire: wire.quantization)
         textIndex = wire.hasTextIndex ? TextIndexOptions(k1: wire.textIndex.k1, b: wire.textIndex.b) : nil
         sparseIndexes = wire.sparseIndexes.map(SparseIndexOptions.init(wire:))
+        payloadIndexes = wire.payloadIndexes
     }
 }
 
@@ -215,4 +218,22 @@ public struct CollectionStatistics: Sendable, Equatable {
     public var codeBytes: Int
     public var heapBytes: Int
     public var residentSearchBytes: Int
+}
+
+/// A metadata field's values among the records a filter matches.
+public struct FacetResult: Sendable, Equatable {
+    public struct Value: Sendable, Equatable {
+        public var value: MetadataValue
+        public var count: Int
+    }
+    /// Records matching the filters.
+    public var matched: Int
+    /// Most common string and boolean values, most first.
+    public var values: [Value]
+    /// Numbers: the smallest and largest, and how many matching records hold one.
+    public var minimum: Double?
+    public var maximum: Double?
+    public var numbers: Int
+    /// Counted from the field's index rather than the records.
+    public var indexed: Bool
 }

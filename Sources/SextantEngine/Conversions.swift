@@ -85,6 +85,7 @@ enum Convert {
             m: given(request.hnsw.m), efConstruction: given(request.hnsw.efConstruction), ef: given(request.hnsw.ef))
         if request.hasTextIndex { configuration.textIndex = textIndex(request.textIndex) }
         configuration.sparseIndexes = request.sparseIndexes.map(sparseIndex)
+        configuration.payloadIndexes = request.payloadIndexes
         if request.capacity > 0 {
             guard request.capacity <= UInt64(StorageLimits.maximumCollectionCapacity) else {
                 throw RequestError(.invalidArgument, "capacity exceeds \(StorageLimits.maximumCollectionCapacity)")
@@ -114,6 +115,7 @@ enum Convert {
             info.textIndex.b = settings.b
         }
         info.sparseIndexes = configuration.sparseIndexes.map(sparseIndex)
+        info.payloadIndexes = configuration.payloadIndexes
         return info
     }
 

@@ -64,6 +64,7 @@ final class Router: Sendable {
         case .stats: respond(.success(encode(Convert.stats(storage.list()))))
         case .get: read(run { ReadRequest.get(try MessageCodec.decode(Sextant_V1_GetRequest.self, from: body)) }, deadline, respond)
         case .query: read(run { ReadRequest.query(try MessageCodec.decode(Sextant_V1_QueryRequest.self, from: body)) }, deadline, respond)
+        case .facets: read(run { ReadRequest.facets(try MessageCodec.decode(Sextant_V1_FacetsRequest.self, from: body)) }, deadline, respond)
         case .createCollection: write(respond) { [self] in try await createCollection(body, deadline) }
         case .deleteCollection: write(respond) { [self] in try await deleteCollection(body, deadline) }
         case .modifyCollection: write(respond) { [self] in try await modifyCollection(body, deadline) }
@@ -144,6 +145,7 @@ final class Router: Sendable {
     enum ReadRequest: Sendable {
         case get(Sextant_V1_GetRequest)
         case query(Sextant_V1_QueryRequest)
+        case facets(Sextant_V1_FacetsRequest)
 
         /// Query vectors × k above which a query leaves the event loop.
         static let heavyQueryWork = 512
@@ -159,6 +161,7 @@ final class Router: Sendable {
             case .get(let request):
                 if request.byIds { return request.ids.count > Self.heavyGetRecords }
                 return !request.hasLimit || request.limit > Self.heavyGetRecords || request.hasWhereDocument
+            case .facets: return true  // counts over a filter's matches: off the event loop
             }
         }
     }
@@ -174,6 +177,7 @@ final class Router: Sendable {
             switch request {
             case .get(let get): return run { try self.get(get) }
             case .query(let query): return run { try self.query(query) }
+            case .facets(let facets): return run { try self.facets(facets) }
             }
         }
         if request.isHeavy {
@@ -260,6 +264,28 @@ final class Router: Sendable {
         }
         var reply = Sextant_V1_QueryReply()
         reply.results = results.map { Convert.reply($0, include: include, dimension: collection.dimension) }
+        return encode(reply)
+    }
+
+    private func facets(_ request: Sextant_V1_FacetsRequest) throws -> ByteBuffer {
+        let collection = try collection(request.collection, present: request.hasCollection)
+        guard !request.field.isEmpty else { throw RequestError(.invalidArgument, "facets need a field") }
+        let (filter, documentFilter) = try WireFilters.decode(
+            hasWhere: request.hasWhere, request.where, hasDocument: request.hasWhereDocument, request.whereDocument)
+        let facets = try collection.facets(field: request.field, filter: filter, documentFilter: documentFilter,
+                                           limit: request.limit == 0 ? 10 : Int(request.limit))
+        var reply = Sextant_V1_FacetsReply()
+        reply.matched = UInt64(facets.matched)
+        reply.values = facets.values.map { value in
+            var wire = Sextant_V1_FacetValue()
+            wire.value = value.value.wire
+            wire.count = UInt64(value.count)
+            return wire
+        }
+        if let minimum = facets.minimum { reply.minimum = minimum }
+        if let maximum = facets.maximum { reply.maximum = maximum }
+        reply.numbers = UInt64(facets.numbers)
+        reply.indexed = facets.indexed
         return encode(reply)
     }
 

@@ -67,6 +67,7 @@ public struct Method: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let delete = Method(.delete)
     public static let get = Method(.get)
     public static let query = Method(.query)
+    public static let facets = Method(.facets)
     public static let stats = Method(.stats)
     public static let checkpoint = Method(.checkpoint)
     public static let snapshot = Method(.snapshot)
@@ -96,6 +97,7 @@ public enum KnownMethod: UInt16, Sendable, CaseIterable {
     case delete = 24
     case get = 25
     case query = 26
+    case facets = 27
     case stats = 30
     case checkpoint = 31
     case snapshot = 32
@@ -118,6 +120,7 @@ public enum KnownMethod: UInt16, Sendable, CaseIterable {
         case .delete: return "Delete"
         case .get: return "Get"
         case .query: return "Query"
+        case .facets: return "Facets"
         case .stats: return "Stats"
         case .checkpoint: return "Checkpoint"
         case .snapshot: return "Snapshot"

@@ -64,11 +64,15 @@ extension Collection {
         let accept: (UInt32) -> Bool = { slot in
             filtered ? generation.records.matches(slot, filter, documentFilter) : generation.records.isLive(slot)
         }
+        // Indexed fields give the filter's matches (or a superset) and their
+        // number exactly: the planner scans them when few, walks the graph otherwise.
+        let slotFilter: SlotFilter? = filtered
+            ? (filter.flatMap { payload.candidates($0) }.map { SlotFilter(candidates: $0.slots, matches: accept) } ?? SlotFilter(matches: accept))
+            : nil
         var hits: [SearchHit]
         do {
             hits = try vector.withUnsafeBufferPointer { (buffer) throws(IndexError) -> [SearchHit] in
-                var found = try generation.index.search(
-                    buffer, k: k, ef: ef, filter: filtered ? SlotFilter(matches: accept) : nil).hits
+                var found = try generation.index.search(buffer, k: k, ef: ef, filter: slotFilter).hits
                 if filtered {
                     found += try generation.index.scan(buffer, slots: pending, k: k, accept: accept)
                 } else {
@@ -121,6 +125,8 @@ extension Collection {
             var seen = Set<String>()
             let wanted = ids.filter { seen.insert($0).inserted }
             candidates = state.withLock { state in wanted.compactMap { state.ids[$0] } }
+        } else if let filter, let indexed = payload.candidates(filter) {
+            candidates = indexed.slots  // in slot order, as the full range would give them
         } else {
             candidates = Array(0..<UInt32(generation.index.slotHighWater))
         }
@@ -151,6 +157,68 @@ extension Collection {
         }
         if include.contains(.distances) { result.distance = distance }
         return result
+    }
+
+    // MARK: - Facets
+
+    /// What a metadata field holds among the records matching the filters:
+    /// its most common string or boolean values with their counts (most
+    /// first, at most `limit`), and for numbers the smallest and largest.
+    /// Counted from the field's index when it has one, by reading the
+    /// matching records otherwise; exact either way.
+    public func facets(field: String, filter: WhereFilter? = nil, documentFilter: DocumentFilter? = nil, limit: Int = 10) throws -> Facets {
+        guard (1...Facets.maximumValues).contains(limit) else {
+            throw StorageError.invalidArgument("facet limit must be in 1...\(Facets.maximumValues), got \(limit)")
+        }
+        do {
+            try MetadataCodec.validate([field: .bool(true)])
+            try FilterValidation.validate(filter, documentFilter)
+        } catch { throw StorageError(error) }
+        let generation = current.withLock { $0 }
+        let token = generation.index.gate.enter()
+        defer { generation.index.gate.exit(token) }
+        let filtered = filter != nil || documentFilter != nil
+        var slots: [UInt32]?
+        if filtered {
+            let indexed = filter.flatMap { payload.candidates($0) }
+            let range = indexed?.slots ?? Array(0..<UInt32(generation.index.slotHighWater))
+            slots = range.filter { generation.records.matches($0, filter, documentFilter) }
+        }
+        if payload.indexes(field) {
+            let matched = slots?.count ?? count
+            let values = payload.facet(field, among: slots, limit: limit) ?? []
+            let numbers = payload.numberRange(field, among: slots)
+            return Facets(field: field, matched: matched, values: values.map { Facets.Value(value: $0.value, count: $0.count) },
+                          minimum: numbers?.minimum, maximum: numbers?.maximum, numbers: numbers?.count ?? 0, indexed: true)
+        }
+        // No index on the field: read it from each matching record.
+        var counts: [MetadataValue: Int] = [:]
+        var minimum = Double.infinity
+        var maximum = -Double.infinity
+        var numbers = 0
+        var matched = 0
+        let range = slots ?? Array(0..<UInt32(generation.index.slotHighWater))
+        for slot in range {
+            guard generation.records.isLive(slot), let record = generation.records.record(slot) else { continue }
+            matched += 1
+            switch MetadataCodec.value(of: field, in: record.metadata) {
+            case .string(let text)?: counts[.string(text), default: 0] += 1
+            case .bool(let flag)?: counts[.bool(flag), default: 0] += 1
+            case .int(let number)?:
+                minimum = min(minimum, Double(number))
+                maximum = max(maximum, Double(number))
+                numbers += 1
+            case .double(let number)?:
+                minimum = min(minimum, number)
+                maximum = max(maximum, number)
+                numbers += 1
+            case .sparseVector?, nil: break
+            }
+        }
+        let values = counts.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key.description < $1.key.description) }
+            .prefix(limit).map { Facets.Value(value: $0.key, count: $0.value) }
+        return Facets(field: field, matched: matched, values: values, minimum: numbers > 0 ? minimum : nil,
+                      maximum: numbers > 0 ? maximum : nil, numbers: numbers, indexed: false)
     }
 
     // MARK: - Stats

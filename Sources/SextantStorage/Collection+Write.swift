@@ -147,6 +147,8 @@ extension Collection {
         var textChanges: [CollectionTextIndex.Change] = []
         let indexesSparse = sparse.isEnabled
         var sparseChanges: [CollectionSparseIndexes.Change] = []
+        let indexesPayload = payload.isEnabled
+        var payloadChanges: [CollectionPayloadIndexes.Change] = []
         for operation in operations {
             pace()
             switch operation {
@@ -158,6 +160,7 @@ extension Collection {
                     try generation.records.store(slot: existing, id: idBytes, document: document, metadata: metadata)
                     if indexesText { textChanges.append(.init(slot: existing, terms: text.terms(document))) }
                     if indexesSparse { sparseChanges.append(.init(slot: existing, metadata: metadata)) }
+                    if indexesPayload { payloadChanges.append(.init(slot: existing, metadata: metadata)) }
                     continue
                 }
                 let slot: UInt32
@@ -179,6 +182,7 @@ extension Collection {
                 published.append(slot)
                 if indexesText { textChanges.append(.init(slot: slot, terms: text.terms(document))) }
                 if indexesSparse { sparseChanges.append(.init(slot: slot, metadata: metadata)) }
+                if indexesPayload { payloadChanges.append(.init(slot: slot, metadata: metadata)) }
             case .delete(let idBytes):
                 let id = String(decoding: idBytes, as: UTF8.self)
                 if let old = state.ids.removeValue(forKey: id) {
@@ -193,6 +197,8 @@ extension Collection {
         text.apply(textChanges)
         if indexesSparse { sparseChanges += retired.map { .init(slot: $0, metadata: nil) } }
         sparse.apply(sparseChanges)
+        if indexesPayload { payloadChanges += retired.map { .init(slot: $0, metadata: nil) } }
+        payload.apply(payloadChanges)
         publishToTail(published, generation)
         for slot in retired { retire(slot, generation) }
         assert(state.liveRecords == state.ids.count, "live records equal the id map's size")

@@ -78,6 +78,8 @@ public final class Collection: @unchecked Sendable {
     let text = CollectionTextIndex()
     /// Sparse vectors' indexes, one per key the configuration declares.
     let sparse = CollectionSparseIndexes()
+    /// Exact indexes over the declared metadata fields.
+    let payload = CollectionPayloadIndexes()
     /// Shared by linking (indexer) and exclusive for reclaim and checkpoint.
     let indexLock = ReadWriteLock()
     let writerLock = AsyncLock()
@@ -145,6 +147,7 @@ public final class Collection: @unchecked Sendable {
         try CollectionConfiguration.validateName(configuration.name)
         try configuration.textIndex?.validate()
         try SparseIndexSettings.validate(configuration.sparseIndexes)
+        try CollectionConfiguration.validatePayloadIndexes(configuration.payloadIndexes)
         _ = try configuration.layout()
         try Files.makeDirectories(directory)
         let manifest = Manifest(
@@ -182,6 +185,9 @@ public final class Collection: @unchecked Sendable {
         if !sparseSettings.isEmpty {
             let loaded = try CollectionSparseIndexes.load(directory: generationDirectory, manifest: manifest, settings: sparseSettings)
             collection.sparse.reset(sparseSettings, loaded ?? CollectionSparseIndexes.build(sparseSettings, from: generation))
+        }
+        if !manifest.configuration.payloadIndexes.isEmpty {
+            collection.payload.reset(CollectionPayloadIndexes.build(manifest.configuration.payloadIndexes, from: generation))
         }
         try collection.replay(recovered)
         collection.requeueUnlinked()

@@ -24,12 +24,16 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
     /// Sparse indexes over sparse vectors records carry in metadata, one per
     /// key (fixed at create; manifests written before they existed mean none).
     public var sparseIndexes: [SparseIndexSettings]
+    /// Metadata fields with exact indexes (equality, `$in`, ranges, facets).
+    /// Manifests written before they existed mean none.
+    public var payloadIndexes: [String]
 
     public init(id: String = UUID().uuidString.lowercased(), name: String, dimension: Int, metric: Metric = .cosine,
                 hnsw: HNSWParameters = HNSWParameters(), capacity: Int = StorageLimits.defaultCollectionCapacity,
                 quantization: Quantization = StorageLimits.defaultQuantization,
                 metadata: Metadata = [:], createdAtSeconds: Double = Date().timeIntervalSince1970,
-                textIndex: TextIndexSettings? = nil, sparseIndexes: [SparseIndexSettings] = []) {
+                textIndex: TextIndexSettings? = nil, sparseIndexes: [SparseIndexSettings] = [],
+                payloadIndexes: [String] = []) {
         self.id = id
         self.name = name
         self.dimension = dimension
@@ -41,10 +45,11 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
         self.createdAtSeconds = createdAtSeconds
         self.textIndex = textIndex
         self.sparseIndexes = sparseIndexes
+        self.payloadIndexes = payloadIndexes
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, dimension, metric, hnsw, capacity, quantization, metadata, createdAtSeconds, textIndex, sparseIndexes
+        case id, name, dimension, metric, hnsw, capacity, quantization, metadata, createdAtSeconds, textIndex, sparseIndexes, payloadIndexes
     }
 
     public init(from decoder: any Decoder) throws {
@@ -60,6 +65,21 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
         createdAtSeconds = try container.decode(Double.self, forKey: .createdAtSeconds)
         textIndex = try container.decodeIfPresent(TextIndexSettings.self, forKey: .textIndex)
         sparseIndexes = try container.decodeIfPresent([SparseIndexSettings].self, forKey: .sparseIndexes) ?? []
+        payloadIndexes = try container.decodeIfPresent([String].self, forKey: .payloadIndexes) ?? []
+    }
+
+    public static let maximumPayloadIndexes = 32
+
+    static func validatePayloadIndexes(_ fields: [String]) throws {
+        guard fields.count <= maximumPayloadIndexes else {
+            throw StorageError.invalidArgument("at most \(maximumPayloadIndexes) indexed metadata fields, got \(fields.count)")
+        }
+        guard Set(fields).count == fields.count else { throw StorageError.invalidArgument("indexed metadata fields must be distinct") }
+        for field in fields {
+            do { try MetadataCodec.validate([field: .bool(true)]) } catch {
+                throw StorageError.invalidArgument("indexed field '\(field.prefix(40))': \(error)")
+            }
+        }
     }
 
     public var collectionMetadata: Metadata { metadata.mapValues(\.value) }

@@ -57,6 +57,7 @@ public final class StorageEngine: @unchecked Sendable {
         _ = try configuration.layout()
         try MetadataCodec.validate(configuration.collectionMetadata)
         try SparseIndexSettings.validate(configuration.sparseIndexes)
+        try CollectionConfiguration.validatePayloadIndexes(configuration.payloadIndexes)
         guard (configuration.collectionMetadata).values.allSatisfy(\.isScalar) else {
             throw StorageError.invalidArgument("collection metadata values must be strings, numbers or booleans")
         }

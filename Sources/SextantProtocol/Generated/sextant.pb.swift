@@ -808,6 +808,8 @@ public nonisolated struct Sextant_V1_CollectionInfo: Sendable {
 
   public var sparseIndexes: [Sextant_V1_SparseIndex] = []
 
+  public var payloadIndexes: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -865,6 +867,9 @@ public nonisolated struct Sextant_V1_CreateCollectionRequest: Sendable {
   /// at most 4, keys distinct
   public var sparseIndexes: [Sextant_V1_SparseIndex] = []
 
+  /// metadata fields with exact indexes, at most 32
+  public var payloadIndexes: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -874,27 +879,30 @@ public nonisolated struct Sextant_V1_CreateCollectionRequest: Sendable {
   fileprivate var _textIndex: Sextant_V1_TextIndex? = nil
 }
 
-public nonisolated struct Sextant_V1_CreateCollectionReply: Sendable {
+public nonisolated struct Sextant_V1_CreateCollectionReply: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var collection: Sextant_V1_CollectionInfo {
-    get {_collection ?? Sextant_V1_CollectionInfo()}
-    set {_collection = newValue}
+    get {_storage._collection ?? Sextant_V1_CollectionInfo()}
+    set {_uniqueStorage()._collection = newValue}
   }
   /// Returns true if `collection` has been explicitly set.
-  public var hasCollection: Bool {self._collection != nil}
+  public var hasCollection: Bool {_storage._collection != nil}
   /// Clears the value of `collection`. Subsequent reads from it will return its default value.
-  public mutating func clearCollection() {self._collection = nil}
+  public mutating func clearCollection() {_uniqueStorage()._collection = nil}
 
-  public var created: Bool = false
+  public var created: Bool {
+    get {_storage._created}
+    set {_uniqueStorage()._created = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _collection: Sextant_V1_CollectionInfo? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Sextant_V1_CollectionRequest: Sendable {
@@ -1449,6 +1457,120 @@ public nonisolated struct Sextant_V1_QueryRequest: @unchecked Sendable {
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Method 27: a metadata field's values among the records a filter matches.
+public nonisolated struct Sextant_V1_FacetsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: Sextant_V1_CollectionRef {
+    get {_collection ?? Sextant_V1_CollectionRef()}
+    set {_collection = newValue}
+  }
+  /// Returns true if `collection` has been explicitly set.
+  public var hasCollection: Bool {self._collection != nil}
+  /// Clears the value of `collection`. Subsequent reads from it will return its default value.
+  public mutating func clearCollection() {self._collection = nil}
+
+  public var field: String = String()
+
+  public var `where`: Sextant_V1_Where {
+    get {_where ?? Sextant_V1_Where()}
+    set {_where = newValue}
+  }
+  /// Returns true if ``where`` has been explicitly set.
+  public var hasWhere: Bool {self._where != nil}
+  /// Clears the value of ``where``. Subsequent reads from it will return its default value.
+  public mutating func clearWhere() {self._where = nil}
+
+  public var whereDocument: Sextant_V1_WhereDocument {
+    get {_whereDocument ?? Sextant_V1_WhereDocument()}
+    set {_whereDocument = newValue}
+  }
+  /// Returns true if `whereDocument` has been explicitly set.
+  public var hasWhereDocument: Bool {self._whereDocument != nil}
+  /// Clears the value of `whereDocument`. Subsequent reads from it will return its default value.
+  public mutating func clearWhereDocument() {self._whereDocument = nil}
+
+  /// most common values returned, 1...1000 (0 = 10)
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _collection: Sextant_V1_CollectionRef? = nil
+  fileprivate var _where: Sextant_V1_Where? = nil
+  fileprivate var _whereDocument: Sextant_V1_WhereDocument? = nil
+}
+
+public nonisolated struct Sextant_V1_FacetValue: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var value: Sextant_V1_Value {
+    get {_value ?? Sextant_V1_Value()}
+    set {_value = newValue}
+  }
+  /// Returns true if `value` has been explicitly set.
+  public var hasValue: Bool {self._value != nil}
+  /// Clears the value of `value`. Subsequent reads from it will return its default value.
+  public mutating func clearValue() {self._value = nil}
+
+  public var count: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _value: Sextant_V1_Value? = nil
+}
+
+public nonisolated struct Sextant_V1_FacetsReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// records matching the filters
+  public var matched: UInt64 = 0
+
+  /// strings and booleans, most common first
+  public var values: [Sextant_V1_FacetValue] = []
+
+  /// numbers: the smallest and largest
+  public var minimum: Double {
+    get {_minimum ?? 0}
+    set {_minimum = newValue}
+  }
+  /// Returns true if `minimum` has been explicitly set.
+  public var hasMinimum: Bool {self._minimum != nil}
+  /// Clears the value of `minimum`. Subsequent reads from it will return its default value.
+  public mutating func clearMinimum() {self._minimum = nil}
+
+  public var maximum: Double {
+    get {_maximum ?? 0}
+    set {_maximum = newValue}
+  }
+  /// Returns true if `maximum` has been explicitly set.
+  public var hasMaximum: Bool {self._maximum != nil}
+  /// Clears the value of `maximum`. Subsequent reads from it will return its default value.
+  public mutating func clearMaximum() {self._maximum = nil}
+
+  /// matching records holding a number in the field
+  public var numbers: UInt64 = 0
+
+  /// counted from the field's index
+  public var indexed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _minimum: Double? = nil
+  fileprivate var _maximum: Double? = nil
 }
 
 public nonisolated struct Sextant_V1_QueryReply: Sendable {
@@ -2682,7 +2804,7 @@ nonisolated extension Sextant_V1_SparseIndex: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{1}count\0\u{3}created_at_seconds\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0\u{3}sparse_indexes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{1}count\0\u{3}created_at_seconds\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0\u{3}sparse_indexes\0\u{3}payload_indexes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2702,6 +2824,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
       case 10: try { try decoder.decodeSingularEnumField(value: &self.quantization) }()
       case 11: try { try decoder.decodeSingularMessageField(value: &self._textIndex) }()
       case 12: try { try decoder.decodeRepeatedMessageField(value: &self.sparseIndexes) }()
+      case 13: try { try decoder.decodeRepeatedStringField(value: &self.payloadIndexes) }()
       default: break
       }
     }
@@ -2748,6 +2871,9 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
     if !self.sparseIndexes.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.sparseIndexes, fieldNumber: 12)
     }
+    if !self.payloadIndexes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.payloadIndexes, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2764,6 +2890,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
     if lhs.quantization != rhs.quantization {return false}
     if lhs._textIndex != rhs._textIndex {return false}
     if lhs.sparseIndexes != rhs.sparseIndexes {return false}
+    if lhs.payloadIndexes != rhs.payloadIndexes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2771,7 +2898,7 @@ nonisolated extension Sextant_V1_CollectionInfo: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateCollectionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{3}get_or_create\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0\u{3}sparse_indexes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}hnsw\0\u{1}metadata\0\u{3}get_or_create\0\u{1}capacity\0\u{1}quantization\0\u{3}text_index\0\u{3}sparse_indexes\0\u{3}payload_indexes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2789,6 +2916,7 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
       case 8: try { try decoder.decodeSingularEnumField(value: &self.quantization) }()
       case 9: try { try decoder.decodeSingularMessageField(value: &self._textIndex) }()
       case 10: try { try decoder.decodeRepeatedMessageField(value: &self.sparseIndexes) }()
+      case 11: try { try decoder.decodeRepeatedStringField(value: &self.payloadIndexes) }()
       default: break
       }
     }
@@ -2829,6 +2957,9 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
     if !self.sparseIndexes.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.sparseIndexes, fieldNumber: 10)
     }
+    if !self.payloadIndexes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.payloadIndexes, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2843,6 +2974,7 @@ nonisolated extension Sextant_V1_CreateCollectionRequest: SwiftProtobuf.Message,
     if lhs.quantization != rhs.quantization {return false}
     if lhs._textIndex != rhs._textIndex {return false}
     if lhs.sparseIndexes != rhs.sparseIndexes {return false}
+    if lhs.payloadIndexes != rhs.payloadIndexes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2852,36 +2984,74 @@ nonisolated extension Sextant_V1_CreateCollectionReply: SwiftProtobuf.Message, S
   public static let protoMessageName: String = _protobuf_package + ".CreateCollectionReply"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}created\0")
 
+  fileprivate class _StorageClass {
+    var _collection: Sextant_V1_CollectionInfo? = nil
+    var _created: Bool = false
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _collection = source._collection
+      _created = source._created
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._collection) }()
-      case 2: try { try decoder.decodeSingularBoolField(value: &self.created) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._collection) }()
+        case 2: try { try decoder.decodeSingularBoolField(value: &_storage._created) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._collection {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    if self.created != false {
-      try visitor.visitSingularBoolField(value: self.created, fieldNumber: 2)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._collection {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      if _storage._created != false {
+        try visitor.visitSingularBoolField(value: _storage._created, fieldNumber: 2)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sextant_V1_CreateCollectionReply, rhs: Sextant_V1_CreateCollectionReply) -> Bool {
-    if lhs._collection != rhs._collection {return false}
-    if lhs.created != rhs.created {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._collection != rhs_storage._collection {return false}
+        if _storage._created != rhs_storage._created {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3609,6 +3779,158 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sextant_V1_FacetsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FacetsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}field\0\u{1}where\0\u{3}where_document\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._collection) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.field) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._where) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._whereDocument) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._collection {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.field.isEmpty {
+      try visitor.visitSingularStringField(value: self.field, fieldNumber: 2)
+    }
+    try { if let v = self._where {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._whereDocument {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sextant_V1_FacetsRequest, rhs: Sextant_V1_FacetsRequest) -> Bool {
+    if lhs._collection != rhs._collection {return false}
+    if lhs.field != rhs.field {return false}
+    if lhs._where != rhs._where {return false}
+    if lhs._whereDocument != rhs._whereDocument {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sextant_V1_FacetValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FacetValue"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0\u{1}count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._value) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._value {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.count != 0 {
+      try visitor.visitSingularUInt64Field(value: self.count, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sextant_V1_FacetValue, rhs: Sextant_V1_FacetValue) -> Bool {
+    if lhs._value != rhs._value {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sextant_V1_FacetsReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FacetsReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}matched\0\u{1}values\0\u{1}minimum\0\u{1}maximum\0\u{1}numbers\0\u{1}indexed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.matched) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.values) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self._minimum) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self._maximum) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.numbers) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.indexed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.matched != 0 {
+      try visitor.visitSingularUInt64Field(value: self.matched, fieldNumber: 1)
+    }
+    if !self.values.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.values, fieldNumber: 2)
+    }
+    try { if let v = self._minimum {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._maximum {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 4)
+    } }()
+    if self.numbers != 0 {
+      try visitor.visitSingularUInt64Field(value: self.numbers, fieldNumber: 5)
+    }
+    if self.indexed != false {
+      try visitor.visitSingularBoolField(value: self.indexed, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sextant_V1_FacetsReply, rhs: Sextant_V1_FacetsReply) -> Bool {
+    if lhs.matched != rhs.matched {return false}
+    if lhs.values != rhs.values {return false}
+    if lhs._minimum != rhs._minimum {return false}
+    if lhs._maximum != rhs._maximum {return false}
+    if lhs.numbers != rhs.numbers {return false}
+    if lhs.indexed != rhs.indexed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,97 @@
+import Foundation
+import SextantPayload
+import SextantStorage
+import SextantTestSupport
+import Testing
+
+/// Declared metadata indexes: filtered queries and gets answer the same
+/// records as without them (exact for selective filters, never fewer than k
+/// when k match), facets count the same from the index as from the records,
+/// and the index is rebuilt at open and kept through the WAL's replay.
+@Suite struct PayloadIndexStorageTests {
+    static func records(_ count: Int, seed: UInt64, prefix: String = "p") -> [RecordInput] {
+        var generator = SeededGenerator(seed: seed)
+        let vectors = randomVectors(count: count, dimensions: 16, seed: seed)
+        return (0..<count).map { index in
+            // bucket: 0 for half the records, 1 for a twentieth, 2 for one in two hundred, 3 otherwise.
+            let draw = Double.random(in: 0..<1, using: &generator)
+            let bucket: Int64 = draw < 0.5 ? 0 : draw < 0.55 ? 1 : draw < 0.555 ? 2 : 3
+            return RecordInput(id: "\(prefix)\(index)", vector: vectors[index], document: "d\(index)",
+                               metadata: ["bucket": .int(bucket), "section": .string(["a", "b", "c"][index % 3]),
+                                          "price": .double(Double(index % 1_000) / 10)])
+        }
+    }
+
+    static let filters: [WhereFilter] = [
+        .eq("bucket", .int(2)), .eq("bucket", .int(1)), .eq("bucket", .int(0)),
+        .and([.eq("section", .string("b")), .lt("price", .double(5))]),
+        .in("section", [.string("a"), .string("c")]),
+        .and([.eq("bucket", .int(1)), .gte("price", .int(50))]),
+    ]
+
+    /// The exact filtered top k by brute force over the live records.
+    static func exact(_ collection: Collection, _ query: [Float], _ filter: WhereFilter, k: Int) throws -> [String] {
+        let all = try collection.get(filter: filter, include: [.vectors])
+        return all.map { record -> (String, Float) in
+            (record.id, zip(record.vector ?? [], query).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) })
+        }.sorted { $0.1 < $1.1 }.prefix(k).map(\.0)
+    }
+
+    @Test func filteredQueriesAndFacetsMatchTheUnindexedAnswers() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            let (indexed, _) = try await engine.create(CollectionConfiguration(
+                name: "indexed", dimension: 16, metric: .l2, payloadIndexes: ["bucket", "section", "price"]))
+            let (plain, _) = try await engine.create(CollectionConfiguration(name: "plain", dimension: 16, metric: .l2))
+            let records = Self.records(6_000, seed: 1)
+            for collection in [indexed, plain] {
+                try await collection.write(.add(Array(records[0..<3_000])))
+                try await collection.write(.add(Array(records[3_000...])))
+                try await collection.write(.upsert(Self.records(300, seed: 2)))  // new metadata for p0..p299
+                try await collection.write(.delete(ids: (1_000..<1_300).map { "p\($0)" }))
+                try await collection.write(.update([RecordInput(id: "p2000", metadata: ["bucket": .int(2)])], ignoreMissing: false))
+            }
+            let queries = randomVectors(count: 10, dimensions: 16, seed: 9)
+            for filter in Self.filters {
+                let matching = try plain.get(filter: filter, include: []).count
+                #expect(try indexed.get(filter: filter, include: []).map(\.id) == plain.get(filter: filter, include: []).map(\.id),
+                        "get in slot order: \(filter)")
+                for query in queries {
+                    let found = try indexed.query([query], k: 10, filter: filter).first?.map(\.id) ?? []
+                    #expect(found.count == min(10, matching), "never fewer than k when k match: \(filter)")
+                    if matching <= 2_000 {  // answered by an exact scan of the index's matches
+                        #expect(found == (try Self.exact(indexed, query, filter, k: 10)), "exact: \(filter)")
+                    }
+                }
+                for field in ["section", "bucket", "price"] {
+                    let fromIndex = try indexed.facets(field: field, filter: filter)
+                    let fromRecords = try plain.facets(field: field, filter: filter)
+                    #expect(fromIndex.indexed && !fromRecords.indexed)
+                    #expect(fromIndex.matched == fromRecords.matched && fromIndex.values == fromRecords.values, "\(field) within \(filter)")
+                    #expect(fromIndex.minimum == fromRecords.minimum && fromIndex.maximum == fromRecords.maximum
+                            && fromIndex.numbers == fromRecords.numbers)
+                }
+            }
+            let sections = try indexed.facets(field: "section")
+            let holding = try indexed.get(filter: .in("section", [.string("a"), .string("b"), .string("c")]), include: []).count
+            #expect(sections.matched == indexed.count && sections.values.map(\.count).reduce(0, +) == holding)
+        }
+        // Rebuilt at open from the records and the WAL.
+        try await withEngine(directory) { engine in
+            let indexed = try #require(engine.collection(named: "indexed"))
+            let plain = try #require(engine.collection(named: "plain"))
+            #expect(indexed.configuration.payloadIndexes == ["bucket", "section", "price"])
+            for filter in Self.filters {
+                #expect(try indexed.facets(field: "section", filter: filter).values == plain.facets(field: "section", filter: filter).values)
+            }
+            try await indexed.write(.delete(ids: ["p2000"]))
+            #expect(try indexed.get(filter: .eq("bucket", .int(2)), include: []).map(\.id)
+                    == plain.get(filter: .eq("bucket", .int(2)), include: []).map(\.id).filter { $0 != "p2000" })
+            await #expect(throws: StorageError.self) {
+                _ = try await engine.create(CollectionConfiguration(name: "bad", dimension: 4, payloadIndexes: ["a", "a"]))
+            }
+            #expect(throws: StorageError.self) { try indexed.facets(field: "section", limit: 0) }
+        }
+    }
+}
