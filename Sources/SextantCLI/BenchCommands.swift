@@ -12,7 +12,8 @@ import SextantStorage
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchScale.self, BenchIngest.self, BenchBM25.self, BenchKnownItem.self])
+        abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchScale.self, BenchIngest.self, BenchBM25.self, BenchKnownItem.self,
+                      BenchFiltered.self])
 }
 
 struct BenchANN: ParsableCommand {
@@ -181,6 +182,35 @@ struct BenchScale: AsyncParsableCommand {
         configuration.quantization = chosen
         let quiet = json
         let result = try await ScaleBenchmark(configuration: configuration).run { message in
+            if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(result), as: UTF8.self))
+    }
+}
+
+struct BenchFiltered: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "filtered",
+        abstract: "Filtered search at 50%, 5%, 0.5% and 0.05% selectivity on an indexed field: recall@10 and p50 beside unfiltered, one run.")
+
+    @Option(help: "A dataset folder with base.fvecs and queries.fvecs (debian-minilm or a scaled set).") var dataset: String
+    @Option(help: "Records to load (at most the base file's rows).") var records: Int
+    @Option(help: "Queries (the first N of queries.fvecs).") var queries = 200
+    @Option(help: "Timed rounds over the queries.") var rounds = 3
+    @Option(help: "Where to create the temporary data folder.") var work = "/tmp"
+    @Flag(help: "Leave the field unindexed (filters evaluated record by record, selectivity sampled).") var noIndex = false
+    @Flag(help: "Print only the JSON line.") var json = false
+
+    func run() async throws {
+        var configuration = FilteredBenchmark.Configuration(base: dataset + "/base.fvecs", queries: dataset + "/queries.fvecs", records: records)
+        configuration.queryCount = queries
+        configuration.rounds = rounds
+        configuration.workDirectory = work
+        configuration.indexed = !noIndex
+        let quiet = json
+        let result = try await FilteredBenchmark(configuration: configuration).run { message in
             if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
         }
         let encoder = JSONEncoder()

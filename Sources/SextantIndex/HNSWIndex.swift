@@ -756,7 +756,7 @@ public final class HNSWIndex: @unchecked Sendable {
             layout.prepare(query, into: context.query)
             codeBook?.prepare(context.query, sq8: context.querySQ8, bits: context.queryBits)
             if planExact(strategy: strategy, filter: filter, k: k, ef: effectiveEf) {
-                return finished(exactScan(context, k: k, filter: filter), k: k, context)
+                return finished(exactScan(context, k: k, filter: filter, rerankCount: max(candidates, 4 * k, 64)), k: k, context)
             }
             let entry = load(.entry)
             if entry == 0 { return SearchOutcome(hits: [], usedExactScan: false, distanceComputations: 0) }
@@ -773,7 +773,7 @@ public final class HNSWIndex: @unchecked Sendable {
             var hits = context.results.drainAscending()
             if hits.count > candidates { hits.removeLast(hits.count - candidates) }
             if strategy == .auto && hits.count < min(k, liveCount) {
-                var exact = exactScan(context, k: k, filter: filter)
+                var exact = exactScan(context, k: k, filter: filter, rerankCount: max(candidates, 4 * k, 64))
                 exact.distanceComputations += computed
                 return finished(exact, k: k, context)
             }
@@ -888,8 +888,11 @@ public final class HNSWIndex: @unchecked Sendable {
             let total = Double(live + deletedCount)
             let selectivity = max(Double(expected), 1) / max(total, 1)
             let graphCost = 3 * 16 * Double(max(ef, k)) / selectivity
-            let perSlotCheck = filter == nil ? 0.05 : (filter?.candidates != nil ? 0 : 0.5)
-            let exactCost = Double(expected) + Double(filter?.candidates?.count ?? Int(total)) * perSlotCheck
+            let hasCandidates = filter?.hasCandidates == true
+            let perSlotCheck = filter == nil ? 0.05 : (hasCandidates ? 0 : 0.5)
+            // A large scan reads codes: int8 half the bytes of float16, 1-bit codes a sixteenth (plus the popcount).
+            let perMatch = codeBook != nil && expected > Self.codedScanMinimum ? (layout.quantization == .bits1 ? 0.15 : 0.5) : 1
+            let exactCost = Double(expected) * perMatch + (hasCandidates ? Double(expected) * 0.1 : total * perSlotCheck)
             return exactCost < graphCost
         }
     }
@@ -934,25 +937,37 @@ public final class HNSWIndex: @unchecked Sendable {
         assert(context.results.count <= k, "the result heap holds at most k")
     }
 
-    private func exactScan(_ context: SearchContext, k: Int, filter: SlotFilter?) -> SearchOutcome {
+    /// A scan of every accepted slot (or of the filter's listed candidates).
+    /// Up to `codedScanMinimum` slots it measures float16 and is exact: it
+    /// serves small collections and selective filters, whose answers are
+    /// promised exact. A larger scan (a filter matching tens of thousands)
+    /// measures the compact codes, a fraction of the bytes, and ranks its
+    /// best `rerankCount` against float16, as the graph walk does.
+    private func exactScan(_ context: SearchContext, k: Int, filter: SlotFilter?, rerankCount: Int = 0) -> SearchOutcome {
         context.results.removeAll()
+        let listed = filter?.candidateList?()
+        let scanned = listed?.count ?? slotHighWater
+        let coded = codeBook != nil && scanned > Self.codedScanMinimum && rerankCount > k
+        let kept = coded ? rerankCount : k
         var pending = 0
         var computed = 0
         func flush() {
-            // Exact means float16 even when the walk reads codes: a scan serves
-            // small collections and selective filters, whose answers are promised exact.
-            keepNearest(context, pending, k: k, exact: true)
+            keepNearest(context, pending, k: kept, exact: !coded)
             computed += pending
             pending = 0
         }
         func consider(_ slot: UInt32) {
-            guard accepted(slot, filter) else { return }
+            if listed != nil {
+                guard flags(slot) & (Self.flagPresent | Self.flagDeleted) == Self.flagPresent, filter?.candidateMatches(slot) != false else { return }
+            } else {
+                guard accepted(slot, filter) else { return }
+            }
             context.unvisited[pending] = slot
             pending += 1
             if pending == context.batchCapacity { flush() }
         }
         let highWater = UInt32(slotHighWater)
-        if let candidates = filter?.candidates {
+        if let candidates = listed {
             for slot in candidates where slot < highWater { consider(slot) }
         } else {
             var slot: UInt32 = 0
@@ -962,8 +977,16 @@ public final class HNSWIndex: @unchecked Sendable {
             }
         }
         flush()
-        return SearchOutcome(hits: context.results.drainAscending(), usedExactScan: true, distanceComputations: computed)
+        var hits = context.results.drainAscending()
+        if coded {
+            hits = rerank(hits, context)
+            computed += hits.count
+        }
+        return SearchOutcome(hits: hits, usedExactScan: true, distanceComputations: computed)
     }
+
+    /// Slots above which a scan measures codes first (`exactScan`).
+    static let codedScanMinimum = 8_192
 
     // MARK: - Delete and reclaim
 

@@ -252,13 +252,32 @@ public struct SearchHit: Sendable, Equatable {
 public struct SlotFilter {
     public let matches: (UInt32) -> Bool
     public let estimatedMatches: Int?
-    public let candidates: [UInt32]?
+    /// The slots that can match, read only when the planner chooses an exact
+    /// scan: a payload index counts a filter's matches exactly and cheaply,
+    /// but listing half a million of them would cost more than the graph walk.
+    let candidateList: (() -> [UInt32])?
+    /// What a listed candidate must still pass (for candidates that are the
+    /// matches exactly, only what can change under the list: liveness).
+    let candidateMatches: (UInt32) -> Bool
 
     public init(estimatedMatches: Int? = nil, candidates: [UInt32]? = nil, matches: @escaping (UInt32) -> Bool) {
         self.matches = matches
         self.estimatedMatches = estimatedMatches ?? candidates?.count
-        self.candidates = candidates
+        self.candidateList = candidates.map { list in { list } }
+        self.candidateMatches = matches
     }
+
+    /// At most `matchCount` slots can match; `candidates` lists them, sorted,
+    /// on demand, and each listed slot is checked by `candidateMatches`.
+    public init(matchCount: Int, candidates: @escaping () -> [UInt32], candidateMatches: @escaping (UInt32) -> Bool,
+                matches: @escaping (UInt32) -> Bool) {
+        self.matches = matches
+        self.estimatedMatches = matchCount
+        self.candidateList = candidates
+        self.candidateMatches = candidateMatches
+    }
+
+    var hasCandidates: Bool { candidateList != nil }
 }
 
 public enum SearchStrategy: String, Sendable {

@@ -119,6 +119,39 @@ public struct PayloadIndex: Sendable {
             dirty.removeAll()
         }
 
+        /// How many entries lie in the range: by two binary searches over the
+        /// sorted run and a pass over the recent one. An upper bound until
+        /// the next merge drops replaced values; exact after it.
+        func count(from lower: Double?, inclusive lowerInclusive: Bool, to upper: Double?, inclusive upperInclusive: Bool) -> Int {
+            func aboveLower(_ value: Double) -> Bool {
+                guard let lower else { return true }
+                return lowerInclusive ? value >= lower : value > lower
+            }
+            func belowUpper(_ value: Double) -> Bool {
+                guard let upper else { return true }
+                return upperInclusive ? value <= upper : value < upper
+            }
+            func firstIndex(where condition: (Double) -> Bool) -> Int {
+                var low = 0
+                var high = ordered.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if condition(ordered[middle].value) { high = middle } else { low = middle + 1 }
+                }
+                return low
+            }
+            let start = firstIndex(where: aboveLower)
+            let end = firstIndex(where: { !belowUpper($0) && aboveLower($0) })
+            return max(0, end - start) + recent.reduce(0) { $0 + (aboveLower($1.value) && belowUpper($1.value) ? 1 : 0) }
+        }
+
+        func count(equal key: Key) -> Int {
+            switch key {
+            case .number(let number): return count(from: number, inclusive: true, to: number, inclusive: true)
+            case .string, .bool: return keyCounts[key] ?? 0
+            }
+        }
+
         /// Slots whose value equals `key`, sorted.
         func slots(equal key: Key) -> [UInt32] {
             switch key {
@@ -242,6 +275,41 @@ public struct PayloadIndex: Sendable {
                 result = Self.union(result, field.slots(equal: indexKey))
             }
             return (result, true)
+        }
+    }
+
+    /// How many slots the filter can match, without listing them: exact for
+    /// one condition, an upper bound for `$and` (the smallest conjunct) and
+    /// `$or` (the sum). Nil where `candidates` is nil.
+    public func matchCount(_ filter: WhereFilter) -> Int? {
+        switch filter {
+        case .and(let children):
+            let counts = children.compactMap(matchCount)
+            return counts.min()
+        case .or(let children):
+            var total = 0
+            for child in children {
+                guard let count = matchCount(child) else { return nil }
+                total += count
+            }
+            return total
+        case .compare(let key, let op, let value):
+            guard let field = fields[key], let indexKey = Field.Key(value) else { return nil }
+            switch op {
+            case .eq: return field.count(equal: indexKey)
+            case .ne: return nil
+            case .gt, .gte, .lt, .lte:
+                guard case .number(let bound) = indexKey else { return 0 }
+                switch op {
+                case .gt: return field.count(from: bound, inclusive: false, to: nil, inclusive: false)
+                case .gte: return field.count(from: bound, inclusive: true, to: nil, inclusive: false)
+                case .lt: return field.count(from: nil, inclusive: false, to: bound, inclusive: false)
+                default: return field.count(from: nil, inclusive: false, to: bound, inclusive: true)
+                }
+            }
+        case .membership(let key, let negated, let values):
+            guard !negated, let field = fields[key] else { return nil }
+            return values.reduce(0) { total, value in total + (Field.Key(value).map(field.count(equal:)) ?? 0) }
         }
     }
 

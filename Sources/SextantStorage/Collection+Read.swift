@@ -64,11 +64,29 @@ extension Collection {
         let accept: (UInt32) -> Bool = { slot in
             filtered ? generation.records.matches(slot, filter, documentFilter) : generation.records.isLive(slot)
         }
-        // Indexed fields give the filter's matches (or a superset) and their
-        // number exactly: the planner scans them when few, walks the graph otherwise.
-        let slotFilter: SlotFilter? = filtered
-            ? (filter.flatMap { payload.candidates($0) }.map { SlotFilter(candidates: $0.slots, matches: accept) } ?? SlotFilter(matches: accept))
-            : nil
+        // Indexed fields count the filter's matches (or a superset) exactly: the
+        // planner scans them when few, listed only then, and walks the graph otherwise.
+        var slotFilter: SlotFilter?
+        if filtered {
+            if let filter, let count = payload.matchCount(filter) {
+                // Listed candidates that are the matches exactly need only the
+                // liveness and document checks, not the metadata read again.
+                final class ExactFlag { var value = false }
+                let exact = ExactFlag()
+                let payload = self.payload
+                let listed: () -> [UInt32] = {
+                    let found = payload.candidates(filter)
+                    exact.value = found?.exact ?? false
+                    return found?.slots ?? []
+                }
+                slotFilter = SlotFilter(matchCount: count, candidates: listed, candidateMatches: { slot in
+                    exact.value
+                        ? generation.records.matches(slot, nil, documentFilter) : generation.records.matches(slot, filter, documentFilter)
+                }, matches: accept)
+            } else {
+                slotFilter = SlotFilter(matches: accept)
+            }
+        }
         var hits: [SearchHit]
         do {
             hits = try vector.withUnsafeBufferPointer { (buffer) throws(IndexError) -> [SearchHit] in

@@ -49,6 +49,8 @@ final class CollectionPayloadIndexes: @unchecked Sendable {
         lock.withShared { index?.candidates(filter) }
     }
 
+    func matchCount(_ filter: WhereFilter) -> Int? { lock.withShared { index?.matchCount(filter) } }
+
     func indexes(_ field: String) -> Bool { lock.withShared { index?.fields[field] != nil } }
 
     func facet(_ field: String, among slots: [UInt32]?, limit: Int) -> [(value: MetadataValue, count: Int)]? {
