@@ -22,6 +22,8 @@ public struct FilteredBenchmark {
         public var rounds = 3
         public var workDirectory = "/tmp"
         public var indexed = true
+        /// The graph walk's breadth for every query (nil: the collection's default).
+        public var ef: Int?
 
         public init(base: String, queries: String, records: Int) {
             self.base = base
@@ -43,6 +45,7 @@ public struct FilteredBenchmark {
         public var records: Int
         public var queries: Int
         public var indexed_field: Bool
+        public var ef: Int?
         public var load_seconds: Double
         public var unfiltered_p50_milliseconds: Double
         public var unfiltered_p99_milliseconds: Double
@@ -116,7 +119,7 @@ public struct FilteredBenchmark {
                 for (position, threshold) in cases.enumerated() {
                     let filter: WhereFilter? = threshold.map { .lt("draw", .int($0)) }
                     let begin = ContinuousClock.now
-                    let found = try collection.query([query], k: 10, filter: filter, include: []).first ?? []
+                    let found = try collection.query([query], k: 10, filter: filter, include: [], ef: configuration.ef).first ?? []
                     latencies[position].append((ContinuousClock.now - begin).seconds * 1_000)
                     if round == 0 {
                         hits[position] += found.filter { truth[position][index].contains(Int($0.id.dropFirst()) ?? -1) }.count
@@ -141,7 +144,7 @@ public struct FilteredBenchmark {
                        recall_at_10: recall(position), p50_milliseconds: p50, p99_milliseconds: percentile(latencies[position], 0.99),
                        p50_over_unfiltered: p50 / max(unfilteredP50, 1e-9))
         }
-        return Result(records: records, queries: queryCount, indexed_field: configuration.indexed, load_seconds: loadSeconds,
+        return Result(records: records, queries: queryCount, indexed_field: configuration.indexed, ef: configuration.ef, load_seconds: loadSeconds,
                       unfiltered_p50_milliseconds: unfilteredP50, unfiltered_p99_milliseconds: percentile(latencies[0], 0.99),
                       unfiltered_recall_at_10: recall(0), rows: rows)
     }
@@ -152,14 +155,17 @@ public struct FilteredBenchmark {
         best.reserveCapacity(k + 1)
         base.withUnsafeBufferPointer { vectors in
             query.withUnsafeBufferPointer { q in
+                guard let vectorBase = vectors.baseAddress, let queryBase = q.baseAddress else { return }
+                let raw = UnsafeRawPointer(vectorBase)
+                let rawQuery = UnsafeRawPointer(queryBase)
                 for row in matching {
                     let offset = row * dimensions
                     // Sixteen lanes at a time (the scaled sets' 384 dimensions divide by 16), then the rest.
                     var lanes = SIMD16<Float>()
                     var dimension = 0
                     while dimension + 16 <= dimensions {
-                        lanes += SIMD16<Float>(vectors[(offset + dimension)..<(offset + dimension + 16)])
-                            * SIMD16<Float>(q[dimension..<(dimension + 16)])
+                        lanes += raw.loadUnaligned(fromByteOffset: (offset + dimension) * 4, as: SIMD16<Float>.self)
+                            * rawQuery.loadUnaligned(fromByteOffset: dimension * 4, as: SIMD16<Float>.self)
                         dimension += 16
                     }
                     var sum = lanes.sum()

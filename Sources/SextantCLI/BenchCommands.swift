@@ -201,6 +201,7 @@ struct BenchFiltered: AsyncParsableCommand {
     @Option(help: "Timed rounds over the queries.") var rounds = 3
     @Option(help: "Where to create the temporary data folder.") var work = "/tmp"
     @Flag(help: "Leave the field unindexed (filters evaluated record by record, selectivity sampled).") var noIndex = false
+    @Option(help: "The graph walk's breadth (default: the collection's).") var ef: Int?
     @Flag(help: "Print only the JSON line.") var json = false
 
     func run() async throws {
@@ -209,6 +210,7 @@ struct BenchFiltered: AsyncParsableCommand {
         configuration.rounds = rounds
         configuration.workDirectory = work
         configuration.indexed = !noIndex
+        configuration.ef = ef
         let quiet = json
         let result = try await FilteredBenchmark(configuration: configuration).run { message in
             if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }

@@ -4,6 +4,7 @@ import Foundation
 import SextantClient
 import SextantEmbedding
 import SextantIngest
+import SextantJSON
 import SextantObjectStore
 import SextantRemoteModels
 import SextantSupport
@@ -35,12 +36,15 @@ struct IngestCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var engine: EngineOptions
     @OptionGroup var s3: S3Options
-    @Option(help: "Collection to write to (created on first use).") var collection: String
-    @Option(help: "A folder, s3://bucket/prefix, gs://bucket/prefix, or an http(s):// URL of one CSV file.") var source: String
+    @Option(help: "Collection to write to (created on first use).") var collection: String?
+    @Option(help: "A folder, s3://bucket/prefix, gs://bucket/prefix, or an http(s):// URL of one CSV file.") var source: String?
+    @Option(name: .customLong("suggest-mapping"),
+            help: "Print the mapping inferred for a CSV file (from its header and first rows) and exit; nothing is ingested.")
+    var suggestMapping: String?
     @Option(help: "Cron schedule, e.g. \"0 */6 * * *\".") var schedule: String?
     @Option(help: "Run every interval, e.g. 6h, 30m.") var interval: String?
     @Flag(help: "Run once and exit (the default without --schedule or --interval).") var once = false
-    @Option(help: "Mapping file (JSON); without one: id column 'id', document from document/text/content/body.") var mapping: String?
+    @Option(help: "Mapping file (JSON); without one, a mapping is inferred per header and written to ROOT/ingest/mappings.") var mapping: String?
     @Option(help: "fvecs file with precomputed vectors, for a mapping with precomputed_vectors.") var vectors: String?
     @Option(help: "Embedder: builtin, openai:MODEL (OPENAI_API_KEY, OPENAI_BASE_URL), gemini:MODEL (GEMINI_API_KEY).")
     var embedder = "builtin"
@@ -55,6 +59,9 @@ struct IngestCommand: AsyncParsableCommand {
     @Flag(help: "Print the run summary as JSON.") var json = false
 
     func validate() throws {
+        if suggestMapping == nil, collection == nil || source == nil {
+            throw ValidationError("--collection and --source are required (unless --suggest-mapping)")
+        }
         let chosen = [schedule != nil, interval != nil, once].filter { $0 }.count
         if chosen > 1 { throw ValidationError("choose one of --schedule, --interval, --once") }
     }
@@ -65,6 +72,22 @@ struct IngestCommand: AsyncParsableCommand {
     }
 
     private func work() async throws {
+        if let suggestMapping {
+            var reader = try CSVReader(path: suggestMapping)
+            defer { reader.close() }
+            guard let header = try reader.next(), header.problem == nil else { throw ValidationError("\(suggestMapping): no readable header") }
+            var sample: [[String]] = []
+            while sample.count < MappingInference.sampleRows, let record = try reader.next() {
+                if record.problem == nil { sample.append(record.fields) }
+            }
+            do {
+                let inferred = try MappingInference.infer(header: header.fields, sample: sample)
+                for note in inferred.notes { FileHandle.standardError.write(Data("\(note)\n".utf8)) }
+                print(JSON.serialize(inferred.mapping.json, pretty: true), terminator: "")
+            } catch let error as IngestError { throw ValidationError(error.description) }
+            return
+        }
+        guard let collection, let source else { throw ValidationError("--collection and --source are required") }
         let logger = Logs.make("sextant.ingest")
         let plan: Schedule
         do {
@@ -103,6 +126,11 @@ struct IngestCommand: AsyncParsableCommand {
             if case .once = plan {
                 let summary = try await worker.runOnce()
                 try printReport(summary, json: json) { "summary: \(summary.line)" }
+                // A cron job notices a file that could not be ingested.
+                if summary.filesFailed > 0 {
+                    await client.close()
+                    throw ExitCode(2)
+                }
             } else {
                 logger.notice("ingesting \(source) into \(collection) \(plan)")
                 // SIGTERM / Ctrl-C cancels the run between batches' awaits; what

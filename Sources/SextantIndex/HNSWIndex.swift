@@ -986,7 +986,7 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     /// Slots above which a scan measures codes first (`exactScan`).
-    static let codedScanMinimum = 8_192
+    static let codedScanMinimum = 2_048
 
     // MARK: - Delete and reclaim
 

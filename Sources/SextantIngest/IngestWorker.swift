@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SextantClient
+import SextantJSON
 import SextantEmbedding
 import SextantObjectStore
 import SextantRetrieval
@@ -9,7 +10,7 @@ import SextantPayload
 
 public struct IngestConfiguration: Sendable {
     public var collection: String
-    /// Nil: derived from each file's header (`Mapping.automatic`).
+    /// Nil: the file written for the header under `mappingsFolder`, else inferred (`MappingInference`).
     public var mapping: Mapping?
     /// Rows per upsert (the engine takes at most 16,384).
     public var batchRows = 1_000
@@ -33,6 +34,8 @@ public struct IngestConfiguration: Sendable {
     var ledgerPath: String { ingestRoot + "/ledger.sqlite" }
     var spool: String { ingestRoot + "/spool" }
     var quarantineFolder: String { ingestRoot + "/quarantine" }
+    /// Mappings inferred for files that came without one, for the user to read and edit.
+    public var mappingsFolder: String { ingestRoot + "/mappings" }
 }
 
 /// `sextant ingest`: takes CSV files from a source, turns rows into records
@@ -97,7 +100,12 @@ public final class IngestWorker: Sendable {
     public func run(schedule: Schedule) async throws {
         while true {
             let summary = try await runOnce()
-            logger.notice("run finished: \(summary.line)")
+            // A scheduled run that found nothing new says so quietly: once a minute is noise.
+            if summary.files + summary.filesFailed > 0 {
+                logger.notice("run finished: \(summary.line)")
+            } else {
+                logger.debug("run finished: \(summary.line)")
+            }
             guard let next = schedule.next(after: Date()) else { return }
             logger.notice("next run at \(ISO8601DateFormatter().string(from: next)) (\(schedule))")
             let wait = max(0, next.timeIntervalSinceNow)
@@ -128,8 +136,13 @@ public final class IngestWorker: Sendable {
             let size = (try? FileManager.default.attributesOfItem(atPath: local)[.size] as? NSNumber)?.intValue ?? file.sizeBytes
             var etag = file.etag
             if let urlSource = source as? URLSource { etag = urlSource.lastValidator }
-            if let existing = try ledger.entry(source: source.identity, name: file.name, sha256: sha, collection: configuration.collection),
-               existing.status == "done" {
+            let known = try ledger.entry(source: source.identity, name: file.name, sha256: sha, collection: configuration.collection)
+            if known?.status == "failed", !(source is FolderSource) {
+                // Failed before with these very bytes: not retried until the file changes.
+                summary.filesSkipped += 1
+                continue
+            }
+            if let existing = known, existing.status == "done" {
                 summary.filesSkipped += 1
                 _ = try ledger.begin(source: source.identity, name: file.name, sizeBytes: size, sha256: sha, etag: etag,
                                      collection: configuration.collection)
@@ -155,10 +168,15 @@ public final class IngestWorker: Sendable {
                 logger.notice("\(file.name): \(outcome.ingested) rows ingested, \(outcome.quarantined) quarantined")
                 try await source.finished(file, localPath: local)
             } catch let error as IngestError {
-                // A file-level problem (header, mapping, vectors): recorded, and the run goes on.
+                // A file-level problem (header, mapping, vectors): recorded, put
+                // aside where the source can, said once, and the run goes on.
                 try ledger.finish(fileID: entry.id, error: error.description)
                 summary.filesFailed += 1
-                logger.error("\(file.name): \(error)")
+                if let aside = try await source.failed(file, localPath: local, reason: error.description) {
+                    logger.error("\(file.name) was not ingested: \(error). Moved to \(aside) (the reason is in \(aside).reason); fix it, or write a mapping, and put it back in the inbox.")
+                } else {
+                    logger.error("\(file.name) was not ingested: \(error). It is not retried until it changes.")
+                }
             }
         }
         summary.seconds = (ContinuousClock.now - clock).seconds
@@ -199,7 +217,7 @@ public final class IngestWorker: Sendable {
         defer { reader.close() }
         guard let header = try reader.next() else { throw IngestError.source("\(name) is empty") }
         if let problem = header.problem { throw IngestError.source("\(name): header: \(problem)") }
-        let mapping = try configuration.mapping ?? Mapping.automatic(header: header.fields)
+        let mapping = try configuration.mapping ?? mappingFor(header: header.fields, path: path, name: name)
         let resolved = try mapping.resolve(header: header.fields)
         var firstVectorRow: Int? = nil
         if let vectors = mapping.precomputed {
@@ -253,6 +271,38 @@ public final class IngestWorker: Sendable {
         if let previous = pending { totals = merge(totals, try await previous.value) }
         progress.done()
         return totals
+    }
+
+    /// The mapping for a file that came without one: the file written for
+    /// this header earlier (as inferred, or as the user edited it), else one
+    /// inferred from the header and the first rows, written there and logged.
+    func mappingFor(header: [String], path: String, name: String) throws -> Mapping {
+        let file = Self.mappingPath(folder: configuration.mappingsFolder, collection: configuration.collection, header: header)
+        if FileManager.default.fileExists(atPath: file) { return try Mapping.load(path: file) }
+        var reader = try CSVReader(path: path, limits: configuration.csvLimits)
+        defer { reader.close() }
+        _ = try reader.next()
+        var sample: [[String]] = []
+        while sample.count < MappingInference.sampleRows, let record = try reader.next() {
+            if record.problem == nil { sample.append(record.fields) }
+        }
+        let inferred = try MappingInference.infer(header: header, sample: sample)
+        try FileManager.default.createDirectory(atPath: configuration.mappingsFolder, withIntermediateDirectories: true)
+        var json = inferred.mapping.json
+        if case .object(var object) = json {
+            object["inferred"] = .array(inferred.notes.map(JSONValue.string))
+            json = .object(object)
+        }
+        try Data(JSON.serialize(json, pretty: true).utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+        logger.notice("\((name as NSString).lastPathComponent) came without a mapping: inferred one from its header and first \(sample.count) rows and wrote it to \(file) (edit it to change how columns are read; the edit wins from then on). \(inferred.notes.joined(separator: "; "))")
+        return inferred.mapping
+    }
+
+    /// One mapping file per collection and header: daily files of one feed share it.
+    static func mappingPath(folder: String, collection: String, header: [String]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in header.joined(separator: "\u{1f}").utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return folder + "/" + collection + "-" + String(String(hash, radix: 16).leftPadded(16).prefix(8)) + ".json"
     }
 
     private func merge(_ a: Outcome, _ b: Outcome) -> Outcome {

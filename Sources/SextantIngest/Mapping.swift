@@ -22,13 +22,48 @@ public enum IngestError: Error, Sendable, CustomStringConvertible, Equatable {
 /// How CSV columns become a record. Documented in docs/INGEST.md; the one for
 /// the shared debian-minilm batches is tools/mappings/debian-minilm.json.
 public struct Mapping: Sendable, Equatable {
-    public enum ColumnType: String, Sendable, Equatable { case string, int, float, bool }
+    public enum ColumnType: String, Sendable, Equatable { case string, int, float, bool, date, datetime }
 
     public struct Column: Sendable, Equatable {
         public var name: String
         public var type: ColumnType
         /// A missing or empty value sends the row to the quarantine.
         public var required: Bool
+        /// Numbers: how they are written ("1.234,5": decimal ",", thousands ".").
+        var decimalSeparator: Character = "."
+        var thousandsSeparator: Character?
+        /// Dates: the layout (`DateFormat.name`); stored as epoch seconds, with
+        /// the text as written under `NAME_text`.
+        var dateFormat: DateFormat?
+
+        public init(name: String, type: ColumnType, required: Bool) {
+            self.name = name
+            self.type = type
+            self.required = required
+        }
+
+        /// For the log: "int", "float (decimal ',', thousands '.')", "date DD/MM/YYYY → epoch seconds".
+        var describe: String {
+            switch type {
+            case .int, .float:
+                var parts: [String] = []
+                if decimalSeparator != "." { parts.append("decimal '\(decimalSeparator)'") }
+                if let thousandsSeparator { parts.append("thousands '\(thousandsSeparator)'") }
+                return type.rawValue + (parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")")
+            case .date, .datetime:
+                return "\(type.rawValue) \(dateFormat?.name ?? "?") → epoch seconds, the text in '\(name)_text'"
+            case .string, .bool: return type.rawValue
+            }
+        }
+
+        var json: JSONValue {
+            var object: [String: JSONValue] = ["type": .string(type.rawValue)]
+            if required { object["required"] = .bool(true) }
+            if decimalSeparator != "." { object["decimal"] = .string(String(decimalSeparator)) }
+            if let thousandsSeparator { object["thousands"] = .string(String(thousandsSeparator)) }
+            if let dateFormat { object["format"] = .string(dateFormat.name) }
+            return object.count == 1 ? .string(type.rawValue) : .object(object)
+        }
     }
 
     /// Where vectors come from when they were computed elsewhere: an fvecs file
@@ -41,6 +76,8 @@ public struct Mapping: Sendable, Equatable {
     }
 
     public var idColumn: String
+    /// No id column: each record's id is a hash of its row's fields.
+    public var idFromContent = false
     public var documentColumns: [String]
     public var documentSeparator: String
     public var metadata: [Column]
@@ -63,27 +100,6 @@ public struct Mapping: Sendable, Equatable {
         self.precomputed = precomputed
     }
 
-    /// Without a mapping file: `id` is the id, the document is the first of
-    /// document / text / content / body present (or title and body joined), and
-    /// every other column is string metadata.
-    public static func automatic(header: [String]) throws -> Mapping {
-        guard header.contains("id") else { throw IngestError.mapping("no mapping file and no 'id' column in the header") }
-        let documentColumns: [String]
-        if let single = ["document", "text", "content"].first(where: header.contains) {
-            documentColumns = [single]
-        } else if header.contains("title") && header.contains("body") {
-            documentColumns = ["title", "body"]
-        } else if header.contains("body") {
-            documentColumns = ["body"]
-        } else {
-            throw IngestError.mapping("no mapping file and no document, text, content or body column in the header")
-        }
-        let metadata = header.filter { $0 != "id" && !documentColumns.contains($0) && !$0.isEmpty }
-            .prefix(maximumColumns).map { Column(name: $0, type: .string, required: false) }
-        return Mapping(documentColumns: documentColumns, documentSeparator: documentColumns.count == 2 ? ". " : "\n\n",
-                       metadata: Array(metadata))
-    }
-
     public static func load(path: String) throws -> Mapping {
         guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
             throw IngestError.mapping("cannot read \(path) (or it is over 1 MiB)")
@@ -96,10 +112,17 @@ public struct Mapping: Sendable, Equatable {
     public init(json: JSONValue, origin: String) throws {
         func fail(_ message: String) -> IngestError { .mapping("\(origin): \(message)") }
         guard case .object(let object) = json else { throw fail("expected a JSON object") }
-        let known: Set<String> = ["id", "document", "metadata", "keywords", "limits", "precomputed_vectors", "comment"]
+        let known: Set<String> = ["id", "document", "metadata", "keywords", "limits", "precomputed_vectors", "comment", "inferred"]
         if let unknown = object.keys.first(where: { !known.contains($0) }) { throw fail("unknown key '\(unknown)'") }
-        guard let id = object["id"]?.stringValue, !id.isEmpty else { throw fail("'id' must name the id column") }
-        idColumn = id
+        if case .object(let idSpec)? = object["id"], idSpec["from"]?.stringValue == "content" {
+            idColumn = ""
+            idFromContent = true
+        } else {
+            guard let id = object["id"]?.stringValue, !id.isEmpty else {
+                throw fail("'id' must name the id column (or be {\"from\": \"content\"})")
+            }
+            idColumn = id
+        }
         switch object["document"] {
         case .string(let column)?:
             documentColumns = [column]
@@ -121,14 +144,37 @@ public struct Mapping: Sendable, Equatable {
             for (name, spec) in fields.sorted(by: { $0.key < $1.key }) {
                 var typeName = spec.stringValue
                 var required = false
-                if case .object(let detail) = spec {
-                    typeName = detail["type"]?.stringValue
-                    required = detail["required"]?.boolValue ?? false
+                var detail: [String: JSONValue] = [:]
+                if case .object(let given) = spec {
+                    detail = given
+                    typeName = given["type"]?.stringValue
+                    required = given["required"]?.boolValue ?? false
                 }
                 guard let typeName, let type = ColumnType(rawValue: typeName) else {
-                    throw fail("metadata column '\(name)': type must be string, int, float or bool")
+                    throw fail("metadata column '\(name)': type must be string, int, float, bool, date or datetime")
                 }
-                columns.append(Column(name: name, type: type, required: required))
+                var column = Column(name: name, type: type, required: required)
+                if let decimal = detail["decimal"]?.stringValue {
+                    guard decimal.count == 1, let character = decimal.first, ".,".contains(character) else {
+                        throw fail("metadata column '\(name)': 'decimal' must be \".\" or \",\"")
+                    }
+                    column.decimalSeparator = character
+                }
+                if let thousands = detail["thousands"]?.stringValue {
+                    guard thousands.count == 1, let character = thousands.first, ".,  '".contains(character),
+                          character != column.decimalSeparator
+                    else { throw fail("metadata column '\(name)': 'thousands' must be one of . , space ' and not the decimal separator") }
+                    column.thousandsSeparator = character
+                }
+                if type == .date || type == .datetime {
+                    let name = detail["format"]?.stringValue ?? (type == .date ? "YYYY-MM-DD" : "YYYY-MM-DD HH:MM:SS")
+                    guard var format = DateFormat(name: name) else {
+                        throw fail("metadata column '\(column.name)': format '\(name)' is not one of YYYY-MM-DD, DD/MM/YYYY, MM/DD/YYYY (with - / or . between), optionally followed by HH:MM[:SS]")
+                    }
+                    format.hasTime = format.hasTime || type == .datetime
+                    column.dateFormat = format
+                }
+                columns.append(column)
             }
         }
         metadata = columns
@@ -162,7 +208,7 @@ public struct Mapping: Sendable, Equatable {
             return index
         }
         return ResolvedMapping(
-            mapping: self, id: try position(idColumn), document: try documentColumns.map(position),
+            mapping: self, id: idFromContent ? nil : try position(idColumn), document: try documentColumns.map(position),
             metadata: try metadata.map { ($0, try position($0.name)) }, columnCount: header.count)
     }
 }
@@ -179,7 +225,8 @@ public struct IngestRow: Sendable {
 
 struct ResolvedMapping: Sendable {
     let mapping: Mapping
-    let id: Int
+    /// Nil: the id is a hash of the row (`Mapping.idFromContent`).
+    let id: Int?
     let document: [Int]
     let metadata: [(Mapping.Column, Int)]
     let columnCount: Int
@@ -199,7 +246,7 @@ struct ResolvedMapping: Sendable {
         guard fields.count == columnCount else {
             return .failure(RowProblem("expected \(columnCount) fields, found \(fields.count)"))
         }
-        let id = Self.trimmed(fields[id])
+        let id = self.id.map { Self.trimmed(fields[$0]) } ?? Self.contentID(fields)
         guard !id.isEmpty else { return .failure(RowProblem("missing id ('\(mapping.idColumn)' is empty)")) }
         guard id.utf8.count <= 1_024 else { return .failure(RowProblem("id exceeds 1024 bytes")) }
         var parts: [String] = []
@@ -221,13 +268,27 @@ struct ResolvedMapping: Sendable {
                 guard fields[index].utf8.count <= 65_536 else { return .failure(RowProblem("'\(column.name)' exceeds 64 KiB")) }
                 metadata[column.name] = .string(fields[index])
             case .int:
-                guard let value = Int64(text) else { return .failure(RowProblem("'\(column.name)' is not an integer: '\(text.prefix(40))'")) }
-                metadata[column.name] = .int(value)
+                if column.thousandsSeparator == nil, let value = Int64(text) {
+                    metadata[column.name] = .int(value)
+                } else if let value = NumberFormat(decimal: column.decimalSeparator, thousands: column.thousandsSeparator, isInteger: true)
+                    .parse(text), let whole = Int64(exactly: value) {
+                    metadata[column.name] = .int(whole)
+                } else {
+                    return .failure(RowProblem("'\(column.name)' is not an integer: '\(text.prefix(40))'"))
+                }
             case .float:
-                guard let value = Double(text), value.isFinite else {
+                let value = column.decimalSeparator == "." && column.thousandsSeparator == nil
+                    ? Double(text) : NumberFormat(decimal: column.decimalSeparator, thousands: column.thousandsSeparator, isInteger: false).parse(text)
+                guard let value, value.isFinite else {
                     return .failure(RowProblem("'\(column.name)' is not a finite number: '\(text.prefix(40))'"))
                 }
                 metadata[column.name] = .double(value)
+            case .date, .datetime:
+                guard let format = column.dateFormat, let seconds = format.epochSeconds(text) else {
+                    return .failure(RowProblem("'\(column.name)' is not a date as \(column.dateFormat?.name ?? "?"): '\(text.prefix(40))'"))
+                }
+                metadata[column.name] = .int(seconds)
+                metadata[column.name + "_text"] = .string(text)
             case .bool:
                 switch text.lowercased() {
                 case "true", "1", "yes": metadata[column.name] = .bool(true)
@@ -237,6 +298,42 @@ struct ResolvedMapping: Sendable {
             }
         }
         return .success(IngestRow(id: id, document: document, metadata: metadata, row: row, line: line))
+    }
+}
+
+extension ResolvedMapping {
+    /// A stable id from the row's fields: the same row always gets the same
+    /// id, so re-ingesting a file replaces its records instead of doubling them.
+    static func contentID(_ fields: [String]) -> String {
+        var first: UInt64 = 0xcbf2_9ce4_8422_2325
+        var second: UInt64 = 0x8422_2325_cbf2_9ce4
+        for field in fields {
+            for byte in field.utf8 {
+                first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+                second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 &+ 0x9e37
+            }
+            first = (first ^ 0x1f) &* 0x0000_0100_0000_01b3
+            second = (second ^ 0x1f) &* 0x0000_0100_0000_01b3 &+ 0x9e37
+        }
+        return "row-" + String(first, radix: 16).leftPadded(16) + String(second, radix: 16).leftPadded(16)
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}
+
+extension Mapping {
+    /// The mapping as a mapping file says it (what `MappingInference` writes for the user to edit).
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [:]
+        object["id"] = idFromContent ? .object(["from": .string("content")]) : .string(idColumn)
+        object["document"] = documentColumns.count == 1 && documentSeparator == "\n\n"
+            ? .string(documentColumns[0])
+            : .object(["columns": .array(documentColumns.map(JSONValue.string)), "separator": .string(documentSeparator)])
+        object["metadata"] = .object(Dictionary(metadata.map { ($0.name, $0.json) }, uniquingKeysWith: { first, _ in first }))
+        if keywords > 0 { object["keywords"] = .int(Int64(keywords)) }
+        return .object(object)
     }
 }
 

@@ -21,6 +21,14 @@ public protocol IngestSource: Sendable {
     /// A local path holding the file, or nil when the source says it has not changed.
     func fetch(_ file: SourceFile, spool: String) async throws -> String?
     func finished(_ file: SourceFile, localPath: String) async throws
+    /// The file cannot be ingested; where the source can, it puts it aside
+    /// with the reason (a folder: failed/NAME and failed/NAME.reason) and
+    /// returns where, so it is not retried until it comes back changed.
+    func failed(_ file: SourceFile, localPath: String, reason: String) async throws -> String?
+}
+
+extension IngestSource {
+    public func failed(_ file: SourceFile, localPath: String, reason: String) async throws -> String? { nil }
 }
 
 func isCSV(_ name: String) -> Bool { name.lowercased().hasSuffix(".csv") }
@@ -58,6 +66,17 @@ public struct FolderSource: IngestSource {
             target = done + "/" + (file.name as NSString).deletingPathExtension + "-\(Int(Date().timeIntervalSince1970)).csv"
         }
         try FileManager.default.moveItem(atPath: localPath, toPath: target)
+    }
+
+    public func failed(_ file: SourceFile, localPath: String, reason: String) async throws -> String? {
+        let failed = folder + "/failed"
+        try FileManager.default.createDirectory(atPath: failed, withIntermediateDirectories: true)
+        let target = failed + "/" + file.name
+        try? FileManager.default.removeItem(atPath: target)
+        try? FileManager.default.removeItem(atPath: target + ".reason")
+        try FileManager.default.moveItem(atPath: localPath, toPath: target)
+        try Data((reason + "\n").utf8).write(to: URL(fileURLWithPath: target + ".reason"))
+        return target
     }
 }
 

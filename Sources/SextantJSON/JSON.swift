@@ -101,6 +101,45 @@ public enum JSON {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Indented JSON text for files people read and edit (keys sorted, two spaces a level).
+    public static func serialize(_ value: JSONValue, pretty: Bool) -> String {
+        guard pretty else { return serialize(value) }
+        var out = [UInt8]()
+        writePretty(value, &out, indent: 0)
+        out.append(UInt8(ascii: "\n"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func writePretty(_ value: JSONValue, _ out: inout [UInt8], indent: Int) {
+        func newline(_ level: Int) {
+            out.append(UInt8(ascii: "\n"))
+            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: level * 2))
+        }
+        switch value {
+        case .array(let items) where !items.isEmpty:
+            out.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                newline(indent + 1)
+                writePretty(item, &out, indent: indent + 1)
+            }
+            newline(indent)
+            out.append(UInt8(ascii: "]"))
+        case .object(let object) where !object.isEmpty:
+            out.append(UInt8(ascii: "{"))
+            for (index, key) in object.keys.sorted().enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                newline(indent + 1)
+                writeString(key, &out)
+                out.append(contentsOf: ": ".utf8)
+                if let item = object[key] { writePretty(item, &out, indent: indent + 1) }
+            }
+            newline(indent)
+            out.append(UInt8(ascii: "}"))
+        default: write(value, &out)
+        }
+    }
+
     public static func serializeBytes(_ value: JSONValue) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(256)

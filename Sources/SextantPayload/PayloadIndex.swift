@@ -36,6 +36,9 @@ public struct PayloadIndex: Sendable {
         /// Numbers: (value, slot) sorted, and recent entries unsorted.
         var ordered: [NumberEntry] = []
         var recent: [NumberEntry] = []
+        /// Number entries whose slot no longer holds that value (dropped at
+        /// the next merge); while there are none, ranges skip the check.
+        var staleNumbers = 0
         /// Slots holding a value of the field.
         public private(set) var count = 0
         /// Slots per distinct string or boolean key (live counts, for facets).
@@ -56,7 +59,7 @@ public struct PayloadIndex: Sendable {
             if let old {
                 count -= 1
                 switch old {
-                case .number: break  // its entry is skipped, then dropped at the next merge
+                case .number: staleNumbers += 1  // its entry is skipped, then dropped at the next merge
                 case .string, .bool:
                     keyCounts[old, default: 1] -= 1
                     if keyCounts[old] == 0 { keyCounts[old] = nil }
@@ -104,6 +107,7 @@ public struct PayloadIndex: Sendable {
             }
             ordered = merged
             recent.removeAll(keepingCapacity: true)
+            staleNumbers = 0
         }
 
         /// Sorts appended lists and drops stale entries.
@@ -181,19 +185,42 @@ public struct PayloadIndex: Sendable {
             }
             var result: [UInt32] = []
             var position = low
+            // Without stale entries every entry is current: no read of the slot's key (a cache miss each).
+            let check = staleNumbers > 0
             while position < ordered.count, belowUpper(ordered[position].value) {
                 let entry = ordered[position]
-                if holds(entry.slot, .number(entry.value)) { result.append(entry.slot) }
+                if !check || holds(entry.slot, .number(entry.value)) { result.append(entry.slot) }
                 position += 1
             }
-            for entry in recent where aboveLower(entry.value) && belowUpper(entry.value) && holds(entry.slot, .number(entry.value)) {
+            for entry in recent where aboveLower(entry.value) && belowUpper(entry.value) && (!check || holds(entry.slot, .number(entry.value))) {
                 result.append(entry.slot)
             }
-            result.sort()
-            // A slot set twice to one value has two entries until the next merge.
+            return Self.sortedUnique(result, slotLimit: keyOfSlot.count)
+        }
+
+        /// Slots in order without repeats (a slot set twice to one value has two
+        /// entries until the next merge). Many slots go through a bitmap of all
+        /// slots, which puts them in order in one pass, not a sort.
+        static func sortedUnique(_ slots: [UInt32], slotLimit: Int) -> [UInt32] {
+            if slots.count < 4_096 || slots.count < slotLimit / 64 {
+                var sorted = slots
+                sorted.sort()
+                var unique: [UInt32] = []
+                unique.reserveCapacity(sorted.count)
+                for slot in sorted where unique.last != slot { unique.append(slot) }
+                return unique
+            }
+            var words = [UInt64](repeating: 0, count: (slotLimit + 63) / 64)
+            for slot in slots { words[Int(slot) >> 6] |= 1 << (UInt64(slot) & 63) }
             var unique: [UInt32] = []
-            unique.reserveCapacity(result.count)
-            for slot in result where unique.last != slot { unique.append(slot) }
+            unique.reserveCapacity(slots.count)
+            for (index, word) in words.enumerated() where word != 0 {
+                var bits = word
+                while bits != 0 {
+                    unique.append(UInt32(index << 6 + bits.trailingZeroBitCount))
+                    bits &= bits - 1
+                }
+            }
             return unique
         }
     }

@@ -80,8 +80,9 @@ extension Collection {
                     return found?.slots ?? []
                 }
                 slotFilter = SlotFilter(matchCount: count, candidates: listed, candidateMatches: { slot in
-                    exact.value
-                        ? generation.records.matches(slot, nil, documentFilter) : generation.records.matches(slot, filter, documentFilter)
+                    guard exact.value else { return generation.records.matches(slot, filter, documentFilter) }
+                    // The slot table alone, unless a document condition needs the record.
+                    return documentFilter == nil ? generation.records.isLive(slot) : generation.records.matches(slot, nil, documentFilter)
                 }, matches: accept)
             } else {
                 slotFilter = SlotFilter(matches: accept)
