@@ -490,19 +490,9 @@ extension ChromaSearch.GroupBy {
         case (.bool(let a)?, .bool(let b)?): return a == b ? 0 : (!a ? -1 : 1)
         case (.string(let a)?, .string(let b)?): return a == b ? 0 : (a < b ? -1 : 1)
         default:
-            let a = left?.numberValue ?? 0
-            let b = right?.numberValue ?? 0
+            let a = left?.number ?? 0
+            let b = right?.number ?? 0
             return a == b ? 0 : (a < b ? -1 : 1)
-        }
-    }
-}
-
-extension MetadataValue {
-    var numberValue: Double? {
-        switch self {
-        case .int(let value): return Double(value)
-        case .double(let value): return value
-        default: return nil
         }
     }
 }

@@ -35,7 +35,7 @@ public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Numeric view for comparisons: ints and floats compare by value, as users expect.
-    var number: Double? {
+    public var number: Double? {
         switch self {
         case .int(let value): return Double(value)
         case .double(let value): return value

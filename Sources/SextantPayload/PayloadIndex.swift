@@ -126,32 +126,15 @@ public struct PayloadIndex: Sendable {
         /// How many entries lie in the range: by two binary searches over the
         /// sorted run and a pass over the recent one. An upper bound until
         /// the next merge drops replaced values; exact after it.
-        func count(from lower: Double?, inclusive lowerInclusive: Bool, to upper: Double?, inclusive upperInclusive: Bool) -> Int {
-            func aboveLower(_ value: Double) -> Bool {
-                guard let lower else { return true }
-                return lowerInclusive ? value >= lower : value > lower
-            }
-            func belowUpper(_ value: Double) -> Bool {
-                guard let upper else { return true }
-                return upperInclusive ? value <= upper : value < upper
-            }
-            func firstIndex(where condition: (Double) -> Bool) -> Int {
-                var low = 0
-                var high = ordered.count
-                while low < high {
-                    let middle = (low + high) / 2
-                    if condition(ordered[middle].value) { high = middle } else { low = middle + 1 }
-                }
-                return low
-            }
-            let start = firstIndex(where: aboveLower)
-            let end = firstIndex(where: { !belowUpper($0) && aboveLower($0) })
-            return max(0, end - start) + recent.reduce(0) { $0 + (aboveLower($1.value) && belowUpper($1.value) ? 1 : 0) }
+        func count(_ range: NumberRange) -> Int {
+            let start = range.firstAbove(ordered)
+            let end = max(start, range.firstPast(ordered))
+            return end - start + recent.reduce(0) { $0 + (range.contains($1.value) ? 1 : 0) }
         }
 
         func count(equal key: Key) -> Int {
             switch key {
-            case .number(let number): return count(from: number, inclusive: true, to: number, inclusive: true)
+            case .number(let number): return count(NumberRange(equal: number))
             case .string, .bool: return keyCounts[key] ?? 0
             }
         }
@@ -159,7 +142,7 @@ public struct PayloadIndex: Sendable {
         /// Slots whose value equals `key`, sorted.
         func slots(equal key: Key) -> [UInt32] {
             switch key {
-            case .number(let number): return slots(from: number, inclusive: true, to: number, inclusive: true)
+            case .number(let number): return slots(NumberRange(equal: number))
             case .string, .bool:
                 precondition(dirty.isEmpty, "compact after writing, before reading")
                 return postings[key] ?? []
@@ -167,32 +150,18 @@ public struct PayloadIndex: Sendable {
         }
 
         /// Slots with a number in the range (nil bounds are open), sorted.
-        func slots(from lower: Double?, inclusive lowerInclusive: Bool, to upper: Double?, inclusive upperInclusive: Bool) -> [UInt32] {
-            func aboveLower(_ value: Double) -> Bool {
-                guard let lower else { return true }
-                return lowerInclusive ? value >= lower : value > lower
-            }
-            func belowUpper(_ value: Double) -> Bool {
-                guard let upper else { return true }
-                return upperInclusive ? value <= upper : value < upper
-            }
-            // First entry at or above the lower bound, by binary search.
-            var low = 0
-            var high = ordered.count
-            while low < high {
-                let middle = (low + high) / 2
-                if aboveLower(ordered[middle].value) { high = middle } else { low = middle + 1 }
-            }
+        func slots(_ range: NumberRange) -> [UInt32] {
+            let low = range.firstAbove(ordered)
             var result: [UInt32] = []
             var position = low
             // Without stale entries every entry is current: no read of the slot's key (a cache miss each).
             let check = staleNumbers > 0
-            while position < ordered.count, belowUpper(ordered[position].value) {
+            while position < ordered.count, range.belowUpper(ordered[position].value) {
                 let entry = ordered[position]
                 if !check || holds(entry.slot, .number(entry.value)) { result.append(entry.slot) }
                 position += 1
             }
-            for entry in recent where aboveLower(entry.value) && belowUpper(entry.value) && (!check || holds(entry.slot, .number(entry.value))) {
+            for entry in recent where range.contains(entry.value) && (!check || holds(entry.slot, .number(entry.value))) {
                 result.append(entry.slot)
             }
             return Self.sortedUnique(result, slotLimit: keyOfSlot.count)
@@ -226,6 +195,57 @@ public struct PayloadIndex: Sendable {
     }
 
     public private(set) var fields: [String: Field] = [:]
+
+    /// A range of numbers with open or closed ends, as one filter condition gives it.
+    struct NumberRange {
+        var lower: Double?
+        var lowerInclusive = false
+        var upper: Double?
+        var upperInclusive = false
+
+        init(equal value: Double) {
+            (lower, lowerInclusive, upper, upperInclusive) = (value, true, value, true)
+        }
+
+        init(_ op: WhereFilter.Comparison, _ bound: Double) {
+            switch op {
+            case .gt: (lower, lowerInclusive) = (bound, false)
+            case .gte: (lower, lowerInclusive) = (bound, true)
+            case .lt: (upper, upperInclusive) = (bound, false)
+            case .lte: (upper, upperInclusive) = (bound, true)
+            case .eq, .ne: (lower, lowerInclusive, upper, upperInclusive) = (bound, true, bound, true)
+            }
+        }
+
+        func aboveLower(_ value: Double) -> Bool {
+            guard let lower else { return true }
+            return lowerInclusive ? value >= lower : value > lower
+        }
+
+        func belowUpper(_ value: Double) -> Bool {
+            guard let upper else { return true }
+            return upperInclusive ? value <= upper : value < upper
+        }
+
+        func contains(_ value: Double) -> Bool { aboveLower(value) && belowUpper(value) }
+
+        /// The first entry of a sorted run within the lower end, by binary search.
+        func firstAbove(_ run: [Field.NumberEntry]) -> Int { Self.first(in: run) { aboveLower($0) } }
+
+        /// The first entry of a sorted run past the upper end.
+        func firstPast(_ run: [Field.NumberEntry]) -> Int { Self.first(in: run) { !belowUpper($0) } }
+
+        /// The first index where `condition` holds, for a condition false then true along the run.
+        private static func first(in run: [Field.NumberEntry], where condition: (Double) -> Bool) -> Int {
+            var low = 0
+            var high = run.count
+            while low < high {
+                let middle = (low + high) / 2
+                if condition(run[middle].value) { high = middle } else { low = middle + 1 }
+            }
+            return low
+        }
+    }
 
     public init(fields names: [String]) {
         for name in names { fields[name] = Field() }
@@ -287,12 +307,7 @@ public struct PayloadIndex: Sendable {
             case .ne: return nil
             case .gt, .gte, .lt, .lte:
                 guard case .number(let bound) = indexKey else { return ([], true) }  // ranges match numbers only
-                switch op {
-                case .gt: return (field.slots(from: bound, inclusive: false, to: nil, inclusive: false), true)
-                case .gte: return (field.slots(from: bound, inclusive: true, to: nil, inclusive: false), true)
-                case .lt: return (field.slots(from: nil, inclusive: false, to: bound, inclusive: false), true)
-                default: return (field.slots(from: nil, inclusive: false, to: bound, inclusive: true), true)
-                }
+                return (field.slots(NumberRange(op, bound)), true)
             }
         case .membership(let key, let negated, let values):
             guard !negated, let field = fields[key] else { return nil }
@@ -327,12 +342,7 @@ public struct PayloadIndex: Sendable {
             case .ne: return nil
             case .gt, .gte, .lt, .lte:
                 guard case .number(let bound) = indexKey else { return 0 }
-                switch op {
-                case .gt: return field.count(from: bound, inclusive: false, to: nil, inclusive: false)
-                case .gte: return field.count(from: bound, inclusive: true, to: nil, inclusive: false)
-                case .lt: return field.count(from: nil, inclusive: false, to: bound, inclusive: false)
-                default: return field.count(from: nil, inclusive: false, to: bound, inclusive: true)
-                }
+                return field.count(NumberRange(op, bound))
             }
         case .membership(let key, let negated, let values):
             guard !negated, let field = fields[key] else { return nil }
