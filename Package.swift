@@ -251,7 +251,7 @@ let package = Package(
         .testTarget(name: "SextantConcurrencyTests", dependencies: ["SextantConcurrency", "CSextantSystem"], swiftSettings: strict),
         .testTarget(
             name: "SextantIngestTests",
-            dependencies: ["SextantIngest", "SextantClient", "SextantPayload", "SextantObjectStore", "SextantTestSupport", "SextantSQLite"],
+            dependencies: ["SextantIngest", "SextantClient", "SextantPayload", "SextantObjectStore", "SextantTestSupport", "SextantSQLite", "SextantJSON"],
             swiftSettings: strict),
         .testTarget(
             name: "SextantBackupTests",

@@ -306,20 +306,7 @@ public struct BM25Index: Sendable {
             var index = essentialFrom - 1
             while index >= 0, total + prefixBound[index + 1] >= heap.threshold {
                 let id = terms[index].id
-                // Galloping from the cursor: candidates only grow, so the next
-                // match is usually a few entries on, not half a list away.
-                var low = terms[index].cursor
-                var high = terms[index].count
-                var step = 1
-                while low + step < high, postings[id].slots[low + step] < candidate {
-                    low += step
-                    step <<= 1
-                }
-                high = min(high, low + step + 1)
-                while low < high {
-                    let middle = (low + high) / 2
-                    if postings[id].slots[middle] < candidate { low = middle + 1 } else { high = middle }
-                }
+                let low = gallop(postings[id].slots, from: terms[index].cursor, to: candidate)
                 terms[index].cursor = low
                 terms[index].current = low < terms[index].count ? postings[id].slots[low] : UInt32.max
                 if terms[index].current == candidate {
@@ -471,6 +458,26 @@ extension BM25Index {
         index.totalLength = index.lengths.reduce(0) { $0 + Int($1) }
         return index
     }
+}
+
+/// The first position at or after `start` whose slot is at least `target`, by
+/// galloping: MaxScore's candidates only grow, so the next match is usually a
+/// few entries on, not half a list away.
+@inline(__always)
+func gallop(_ slots: [UInt32], from start: Int, to target: UInt32) -> Int {
+    var low = start
+    var high = slots.count
+    var step = 1
+    while low + step < high, slots[low + step] < target {
+        low += step
+        step <<= 1
+    }
+    high = min(high, low + step + 1)
+    while low < high {
+        let middle = (low + high) / 2
+        if slots[middle] < target { low = middle + 1 } else { high = middle }
+    }
+    return low
 }
 
 /// The k best hits so far: a min-heap on (score, then larger slot worse), so

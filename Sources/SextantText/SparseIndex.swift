@@ -218,18 +218,7 @@ public struct SparseIndex: Sendable {
             var index = essentialFrom - 1
             while index >= 0, total + prefixBound[index + 1] >= heap.threshold {
                 let list = terms[index].list
-                var low = terms[index].cursor
-                var high = terms[index].count
-                var step = 1
-                while low + step < high, postings[list].slots[low + step] < candidate {
-                    low += step
-                    step <<= 1
-                }
-                high = min(high, low + step + 1)
-                while low < high {
-                    let middle = (low + high) / 2
-                    if postings[list].slots[middle] < candidate { low = middle + 1 } else { high = middle }
-                }
+                let low = gallop(postings[list].slots, from: terms[index].cursor, to: candidate)
                 terms[index].cursor = low
                 terms[index].current = low < terms[index].count ? postings[list].slots[low] : UInt32.max
                 if terms[index].current == candidate { total += terms[index].weight * Double(postings[list].values[low]) }
