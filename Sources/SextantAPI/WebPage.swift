@@ -1,8 +1,11 @@
 /// The Q&A page served at `/`: one self-contained HTML document (no build
 /// step, no framework, nothing fetched from elsewhere). In search mode a
-/// question goes to the native search route; results show their document,
-/// metadata and score, and each can be rated, which lands in the feedback
-/// store. In chat mode the chat route answers (the bots' composer), and the
+/// question goes to the native search route; results show their document
+/// (the query's words marked), metadata as a table and score, and each can be
+/// rated, which lands in the feedback store. Filters come from the facets
+/// route (values with counts, or a range), the search lives in the URL so it
+/// can be shared, "More results" asks for more, and a line says how many
+/// records the collection holds and whether the engine is ready. In chat mode the chat route answers (the bots' composer), and the
 /// conversation is kept per browser session (sessionStorage) and sent back as
 /// history, so the API stays stateless.
 enum WebPage {
@@ -41,6 +44,19 @@ enum WebPage {
   li.turn.assistant { background: #fff; border: 1px solid var(--line); margin-right: 3rem; }
   li.turn .sources { font-size: .85rem; color: var(--muted); margin-top: .4rem; white-space: normal; }
   li.turn .sources a { color: var(--accent); margin-right: .8rem; }
+  .layout { display: grid; grid-template-columns: 14rem 1fr; gap: 1.2rem; align-items: start; }
+  @media (max-width: 700px) { .layout { grid-template-columns: 1fr; } }
+  #filters fieldset { border: 1px solid var(--line); border-radius: 8px; margin: 0 0 .7rem; padding: .4rem .7rem .6rem; background: #fff; }
+  #filters legend { font-weight: 600; font-size: .9rem; padding: 0 .3rem; }
+  #filters label { display: block; font-size: .9rem; margin: .15rem 0; }
+  #filters .count { color: var(--muted); }
+  #filters input[type=number], #filters input[type=date] { width: 100%; padding: .3rem; font-size: .9rem; }
+  table.meta { border-collapse: collapse; font-size: .85rem; color: var(--muted); margin: .3rem 0; }
+  table.meta th { text-align: left; font-weight: 600; padding: .1rem .8rem .1rem 0; vertical-align: top; }
+  table.meta td { padding: .1rem 0; word-break: break-word; }
+  mark { background: #ffec99; color: inherit; padding: 0 .05em; }
+  #panel { font-size: .85rem; color: var(--muted); margin: .6rem 0 0; }
+  #more { margin: .8rem 0; }
   [hidden] { display: none !important; }
 </style>
 </head>
@@ -57,8 +73,15 @@ enum WebPage {
     <label><input type="radio" name="mode" value="chat"> Chat</label>
     <button type="button" id="new-chat" hidden>New conversation</button>
   </div>
+  <div id="panel" aria-live="polite"></div>
   <div id="status" role="status"></div>
-  <ol id="results"></ol>
+  <div class="layout" id="search-view">
+    <aside id="filters" aria-label="Filters"></aside>
+    <div>
+      <ol id="results"></ol>
+      <button type="button" id="more" hidden>More results</button>
+    </div>
+  </div>
   <ol id="chat" hidden></ol>
 </main>
 <script>
@@ -115,7 +138,7 @@ function renderChat() {
 
 function applyMode() {
   const chat = mode() === "chat";
-  $("results").hidden = chat;
+  $("search-view").hidden = chat;
   $("chat").hidden = !chat;
   $("new-chat").hidden = !chat;
   $("submit").textContent = chat ? "Ask" : "Search";
@@ -145,31 +168,167 @@ async function chat(message, collection) {
   $("question").value = "";
 }
 
-$("ask").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const query = $("question").value.trim();
-  const collection = $("collection").value;
+// Search state, mirrored in the URL so a search can be bookmarked and shared:
+// ?c=collection&q=query&k=results&f={"field": {"in": [...]} | {"min": n, "max": n}}
+const search = {collection: "", query: "", k: 8, filters: {}};
+const maximumK = 96;
+
+function whereClause() {
+  const clauses = [];
+  for (const [field, f] of Object.entries(search.filters)) {
+    if (f.in && f.in.length) clauses.push({[field]: {"$in": f.in}});
+    if (typeof f.min === "number") clauses.push({[field]: {"$gte": f.min}});
+    if (typeof f.max === "number") clauses.push({[field]: {"$lte": f.max}});
+  }
+  return clauses.length === 0 ? null : clauses.length === 1 ? clauses[0] : {"$and": clauses};
+}
+
+function saveURL() {
+  const params = new URLSearchParams();
+  params.set("c", search.collection);
+  params.set("q", search.query);
+  if (search.k !== 8) params.set("k", String(search.k));
+  if (Object.keys(search.filters).length) params.set("f", JSON.stringify(search.filters));
+  history.replaceState(null, "", "?" + params.toString());
+}
+
+function readURL() {
+  const params = new URLSearchParams(location.search);
+  search.collection = params.get("c") || "";
+  search.query = params.get("q") || "";
+  search.k = Math.min(maximumK, Math.max(1, parseInt(params.get("k") || "8", 10) || 8));
+  try { search.filters = JSON.parse(params.get("f") || "{}") || {}; } catch (e) { search.filters = {}; }
+}
+
+const stopWords = new Set(["the", "and", "for", "with", "that", "this", "from", "are", "was", "how", "what", "can", "you", "not"]);
+// The query's words, marked where they start a word of the text (case-insensitive).
+function highlighted(tag, value, cls, query) {
+  const e = text(tag, "", cls);
+  const words = [...new Set(query.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 2 && !stopWords.has(w)))];
+  if (!words.length) { e.textContent = value; return e; }
+  const escaped = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const parts = value.split(new RegExp(`(?<![\\p{L}\\p{N}])(${escaped.join("|")})`, "giu"));
+  parts.forEach((part, i) => e.appendChild(i % 2 ? text("mark", part) : document.createTextNode(part)));
+  return e;
+}
+
+function metadataTable(metadata) {
+  const table = document.createElement("table");
+  table.className = "meta";
+  for (const [k, v] of Object.entries(metadata || {})) {
+    if (k.startsWith("sextant:") || (k.endsWith("_text") && (k.slice(0, -5) in metadata))) continue;
+    const row = document.createElement("tr");
+    const shown = metadata[k + "_text"] !== undefined ? metadata[k + "_text"] : (typeof v === "object" ? JSON.stringify(v) : String(v));
+    row.append(text("th", k), text("td", shown));
+    table.appendChild(row);
+  }
+  return table;
+}
+
+// Filters from the collection's metadata, counted within the current search's
+// other filters: the most common values of low-cardinality fields, and a range
+// for numbers (dates, stored as seconds beside their text, get date inputs).
+async function renderFilters(fields, isDate) {
+  const box = $("filters");
+  const where = whereClause();
+  const views = [];
+  for (const field of fields) {
+    const params = new URLSearchParams({field, limit: "8"});
+    if (where) params.set("where", JSON.stringify(where));
+    const response = await fetch(`/v1/collections/${encodeURIComponent(search.collection)}/facets?${params}`);
+    if (!response.ok) continue;
+    const facet = await response.json();
+    const chosen = search.filters[field] || {};
+    const set = document.createElement("fieldset");
+    set.dataset.field = field;
+    set.appendChild(text("legend", field));
+    const covered = facet.values.reduce((n, v) => n + v.count, 0);
+    if (facet.values.length && (covered * 2 >= facet.matched || (chosen.in || []).length)) {
+      for (const v of facet.values) {
+        const label = document.createElement("label");
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.value = JSON.stringify(v.value);
+        box.checked = (chosen.in || []).some((x) => JSON.stringify(x) === box.value);
+        box.addEventListener("change", () => toggleValue(field, v.value, box.checked));
+        label.append(box, " ", String(v.value), " ", text("span", `(${v.count})`, "count"));
+        set.appendChild(label);
+      }
+    } else if (facet.numbers > 0) {
+      for (const bound of ["min", "max"]) {
+        const label = text("label", bound === "min" ? "from " : "to ");
+        const input = document.createElement("input");
+        input.dataset.bound = bound;
+        const date = isDate(field);
+        input.type = date ? "date" : "number";
+        const value = chosen[bound];
+        if (date) input.value = typeof value === "number" ? new Date(value * 1000).toISOString().slice(0, 10) : "";
+        else { input.placeholder = String(bound === "min" ? facet.minimum : facet.maximum); if (typeof value === "number") input.value = String(value); }
+        input.addEventListener("change", () => setBound(field, bound, input.value, date));
+        label.appendChild(input);
+        set.appendChild(label);
+      }
+    } else continue;
+    views.push(set);
+  }
+  box.replaceChildren(...views);
+}
+
+function toggleValue(field, value, on) {
+  const f = search.filters[field] || {};
+  const list = (f.in || []).filter((x) => JSON.stringify(x) !== JSON.stringify(value));
+  if (on) list.push(value);
+  f.in = list;
+  if (!list.length) delete f.in;
+  if (Object.keys(f).length) search.filters[field] = f; else delete search.filters[field];
+  search.k = 8;
+  runSearch();
+}
+
+function setBound(field, bound, raw, date) {
+  const f = search.filters[field] || {};
+  const value = raw === "" ? NaN : date ? Date.parse(raw + (bound === "max" ? "T23:59:59Z" : "T00:00:00Z")) / 1000 : Number(raw);
+  if (Number.isFinite(value)) f[bound] = value; else delete f[bound];
+  if (Object.keys(f).length) search.filters[field] = f; else delete search.filters[field];
+  search.k = 8;
+  runSearch();
+}
+
+async function refreshPanel() {
+  try {
+    const [list, ready] = await Promise.all([fetch("/v1/collections").then((r) => r.json()), fetch("/readyz")]);
+    const current = list.find((c) => c.name === $("collection").value);
+    const parts = [];
+    if (current) parts.push(`${current.count.toLocaleString()} records in ${current.name}`);
+    parts.push(ready.ok ? "engine ready" : "engine not ready");
+    $("panel").textContent = parts.join(" · ");
+  } catch (e) { $("panel").textContent = "Cannot reach the search API."; }
+}
+
+async function runSearch() {
+  const {collection, query} = search;
   if (!query || !collection) return;
-  if (mode() === "chat") { await chat(query, collection); return; }
+  saveURL();
   $("status").textContent = "Searching…";
-  $("results").replaceChildren();
+  const body = {query, k: search.k, include: ["documents", "metadatas"]};
+  const where = whereClause();
+  if (where) body.where = where;
   const response = await fetch(`/v1/collections/${encodeURIComponent(collection)}/search`, {
-    method: "POST", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({query, k: 8, include: ["documents", "metadatas"]})
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)
   });
-  const body = await response.json();
-  if (!response.ok) { $("status").textContent = body.error ? body.error.message : "Search failed."; return; }
-  $("status").textContent = `${body.results.length} results in ${body.took_ms.toFixed(1)} ms`;
-  for (const r of body.results) {
+  const reply = await response.json();
+  $("results").replaceChildren();
+  if (!response.ok) { $("status").textContent = reply.error ? reply.error.message : "Search failed."; $("more").hidden = true; return; }
+  $("status").textContent = `${reply.results.length} results in ${reply.took_ms.toFixed(1)} ms`;
+  const fields = new Set(Object.keys(search.filters));
+  const dates = new Set();
+  for (const r of reply.results) {
     const item = document.createElement("li");
     item.className = "result";
     item.dataset.id = r.id;
     const head = document.createElement("div");
     head.className = "head";
     head.append(text("span", r.id, "id"), text("span", `score ${r.score.toFixed(3)}`, "score"));
-    const meta = document.createElement("div");
-    meta.className = "meta";
-    for (const [k, v] of Object.entries(r.metadata || {})) if (!k.startsWith("sextant:")) meta.appendChild(text("span", `${k}: ${v}`));
     const rateBox = document.createElement("div");
     rateBox.className = "rate";
     const up = text("button", "▲ Helpful"); up.type = "button"; up.dataset.rating = "1";
@@ -177,11 +336,44 @@ $("ask").addEventListener("submit", async (event) => {
     up.onclick = () => rate(collection, query, r.id, 1, rateBox);
     down.onclick = () => rate(collection, query, r.id, -1, rateBox);
     rateBox.append(up, " ", down);
-    item.append(head, text("div", r.document || "", "doc"), meta, rateBox);
+    item.append(head, highlighted("div", r.document || "", "doc", query), metadataTable(r.metadata), rateBox);
     $("results").appendChild(item);
+    for (const [k, v] of Object.entries(r.metadata || {})) {
+      if (k.startsWith("sextant:") || typeof v === "object") continue;
+      if (k.endsWith("_text") && (k.slice(0, -5) in r.metadata)) { dates.add(k.slice(0, -5)); continue; }
+      fields.add(k);
+    }
   }
+  $("more").hidden = reply.results.length < search.k || search.k >= maximumK;
+  await renderFilters([...fields].sort().slice(0, 12), (field) => dates.has(field));
+}
+
+$("more").addEventListener("click", () => { search.k = Math.min(maximumK, search.k + 8); runSearch(); });
+
+$("ask").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const query = $("question").value.trim();
+  const collection = $("collection").value;
+  if (!query || !collection) return;
+  if (mode() === "chat") { await chat(query, collection); return; }
+  if (collection !== search.collection) search.filters = {};
+  Object.assign(search, {collection, query, k: 8});
+  await runSearch();
 });
-loadCollections();
+
+$("collection").addEventListener("change", refreshPanel);
+
+async function start() {
+  readURL();
+  await loadCollections();
+  if (search.collection) $("collection").value = search.collection;
+  refreshPanel();
+  if (search.query && search.collection) {
+    $("question").value = search.query;
+    await runSearch();
+  }
+}
+start();
 </script>
 </body>
 </html>

@@ -1,12 +1,15 @@
 """Drives the web Q&A page in headless Chromium (Debian's, through Playwright's
 protocol driver; no browser is downloaded): load the page, pick a collection,
-ask a question, check that real results render with document text, metadata and
-score, rate one, and save a screenshot.
+ask a question, check that real results render with document text (the query's
+words marked), metadata as a table and score, rate one, apply a filter from the
+facets, follow the search's shareable URL in a fresh page and compare the two
+pages' structure (not pixels), ask for more results, and save screenshots.
 
     python tools/python/test_web_page.py --url http://127.0.0.1:8080 --collection NAME \
         --question "..." --expect-id ID --screenshot artifacts/web-page.png
 """
 import argparse
+import json
 import os
 import sys
 
@@ -26,6 +29,7 @@ def main():
     ap.add_argument("--question", required=True)
     ap.add_argument("--expect-id", required=True, help="an id that must be among the rendered results")
     ap.add_argument("--screenshot", required=True)
+    ap.add_argument("--filter-field", default="section", help="a low-cardinality metadata field to filter by")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     a = ap.parse_args()
     with sync_playwright() as p:
@@ -46,13 +50,63 @@ def main():
         first = items[0]
         check(first.query_selector(".doc").inner_text().strip() != "", "document text shown")
         check("score" in first.query_selector(".score").inner_text(), "score shown")
-        check(first.query_selector(".meta span") is not None, "metadata shown")
+        check(first.query_selector("table.meta td") is not None, "metadata shown as a table")
+        check(len(page.query_selector_all("li.result .doc mark")) > 0, "the query's words are marked")
+        check("records in" in page.inner_text("#panel") and "engine ready" in page.inner_text("#panel"), "status panel")
         check("results in" in page.inner_text("#status"), "status line")
         first.query_selector("button[data-rating='1']").click()
         page.wait_for_selector("li.result .rate .done", timeout=10000)
         check("Thanks" in first.query_selector(".rate").inner_text(), "feedback accepted")
         os.makedirs(os.path.dirname(os.path.abspath(a.screenshot)), exist_ok=True)
         page.screenshot(path=a.screenshot, full_page=True)
+
+        # A filter from the facets: every result then holds the chosen value, and the URL says so.
+        facet = page.wait_for_selector(f"#filters fieldset[data-field='{a.filter_field}'] input[type=checkbox]", timeout=15000)
+        chosen = json.loads(facet.get_attribute("value"))
+        facet.check()
+        page.wait_for_function("new URLSearchParams(location.search).has('f') && document.querySelectorAll('li.result').length > 0"
+                               " && !document.getElementById('status').textContent.startsWith('Searching')", timeout=15000)
+        page.wait_for_selector(f"#filters fieldset[data-field='{a.filter_field}'] input[type=checkbox]:checked", timeout=15000)
+        values = page.eval_on_selector_all(
+            "li.result table.meta tr",
+            f"rows => rows.filter(r => r.querySelector('th').textContent === '{a.filter_field}').map(r => r.querySelector('td').textContent)")
+        filtered_ids = [i.get_attribute("data-id") for i in page.query_selector_all("li.result")]
+        check(len(values) == len(filtered_ids) and all(v == str(chosen) for v in values),
+              f"every result has {a.filter_field} = {chosen}: {values}")
+        shared = page.url
+        check("q=" in shared and "f=" in shared, f"the search is in the URL: {shared}")
+
+        # The shared URL in a fresh page: the same search, filters and results, and the same structure.
+        other = browser.new_page(viewport={"width": 1100, "height": 900})
+        other.on("pageerror", lambda e: errors.append(str(e)))
+        other.goto(shared)
+        other.wait_for_selector("li.result", timeout=15000)
+        other.wait_for_selector(f"#filters fieldset[data-field='{a.filter_field}'] input[type=checkbox]:checked", timeout=15000)
+        check([i.get_attribute("data-id") for i in other.query_selector_all("li.result")] == filtered_ids, "same results from the URL")
+        check(other.input_value("#question") == a.question, "the question is restored")
+        def structure(p):
+            return p.evaluate("""() => ({
+                results: document.querySelectorAll('li.result').length,
+                fieldsets: [...document.querySelectorAll('#filters fieldset')].map(f => f.dataset.field),
+                rows: [...document.querySelectorAll('li.result')].map(r => r.querySelectorAll('table.meta tr').length),
+                checked: document.querySelectorAll('#filters input:checked').length})""")
+        check(structure(other) == structure(page), f"same structure: {structure(other)} vs {structure(page)}")
+        other.screenshot(path=a.screenshot.replace(".png", "-shared.png"), full_page=True)
+        other.close()
+
+        # More results: the next page of the same search (the filter dropped so there are more).
+        facet = page.query_selector(f"#filters fieldset[data-field='{a.filter_field}'] input[type=checkbox]:checked")
+        facet.uncheck()
+        page.wait_for_function("!new URLSearchParams(location.search).has('f') && document.querySelectorAll('li.result').length > 0", timeout=15000)
+        before = len(page.query_selector_all("li.result"))
+        page.click("#more")
+        page.wait_for_function(f"document.querySelectorAll('li.result').length > {before}", timeout=15000)
+        check("k=16" in page.url, f"the longer list is in the URL too: {page.url}")
+
+        # Keyboard: the question box submits with Enter.
+        page.fill("#question", a.question)
+        page.press("#question", "Enter")
+        page.wait_for_selector("li.result", timeout=15000)
 
         # Chat mode: an answer with sources, a follow-up, and the conversation kept across a reload (per session).
         page.check("input[name=mode][value=chat]")
