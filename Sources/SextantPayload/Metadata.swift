@@ -329,3 +329,83 @@ public struct ByteReader {
         }
     }
 }
+
+/// Which value types a collection's records have held under each metadata
+/// key, as a bit mask per key (`MetadataValue.typeBit`). Kept by the
+/// collection so a filter comparing a field with a type it never holds (a
+/// `$gt` on a text field) is refused by name instead of matching nothing.
+public enum MetadataTypes {
+    public static let string: UInt8 = 1
+    public static let int: UInt8 = 2
+    public static let double: UInt8 = 4
+    public static let bool: UInt8 = 8
+    public static let sparseVector: UInt8 = 16
+    public static let number: UInt8 = int | double
+
+    /// Adds each key's type in encoded metadata to `masks`.
+    public static func note(_ bytes: UnsafeRawBufferPointer, into masks: inout [String: UInt8]) {
+        var reader = ByteReader(bytes)
+        guard let count = try? reader.integer(UInt16.self) else { return }
+        for _ in 0..<count {
+            guard let keyLength = try? reader.integer(UInt16.self), let key = try? reader.bytes(Int(keyLength)),
+                  reader.remaining > 0
+            else { return }
+            let type = bytes[reader.offset]
+            guard (1...5).contains(type), (try? reader.skipValue()) != nil else { return }
+            let bit = UInt8(1) << (type - 1)
+            let name = String(decoding: key, as: UTF8.self)
+            if masks[name, default: 0] & bit == 0 { masks[name, default: 0] |= bit }
+        }
+    }
+
+    /// A readable list of the types in a mask ("text", "integers and decimals").
+    public static func describe(_ mask: UInt8) -> String {
+        var names: [String] = []
+        if mask & string != 0 { names.append("text") }
+        if mask & int != 0 { names.append("integers") }
+        if mask & double != 0 { names.append("decimals") }
+        if mask & bool != 0 { names.append("booleans") }
+        if mask & sparseVector != 0 { names.append("sparse vectors") }
+        return names.count <= 1 ? (names.first ?? "nothing") : names.dropLast().joined(separator: ", ") + " and " + (names.last ?? "")
+    }
+}
+
+extension MetadataValue {
+    /// This value's bit in `MetadataTypes` masks.
+    public var typeBit: UInt8 { UInt8(1) << (typeCode - 1) }
+}
+
+extension WhereFilter {
+    /// The first condition comparing a field with a type the collection's
+    /// records never held under it (`masks` from `MetadataTypes.note`), as a
+    /// message naming the field and what it holds; nil when every condition
+    /// can match. Fields never seen, `#id`, and `$ne`/`$nin` (which match
+    /// every record of another type) pass.
+    public func typeProblem(_ masks: [String: UInt8]) -> String? {
+        switch self {
+        case .and(let children), .or(let children):
+            for child in children { if let problem = child.typeProblem(masks) { return problem } }
+            return nil
+        case .compare(let key, let op, let value):
+            guard let mask = masks[key], mask != 0 else { return nil }
+            switch op {
+            case .ne: return nil
+            case .gt, .gte, .lt, .lte:
+                guard mask & MetadataTypes.number == 0 else { return nil }
+                return "'\(key)' holds \(MetadataTypes.describe(mask)), and \(op.rawValue) compares numbers"
+            case .eq:
+                return Self.mismatch(key, mask, [value])
+            }
+        case .membership(let key, let negated, let values):
+            guard !negated, let mask = masks[key], mask != 0 else { return nil }
+            return Self.mismatch(key, mask, values)
+        }
+    }
+
+    private static func mismatch(_ key: String, _ mask: UInt8, _ values: [MetadataValue]) -> String? {
+        // Numbers match numbers of either kind.
+        let wanted = values.reduce(UInt8(0)) { $0 | ($1.number != nil ? MetadataTypes.number : $1.typeBit) }
+        guard mask & wanted == 0, let first = values.first else { return nil }
+        return "'\(key)' holds \(MetadataTypes.describe(mask)), never \(MetadataTypes.describe(first.number != nil ? MetadataTypes.number : first.typeBit)) like \(first)"
+    }
+}

@@ -73,7 +73,7 @@ extension Collection {
         let manifest = Manifest(
             configuration: snapshot.configuration, generation: number, checkpointLSN: lastLSN,
             index: previous.index.state, heapUsedBytes: dump.heapUsedBytes, liveRecords: snapshot.liveRecords,
-            files: dump.files)
+            files: dump.files, fieldTypes: fieldTypes.withLock { $0 })
         let reserved = StorageLimits.reservedSlots(
             hint: max(snapshot.configuration.capacity, reservingSlots ?? 0), slotsInUse: Int(snapshot.nextSlot))
         let nextLayout = try snapshot.configuration.layout(reservedSlots: max(reserved, layout.capacity))

@@ -16,7 +16,7 @@ extension Collection {
             throw StorageError.invalidArgument("k must be in 1...\(HNSWIndex.maximumK), got \(k)")
         }
         if let ef, !HNSWParameters.efRange.contains(ef) { throw StorageError.invalidArgument("ef must be in \(HNSWParameters.efRange)") }
-        do { try FilterValidation.validate(filter, documentFilter) } catch { throw StorageError(error) }
+        try validateFilters(filter, documentFilter)
         if isDimensionPending { return vectors.map { _ in [] } }
         tail.noteReader()  // writers now keep the tail this query scans small
         let generation = current.withLock { $0 }
@@ -121,6 +121,16 @@ extension Collection {
         return result
     }
 
+    /// Checks a read's filters: their shape, and that no condition compares a
+    /// field with a type the records never held under it (a `$gt` on text
+    /// matches nothing, which users read as "no such records").
+    func validateFilters(_ filter: WhereFilter?, _ documentFilter: DocumentFilter?) throws {
+        do { try FilterValidation.validate(filter, documentFilter) } catch { throw StorageError(error) }
+        if let filter, let problem = filter.typeProblem(fieldTypes.withLock { $0 }) {
+            throw StorageError.invalidArgument("where: \(problem)")
+        }
+    }
+
     // MARK: - Get
 
     /// Records by id (in the order asked, missing ids skipped) and/or filter,
@@ -134,7 +144,7 @@ extension Collection {
         if let ids, ids.count > StorageLimits.maximumBatchRecords {
             throw StorageError.invalidArgument("\(ids.count) ids exceed \(StorageLimits.maximumBatchRecords)")
         }
-        do { try FilterValidation.validate(filter, documentFilter) } catch { throw StorageError(error) }
+        try validateFilters(filter, documentFilter)
         if isDimensionPending { return [] }
         let generation = current.withLock { $0 }
         let token = generation.index.gate.enter()
@@ -191,8 +201,8 @@ extension Collection {
         }
         do {
             try MetadataCodec.validate([field: .bool(true)])
-            try FilterValidation.validate(filter, documentFilter)
         } catch { throw StorageError(error) }
+        try validateFilters(filter, documentFilter)
         let generation = current.withLock { $0 }
         let token = generation.index.gate.enter()
         defer { generation.index.gate.exit(token) }

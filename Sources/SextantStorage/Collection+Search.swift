@@ -39,7 +39,7 @@ extension Collection {
             return try query([vector ?? []], k: k, filter: filter, documentFilter: documentFilter, include: include, ef: ef)
                 .first ?? []
         case .lexical:
-            do { try FilterValidation.validate(filter, documentFilter) } catch { throw StorageError(error) }
+            try validateFilters(filter, documentFilter)
             tail.noteReader()
             let generation = current.withLock { $0 }
             let token = generation.index.gate.enter()
@@ -62,7 +62,7 @@ extension Collection {
         ef: Int?, fusion: RankFusion
     ) throws -> [RecordView] {
         if let ef, !HNSWParameters.efRange.contains(ef) { throw StorageError.invalidArgument("ef must be in \(HNSWParameters.efRange)") }
-        do { try FilterValidation.validate(filter, documentFilter) } catch { throw StorageError(error) }
+        try validateFilters(filter, documentFilter)
         if isDimensionPending { return [] }
         guard vector.count == layout.dimensions else {
             throw StorageError.invalidArgument("query vector has \(vector.count) dimensions, the collection has \(layout.dimensions)")
@@ -153,8 +153,8 @@ extension Collection {
         }
         do {
             try query.validate(path: "sparse query")
-            try FilterValidation.validate(filter, documentFilter)
         } catch { throw StorageError(error) }
+        try validateFilters(filter, documentFilter)
         guard configuration.sparseIndexes.contains(where: { $0.key == key }) else {
             let declared = configuration.sparseIndexes.map(\.key)
             throw StorageError.failedPrecondition(

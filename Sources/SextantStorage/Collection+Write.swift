@@ -149,11 +149,14 @@ extension Collection {
         var sparseChanges: [CollectionSparseIndexes.Change] = []
         let indexesPayload = payload.isEnabled
         var payloadChanges: [CollectionPayloadIndexes.Change] = []
+        var types = fieldTypes.withLock { $0 }
+        let knownTypes = types
         for operation in operations {
             pace()
             switch operation {
             case .put(let idBytes, let halves, let document, let metadata):
                 let id = String(decoding: idBytes, as: UTF8.self)
+                metadata.withUnsafeBytes { MetadataTypes.note($0, into: &types) }
                 if let existing = state.ids[id], generation.index.storesHalves(existing, halves)
                     || halves.withUnsafeBufferPointer({ generation.index.moveVector(slot: existing, halves: $0) })
                 {
@@ -197,6 +200,7 @@ extension Collection {
         text.apply(textChanges)
         if indexesSparse { sparseChanges += retired.map { .init(slot: $0, metadata: nil) } }
         sparse.apply(sparseChanges)
+        if types != knownTypes { fieldTypes.withLock { $0.merge(types) { $0 | $1 } } }
         if indexesPayload { payloadChanges += retired.map { .init(slot: $0, metadata: nil) } }
         payload.apply(payloadChanges)
         publishToTail(published, generation)

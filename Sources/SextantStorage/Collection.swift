@@ -80,6 +80,9 @@ public final class Collection: @unchecked Sendable {
     let sparse = CollectionSparseIndexes()
     /// Exact indexes over the declared metadata fields.
     let payload = CollectionPayloadIndexes()
+    /// Per metadata key, the value types records have held under it
+    /// (`MetadataTypes`): grows with writes, written with each checkpoint.
+    let fieldTypes = Mutex<[String: UInt8]>([:])
     /// Shared by linking (indexer) and exclusive for reclaim and checkpoint.
     let indexLock = ReadWriteLock()
     let writerLock = AsyncLock()
@@ -186,12 +189,23 @@ public final class Collection: @unchecked Sendable {
             let loaded = try CollectionSparseIndexes.load(directory: generationDirectory, manifest: manifest, settings: sparseSettings)
             collection.sparse.reset(sparseSettings, loaded ?? CollectionSparseIndexes.build(sparseSettings, from: generation))
         }
+        // Manifests written before the types were kept: read them off the records once.
+        let types = manifest.fieldTypes ?? Self.fieldTypes(of: generation)
+        collection.fieldTypes.withLock { $0 = types }
         if !manifest.configuration.payloadIndexes.isEmpty {
             collection.payload.reset(CollectionPayloadIndexes.build(manifest.configuration.payloadIndexes, from: generation))
         }
         try collection.replay(recovered)
         collection.requeueUnlinked()
         return collection
+    }
+
+    static func fieldTypes(of generation: Generation) -> [String: UInt8] {
+        var masks: [String: UInt8] = [:]
+        for slot in 0..<UInt32(generation.index.slotHighWater) where generation.records.isLive(slot) {
+            if let record = generation.records.record(slot) { MetadataTypes.note(record.metadata, into: &masks) }
+        }
+        return masks
     }
 
     /// Id map, free list and counts from the slot table (the generation's files).

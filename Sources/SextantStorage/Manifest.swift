@@ -24,6 +24,9 @@ struct Manifest: Codable, Equatable {
     var heapUsedBytes: Int
     var liveRecords: Int
     var files: [String: FileDigest]
+    /// Per metadata key, the value types records have held (`MetadataTypes`);
+    /// nil in manifests written before they were kept.
+    var fieldTypes: [String: UInt8]? = nil
 
     static let fileName = "MANIFEST"
     static let magic: [UInt8] = Array("SXM1".utf8)

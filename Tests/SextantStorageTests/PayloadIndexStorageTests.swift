@@ -95,3 +95,48 @@ import Testing
         }
     }
 }
+
+/// A filter comparing a field with a type its records never held is refused
+/// by name, not answered with nothing; the types survive a checkpoint.
+@Suite struct FieldTypeTests {
+    @Test func mismatchedFiltersAreRefusedByName() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "typed", dimension: 4, metric: .l2))
+            let vectors = randomVectors(count: 3, dimensions: 4, seed: 1)
+            try await collection.write(.add([
+                RecordInput(id: "a", vector: vectors[0], metadata: ["value_eur": .string("2100000"), "n": .int(3), "open": .bool(true)]),
+                RecordInput(id: "b", vector: vectors[1], metadata: ["value_eur": .string("900"), "n": .double(2.5)]),
+            ]))
+            func refusal(_ filter: WhereFilter) -> String? {
+                do {
+                    _ = try collection.get(filter: filter)
+                    _ = try collection.query([vectors[2]], k: 2, filter: filter)
+                    return nil
+                } catch StorageError.invalidArgument(let message) {
+                    return message
+                } catch {
+                    return "unexpected \(error)"
+                }
+            }
+            #expect(refusal(.gt("value_eur", .int(1_000_000)))?.contains("'value_eur' holds text, and $gt compares numbers") == true)
+            #expect(refusal(.eq("n", .string("3")))?.contains("'n' holds integers and decimals") == true)
+            #expect(refusal(.in("open", [.int(1)]))?.contains("'open' holds booleans") == true)
+            #expect(refusal(.and([.eq("n", .int(3)), .lt("value_eur", .int(5))])) != nil, "found inside $and")
+            // What can match passes: numbers of either kind, $ne, fields never written, #id.
+            #expect(refusal(.eq("n", .double(3))) == nil && refusal(.ne("value_eur", .int(1))) == nil)
+            #expect(refusal(.gt("missing", .int(1))) == nil && refusal(.in(WhereFilter.idKey, [.string("a")])) == nil)
+            #expect(try collection.get(filter: .eq("n", .double(3))).map(\.id) == ["a"])
+            try await collection.checkpoint()
+            // A number written under the field makes ranges on it meaningful.
+            try await collection.write(.upsert([RecordInput(id: "c", vector: vectors[2], metadata: ["value_eur": .int(2_100_000)])]))
+            #expect(try collection.get(filter: .gt("value_eur", .int(1_000_000))).map(\.id) == ["c"])
+        }
+        try await withEngine(directory) { engine in
+            let collection = try #require(engine.collection(named: "typed"))
+            #expect(throws: StorageError.self) { try collection.get(filter: .eq("open", .string("yes"))) }
+            #expect(try collection.get(filter: .gt("value_eur", .int(1_000_000))).map(\.id) == ["c"])
+        }
+    }
+}
