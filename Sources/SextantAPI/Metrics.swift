@@ -152,6 +152,7 @@ enum KnownRoutes {
         ([""], [.get]), (["healthz"], [.get]), (["readyz"], [.get]), (["metrics"], [.get]),
         (["v1", "collections"], [.get, .post]), (["v1", "collections", "*", "search"], [.post]),
         (["v1", "feedback"], [.get, .post]), (["v1", "collections", "*", "chat"], [.post]),
+        (["v1", "collections", "*", "facets"], [.get]), (["v1", "ingest", "runs"], [.get]),
     ]
 
     static func methods(for path: String) -> [HTTPRequest.Method]? {

@@ -7,6 +7,7 @@ import SextantEmbedding
 import SextantJSON
 import SextantPayload
 import SextantRetrieval
+import SextantSQLite
 import Synchronization
 
 /// The engine as the API sees it: the client, with every call timed, and a
@@ -56,6 +57,7 @@ struct NativeRoutes {
     let engine: EngineGateway
     let embedders: EmbedderRegistry
     let feedback: FeedbackStore
+    let ingestLedgerPath: String?
 
     func register(on router: Router<APIContext>) {
         router.get("/v1/collections") { _, _ in try await listCollections() }
@@ -67,6 +69,7 @@ struct NativeRoutes {
         router.get("/v1/collections/:name/facets") { request, context in
             try await facets(try context.parameters.require("name"), request)
         }
+        router.get("/v1/ingest/runs") { request, _ in try ingestRuns(request) }
         router.post("/v1/feedback") { request, context in try await addFeedback(try await readJSON(request, context)) }
         router.get("/v1/feedback") { request, _ in try await exportFeedback(request) }
     }
@@ -87,6 +90,41 @@ struct NativeRoutes {
             "text_index": info.textIndex.map { .object(["k1": .double($0.k1), "b": .double($0.b)]) } ?? .null,
             "indexed_fields": .array(info.payloadIndexes.map(JSONValue.string)),
         ])
+    }
+
+    /// `GET /v1/ingest/runs?limit=N`: the ingestion worker's last runs (newest
+    /// first) and the files that failed, from its ledger; empty lists when
+    /// this data root has no worker.
+    func ingestRuns(_ request: Request) throws -> Response {
+        let limitText = request.uri.queryParameters.get("limit") ?? "10"
+        guard let limit = Int(limitText), (1...100).contains(limit) else { throw APIError.badRequest("'limit' must be in 1...100") }
+        guard let path = ingestLedgerPath, FileManager.default.fileExists(atPath: path) else {
+            return Reply.json(.object(["runs": .array([]), "failed_files": .array([])]))
+        }
+        do {
+            let ledger = try Database(path: path)
+            let runs = try ledger.query("""
+                SELECT started_at, finished_at, files, rows_ingested, rows_quarantined, enrichment_failures, seconds
+                FROM runs ORDER BY id DESC LIMIT ?
+                """, [.integer(Int64(limit))])
+            let failed = try ledger.query("""
+                SELECT name, collection, error, finished_at FROM files WHERE status = 'failed' ORDER BY id DESC LIMIT ?
+                """, [.integer(Int64(limit))])
+            func number(_ value: SQLValue) -> JSONValue { value.integer.map(JSONValue.int) ?? value.real.map(JSONValue.double) ?? .null }
+            return Reply.json(.object([
+                "runs": .array(runs.map { row in
+                    .object(["started_at": number(row[0]), "finished_at": number(row[1]), "files": number(row[2]),
+                             "rows_ingested": number(row[3]), "rows_quarantined": number(row[4]),
+                             "enrichment_failures": number(row[5]), "seconds": number(row[6])])
+                }),
+                "failed_files": .array(failed.map { row in
+                    .object(["name": row[0].text.map(JSONValue.string) ?? .null, "collection": row[1].text.map(JSONValue.string) ?? .null,
+                             "error": row[2].text.map(JSONValue.string) ?? .null, "at": number(row[3])])
+                }),
+            ]))
+        } catch {
+            throw APIError(.internalServerError, "ledger_unreadable", "the ingestion ledger cannot be read: \(error)")
+        }
     }
 
     /// `GET /v1/collections/{name}/facets?field=F[&limit=N][&where=JSON]`: the

@@ -40,7 +40,7 @@ struct APICommand: AsyncParsableCommand {
     func validate() throws {
         // Run Swift concurrency's tasks on NIO's event loops, so a request does
         // not hop from the HTTP loop to the global pool and on to the engine
-        // connection's loop (measured in docs/BENCHMARKS.md, issue 5). Parsing
+        // connection's loop (measured in docs/BENCHMARKS.md). Parsing
         // runs on the main thread before any of the API's tasks exist, which is
         // what the hook requires; only `api` wants it (the engine keeps its own
         // threads for search and the WAL).
@@ -55,6 +55,7 @@ struct APICommand: AsyncParsableCommand {
         var configuration = APIConfiguration(
             engineAddress: engine.engine, feedbackDatabasePath: data.data + "/api/feedback.sqlite", embedders: Embedders.registry())
         configuration.engineToken = try Secrets.read(engine.tokenFile)
+        configuration.ingestLedgerPath = data.data + "/ingest/ledger.sqlite"
         configuration.host = host
         configuration.port = port
         configuration.apiKey = try Secrets.read(apiKeyFile)

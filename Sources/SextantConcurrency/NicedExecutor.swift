@@ -109,7 +109,7 @@ public enum InheritedNiceness {
 
 /// The nice value `sextant up` starts its batch workers (ingest, scrape) with,
 /// and `sextant bench ingest` measures at. On 2 cores with 8 closed-loop query
-/// clients (docs/BENCHMARKS.md, issue 6), a worker at 10 got a few percent of
+/// clients (docs/BENCHMARKS.md), a worker at 10 got a few percent of
 /// the CPU: a 20,000-row batch with the built-in embedder took 15-35 s, and once
 /// a write waited out the client's 30 s deadline. At 5 it takes 4-7 s.
 public enum BatchNiceness {
@@ -129,8 +129,8 @@ public enum LatencySensitive {
     /// Asks for a short scheduler slice for the calling thread, so that on wake-up
     /// it preempts niced background work (indexing, ingestion) at once instead of
     /// after that work's slice. Measured on 2 cores during a 20,000-row ingest:
-    /// mean query p99 5.1 vs 5.8 ms over three A/B rounds (docs/BENCHMARKS.md,
-    /// issue 6), less than the host's run-to-run spread. Returns false where the
+    /// mean query p99 5.1 vs 5.8 ms over three A/B rounds (docs/BENCHMARKS.md),
+    /// less than the host's run-to-run spread. Returns false where the
     /// kernel has no per-task slices (before 6.12); nothing changes there.
     @discardableResult
     public static func markCurrentThread() -> Bool { sliceNanoseconds > 0 && sx_set_thread_slice(sliceNanoseconds) == 0 }

@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import SextantClient
 import SextantIngest
 import SextantObjectStore
@@ -391,6 +393,18 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: root + "/inbox/done/notes.csv"))
         // The demo collection was still created first.
         #expect(try await client.getCollection(name: "demo").count() > 3_000)
+        // The page's status line reads the worker's runs from the ledger.
+        func get(_ url: String) async throws -> (status: Int, body: String) {
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+            return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+        }
+        var runs = try await get(up.apiURL + "/v1/ingest/runs?limit=5")
+        while Date() < deadline, !runs.body.contains("\"rows_ingested\":2") {
+            try await Task.sleep(for: .milliseconds(200))
+            runs = try await get(up.apiURL + "/v1/ingest/runs?limit=5")
+        }
+        #expect(runs.status == 200 && runs.body.contains("\"rows_ingested\":2") && runs.body.contains("\"failed_files\":[]"), "\(runs.body)")
+        #expect(try await get(up.apiURL + "/v1/ingest/runs?limit=0").status == 400)
         await client.close()
         #expect(up.stop() == 0)
     }
