@@ -405,7 +405,8 @@ struct ChromaRoutes {
 
     func get(_ handle: CollectionHandle, _ body: JSONValue) async throws -> Response {
         let ids = try Self.optionalIDs(body)
-        let (filter, document) = try Self.filters(body)
+        let (given, document) = try Self.filters(body)
+        let filter = given?.readingDates(DateFields.formats(in: handle.info.metadata))
         let limit = try body.optional("limit", { $0.intValue }, "an integer")
         let offset = try body.optional("offset", { $0.intValue }, "an integer") ?? 0
         guard (limit ?? 0) >= 0, offset >= 0 else { throw APIError.badRequest("limit and offset must not be negative") }
@@ -437,7 +438,8 @@ struct ChromaRoutes {
             throw APIError(.badRequest, "invalid_dimension",
                            "Collection expecting embedding with dimension of \(handle.dimension), got \(wrong.count)")
         }
-        let (filter, document) = try Self.filters(body)
+        let (given, document) = try Self.filters(body)
+        let filter = given?.readingDates(DateFields.formats(in: handle.info.metadata))
         let include = try Self.include(body["include"], defaults: ["metadatas", "documents", "distances"])
         let results = try await engine.time("Query") {
             try await handle.query(vectors: queries, k: Int(k), where: filter, whereDocument: document,
@@ -456,7 +458,8 @@ struct ChromaRoutes {
 
     func delete(_ handle: CollectionHandle, _ body: JSONValue) async throws -> Response {
         let ids = try Self.optionalIDs(body)
-        let (filter, document) = try Self.filters(body)
+        let (given, document) = try Self.filters(body)
+        let filter = given?.readingDates(DateFields.formats(in: handle.info.metadata))
         guard ids != nil || filter != nil || document != nil else {
             throw APIError.badRequest("delete needs ids, a where clause or a where_document clause")
         }

@@ -14,7 +14,9 @@ extension ChromaRoutes {
         let searches: [ChromaSearch]
         do { searches = try ChromaSearch.requests(body) } catch { throw APIError.badRequest("Invalid search: \(error)") }
         var columns: [String: [JSONValue]] = ["ids": [], "documents": [], "embeddings": [], "metadatas": [], "scores": [], "select": []]
-        for search in searches {
+        let dates = DateFields.formats(in: handle.info.metadata)
+        for var search in searches {
+            search.filter = search.filter?.readingDates(dates)
             let result = try await run(search, handle)
             for (key, value) in result { columns[key, default: []].append(value) }
         }

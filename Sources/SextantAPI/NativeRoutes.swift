@@ -145,7 +145,8 @@ struct NativeRoutes {
         do { handle = try await engine.collection(name) } catch let error as SextantError where error.code == .notFound {
             throw APIError.notFound("collection '\(name)' does not exist")
         }
-        let result = try await engine.time("Facets") { try await handle.facets(field: field, where: filter, limit: limit) }
+        let dated = filter?.readingDates(DateFields.formats(in: handle.info.metadata))
+        let result = try await engine.time("Facets") { try await handle.facets(field: field, where: dated, limit: limit) }
         return Reply.json(.object([
             "field": .string(field), "matched": .int(Int64(result.matched)),
             "values": .array(result.values.map { .object(["value": $0.value.json, "count": .int(Int64($0.count))]) }),
@@ -209,7 +210,9 @@ struct NativeRoutes {
         let k = try body.optional("k", { $0.intValue }, "an integer") ?? 10
         guard (1...Int64(APILimits.maximumK)).contains(k) else { throw APIError.badRequest("'k' must be in 1...\(APILimits.maximumK)") }
         // An empty filter object means no filter (as in ChromaDB).
-        let filter = try body["where"].flatMap { $0.isNull || $0.objectValue?.isEmpty == true ? nil : try ChromaGrammar.where($0) }
+        // Date literals in the layout the feed used read as the seconds stored.
+        let filter = try body["where"].flatMap { $0.isNull || $0.objectValue?.isEmpty == true ? nil : try ChromaGrammar.where($0) }?
+            .readingDates(DateFields.formats(in: handle.info.metadata))
         let documentFilter = try body["where_document"].flatMap {
             $0.isNull || $0.objectValue?.isEmpty == true ? nil : try ChromaGrammar.whereDocument($0)
         }

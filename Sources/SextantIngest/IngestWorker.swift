@@ -219,6 +219,7 @@ public final class IngestWorker: Sendable {
         if let problem = header.problem { throw IngestError.source("\(name): header: \(problem)") }
         let mapping = try configuration.mapping ?? mappingFor(header: header.fields, path: path, name: name)
         let resolved = try mapping.resolve(header: header.fields)
+        try await recordDateFields(mapping, handle)
         var firstVectorRow: Int? = nil
         if let vectors = mapping.precomputed {
             let base = (name as NSString).lastPathComponent
@@ -296,6 +297,21 @@ public final class IngestWorker: Sendable {
         try Data(JSON.serialize(json, pretty: true).utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
         logger.notice("\((name as NSString).lastPathComponent) came without a mapping: inferred one from its header and first \(sample.count) rows and wrote it to \(file) (edit it to change how columns are read; the edit wins from then on). \(inferred.notes.joined(separator: "; "))")
         return inferred.mapping
+    }
+
+    /// Tells the collection which of its fields hold dates and in what layout
+    /// (collection metadata `DateFields.metadataKey`), so the API reads a
+    /// filter's "15/01/2027" as the seconds stored.
+    func recordDateFields(_ mapping: Mapping, _ handle: CollectionHandle) async throws {
+        let dates = Dictionary(mapping.metadata.compactMap { column in column.dateFormat.map { (column.name, $0) } },
+                               uniquingKeysWith: { first, _ in first })
+        guard !dates.isEmpty else { return }
+        var metadata = try await client.getCollection(name: configuration.collection).info.metadata
+        let known = DateFields.formats(in: metadata)
+        let merged = known.merging(dates) { _, new in new }
+        guard merged != known else { return }
+        metadata[DateFields.metadataKey] = .string(DateFields.encode(merged))
+        do { _ = try await handle.modify(metadata: metadata) } catch { throw IngestError.engine("recording date fields: \(error)") }
     }
 
     /// One mapping file per collection and header: daily files of one feed share it.

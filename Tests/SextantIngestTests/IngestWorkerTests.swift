@@ -132,6 +132,14 @@ import Testing
         let fifteenth: Int64 = 1_799_971_200
         let fromFifteenth = try await collection.get(where: .gte("deadline", .int(fifteenth)), include: [.metadatas])
         #expect(fromFifteenth.count == 16 && fromFifteenth.allSatisfy { $0.metadata?["deadline_text"] != nil })
+        // The collection says deadline is a DD/MM/YYYY date: the API reads the feed's own literal as those seconds.
+        let info = try await client.getCollection(name: "tenders").info
+        #expect(info.metadata[DateFields.metadataKey] == .string("deadline=DD/MM/YYYY"))
+        let literal = WhereFilter.gte("deadline", .string("15/01/2027")).readingDates(DateFields.formats(in: info.metadata))
+        #expect(literal == .gte("deadline", .int(fifteenth)))
+        #expect(try await collection.get(where: literal, include: []).count == 16)
+        #expect(WhereFilter.lt("deadline", .string("2027-01-15")).readingDates(DateFields.formats(in: info.metadata))
+                == .lt("deadline", .int(fifteenth)), "ISO 8601 is read too")
         let record = try await collection.get(ids: ["T-100"], include: [.documents, .metadatas]).first
         #expect(record?.document == "Road works lot 0. Resurfacing of 2 km of roads, with drainage")
         #expect(record?.metadata?["deadline_text"] == .string("01/01/2027") && record?.metadata?["buyer"] == .string("City of Lyon"))
