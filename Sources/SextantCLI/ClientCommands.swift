@@ -81,8 +81,10 @@ struct GetCommand: AsyncParsableCommand {
         let handle = try await client.getCollection(name: collection)
         var include = Include.getDefault
         if vectors { include.insert(.vectors) }
+        // Date literals read as the API reads them (the collection's `sextant:dates`).
         let records = try await handle.get(
-            ids: ids.map { $0.split(separator: ",").map(String.init) }, where: filter, whereDocument: document, limit: limit,
+            ids: ids.map { $0.split(separator: ",").map(String.init) }, where: filter?.readingDates(DateFields.formats(in: handle.info.metadata)),
+            whereDocument: document, limit: limit,
             offset: offset, include: include)
         for record in records { printJSON(recordJSON(record)) }
     }
@@ -107,7 +109,8 @@ struct QueryCommand: AsyncParsableCommand {
         let client = try await engine.connect()
         defer { Task { await client.close() } }
         let handle = try await client.getCollection(name: collection)
-        let results = try await handle.query(vectors: [values], k: k, where: filter, whereDocument: document, ef: ef)
+        let results = try await handle.query(vectors: [values], k: k, where: filter?.readingDates(DateFields.formats(in: handle.info.metadata)),
+                                             whereDocument: document, ef: ef)
         for record in results.first ?? [] { printJSON(recordJSON(record)) }
     }
 }

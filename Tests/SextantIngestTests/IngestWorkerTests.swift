@@ -140,6 +140,13 @@ import Testing
         #expect(try await collection.get(where: literal, include: []).count == 16)
         #expect(WhereFilter.lt("deadline", .string("2027-01-15")).readingDates(DateFields.formats(in: info.metadata))
                 == .lt("deadline", .int(fifteenth)), "ISO 8601 is read too")
+        // The CLI takes the same typed values and literals.
+        let (status, out, err) = try SextantBinary.run(["get", "--engine", engine.address, "--collection", "tenders", "--limit", "100",
+                                                        "--where", #"{"deadline": {"$gte": "15/01/2027"}}"#])
+        #expect(status == 0 && out.split(separator: "\n").count == 16, "\(err)")
+        let (refused, _, why) = try SextantBinary.run(["get", "--engine", engine.address, "--collection", "tenders",
+                                                        "--where", #"{"buyer": {"$gt": 5}}"#])
+        #expect(refused != 0 && why.contains("'buyer' holds text"), "\(why)")
         let record = try await collection.get(ids: ["T-100"], include: [.documents, .metadatas]).first
         #expect(record?.document == "Road works lot 0. Resurfacing of 2 km of roads, with drainage")
         #expect(record?.metadata?["deadline_text"] == .string("01/01/2027") && record?.metadata?["buyer"] == .string("City of Lyon"))
