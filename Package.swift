@@ -260,7 +260,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "SextantScraperTests",
-            dependencies: ["SextantScraper", "SextantClient", "SextantPayload", "SextantTestSupport"],
+            dependencies: ["SextantScraper", "SextantClient", "SextantPayload", "SextantTestSupport",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
         .testTarget(
             name: "SextantBotsTests",

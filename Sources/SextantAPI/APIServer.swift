@@ -21,6 +21,8 @@ public struct APIConfiguration: Sendable {
     /// The ingestion worker's ledger (ROOT/ingest/ledger.sqlite), read for
     /// `GET /v1/ingest/runs`; nil or absent: no runs to report.
     public var ingestLedgerPath: String?
+    /// The scraper's state (ROOT/scraper/state.sqlite), for its runs in the same route.
+    public var scrapeStatePath: String?
     public var embedders: EmbedderRegistry
     /// Engine connections in the API's pool.
     public var engineConnections = 4
@@ -78,7 +80,7 @@ public enum APIServer {
                                       settings: answerSettings)
         let router = buildRouter(engine: engine, embedders: configuration.embedders, feedback: feedback, metrics: metrics, composer: composer,
                                  apiKey: configuration.apiKey, protectSearch: configuration.protectSearch,
-                                 ingestLedgerPath: configuration.ingestLedgerPath)
+                                 ingestLedgerPath: configuration.ingestLedgerPath, scrapeStatePath: configuration.scrapeStatePath)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sextant-api"),
@@ -107,7 +109,7 @@ public enum APIServer {
 
     public static func buildRouter(engine: EngineGateway, embedders: EmbedderRegistry, feedback: FeedbackStore,
                                    metrics: MetricsRegistry, composer: AnswerComposer, apiKey: String?, protectSearch: Bool,
-                                   ingestLedgerPath: String? = nil) -> Router<APIContext> {
+                                   ingestLedgerPath: String? = nil, scrapeStatePath: String? = nil) -> Router<APIContext> {
         let router = Router(context: APIContext.self)
         router.add(middleware: ObservingMiddleware(metrics: metrics))
         router.add(middleware: AuthMiddleware(apiKey: apiKey, protectSearch: protectSearch))
@@ -124,7 +126,8 @@ public enum APIServer {
             Reply.text(metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/") { _, _ in Reply.text(WebPage.html, contentType: "text/html; charset=utf-8") }
-        NativeRoutes(engine: engine, embedders: embedders, feedback: feedback, ingestLedgerPath: ingestLedgerPath).register(on: router)
+        NativeRoutes(engine: engine, embedders: embedders, feedback: feedback, ingestLedgerPath: ingestLedgerPath,
+                     scrapeStatePath: scrapeStatePath).register(on: router)
         ChatRoutes(composer: composer).register(on: router)
         ChromaRoutes(engine: engine).register(on: router)
         return router

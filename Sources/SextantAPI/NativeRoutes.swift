@@ -58,6 +58,7 @@ struct NativeRoutes {
     let embedders: EmbedderRegistry
     let feedback: FeedbackStore
     let ingestLedgerPath: String?
+    let scrapeStatePath: String?
 
     func register(on router: Router<APIContext>) {
         router.get("/v1/collections") { _, _ in try await listCollections() }
@@ -92,39 +93,47 @@ struct NativeRoutes {
         ])
     }
 
-    /// `GET /v1/ingest/runs?limit=N`: the ingestion worker's last runs (newest
-    /// first) and the files that failed, from its ledger; empty lists when
-    /// this data root has no worker.
+    /// `GET /v1/ingest/runs?limit=N`: the ingestion worker's last runs that
+    /// found work (newest first; a scheduled run that found nothing new is
+    /// not news), the files it could not ingest, and the scraper's last runs,
+    /// from their SQLite files under the data root; empty lists for a part
+    /// this data root does not run.
     func ingestRuns(_ request: Request) throws -> Response {
         let limitText = request.uri.queryParameters.get("limit") ?? "10"
         guard let limit = Int(limitText), (1...100).contains(limit) else { throw APIError.badRequest("'limit' must be in 1...100") }
-        guard let path = ingestLedgerPath, FileManager.default.fileExists(atPath: path) else {
-            return Reply.json(.object(["runs": .array([]), "failed_files": .array([])]))
+        func number(_ value: SQLValue) -> JSONValue { value.integer.map(JSONValue.int) ?? value.real.map(JSONValue.double) ?? .null }
+        func text(_ value: SQLValue) -> JSONValue { value.text.map(JSONValue.string) ?? .null }
+        /// The rows of `sql` from the database at `path`, none when it does not exist.
+        func rows(_ path: String?, _ sql: String) throws -> [Row] {
+            guard let path, FileManager.default.fileExists(atPath: path) else { return [] }
+            do { return try Database(path: path).query(sql, [.integer(Int64(limit))]) } catch {
+                throw APIError(.internalServerError, "state_unreadable", "\((path as NSString).lastPathComponent) cannot be read: \(error)")
+            }
         }
-        do {
-            let ledger = try Database(path: path)
-            let runs = try ledger.query("""
-                SELECT started_at, finished_at, files, rows_ingested, rows_quarantined, enrichment_failures, seconds
-                FROM runs ORDER BY id DESC LIMIT ?
-                """, [.integer(Int64(limit))])
-            let failed = try ledger.query("""
-                SELECT name, collection, error, finished_at FROM files WHERE status = 'failed' ORDER BY id DESC LIMIT ?
-                """, [.integer(Int64(limit))])
-            func number(_ value: SQLValue) -> JSONValue { value.integer.map(JSONValue.int) ?? value.real.map(JSONValue.double) ?? .null }
-            return Reply.json(.object([
-                "runs": .array(runs.map { row in
-                    .object(["started_at": number(row[0]), "finished_at": number(row[1]), "files": number(row[2]),
-                             "rows_ingested": number(row[3]), "rows_quarantined": number(row[4]),
-                             "enrichment_failures": number(row[5]), "seconds": number(row[6])])
-                }),
-                "failed_files": .array(failed.map { row in
-                    .object(["name": row[0].text.map(JSONValue.string) ?? .null, "collection": row[1].text.map(JSONValue.string) ?? .null,
-                             "error": row[2].text.map(JSONValue.string) ?? .null, "at": number(row[3])])
-                }),
-            ]))
-        } catch {
-            throw APIError(.internalServerError, "ledger_unreadable", "the ingestion ledger cannot be read: \(error)")
-        }
+        let runs = try rows(ingestLedgerPath, """
+            SELECT started_at, finished_at, files, rows_ingested, rows_quarantined, enrichment_failures, seconds
+            FROM runs WHERE files > 0 OR rows_ingested > 0 OR rows_quarantined > 0 ORDER BY id DESC LIMIT ?
+            """)
+        let failed = try rows(ingestLedgerPath, """
+            SELECT name, collection, error, finished_at FROM files WHERE status = 'failed' ORDER BY id DESC LIMIT ?
+            """)
+        let scrapes = try rows(scrapeStatePath, """
+            SELECT collection, site, started_at, finished_at, complete, summary FROM runs ORDER BY id DESC LIMIT ?
+            """)
+        return Reply.json(.object([
+            "runs": .array(runs.map { row in
+                .object(["started_at": number(row[0]), "finished_at": number(row[1]), "files": number(row[2]),
+                         "rows_ingested": number(row[3]), "rows_quarantined": number(row[4]),
+                         "enrichment_failures": number(row[5]), "seconds": number(row[6])])
+            }),
+            "failed_files": .array(failed.map { row in
+                .object(["name": text(row[0]), "collection": text(row[1]), "error": text(row[2]), "at": number(row[3])])
+            }),
+            "scrapes": .array(scrapes.map { row in
+                .object(["collection": text(row[0]), "site": text(row[1]), "started_at": number(row[2]),
+                         "finished_at": number(row[3]), "complete": row[4].integer.map { .bool($0 != 0) } ?? .null, "summary": text(row[5])])
+            }),
+        ]))
     }
 
     /// `GET /v1/collections/{name}/facets?field=F[&limit=N][&where=JSON]`: the

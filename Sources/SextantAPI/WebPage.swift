@@ -5,8 +5,9 @@
 /// rated, which lands in the feedback store. Filters come from the facets
 /// route (values with counts, or a range), the search lives in the URL so it
 /// can be shared, "More results" asks for more, and a line says how many
-/// records the collection holds, whether the engine is ready, and what the
-/// ingestion worker's last run did (and which file it could not ingest). In chat mode the chat route answers (the bots' composer), and the
+/// records the collection holds, whether the engine is ready, what the
+/// ingestion worker's last run did (and which file it could not ingest), and
+/// when the scraper last ran. In chat mode the chat route answers (the bots' composer), and the
 /// conversation is kept per browser session (sessionStorage) and sent back as
 /// history, so the API stays stateless.
 enum WebPage {
@@ -299,7 +300,7 @@ async function refreshPanel() {
   try {
     const [list, ready, ingest] = await Promise.all([
       fetch("/v1/collections").then((r) => r.json()), fetch("/readyz"),
-      fetch("/v1/ingest/runs?limit=1").then((r) => r.ok ? r.json() : {runs: [], failed_files: []})]);
+      fetch("/v1/ingest/runs?limit=1").then((r) => r.ok ? r.json() : {runs: [], failed_files: [], scrapes: []})]);
     const current = list.find((c) => c.name === $("collection").value);
     const parts = [];
     if (current) parts.push(`${current.count.toLocaleString()} records in ${current.name}`);
@@ -310,6 +311,8 @@ async function refreshPanel() {
       parts.push(`last ingest ${when}: ${run.files} files, ${run.rows_ingested} rows, ${run.rows_quarantined} quarantined`);
     }
     if (ingest.failed_files.length) parts.push(`not ingested: ${ingest.failed_files[0].name} (${ingest.failed_files[0].error})`);
+    const scrape = (ingest.scrapes || [])[0];
+    if (scrape && scrape.finished_at) parts.push(`last scrape of ${scrape.site} ${new Date(scrape.finished_at * 1000).toLocaleString()}`);
     $("panel").textContent = parts.join(" · ");
   } catch (e) { $("panel").textContent = "Cannot reach the search API."; }
 }

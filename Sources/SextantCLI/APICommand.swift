@@ -56,6 +56,7 @@ struct APICommand: AsyncParsableCommand {
             engineAddress: engine.engine, feedbackDatabasePath: data.data + "/api/feedback.sqlite", embedders: Embedders.registry())
         configuration.engineToken = try Secrets.read(engine.tokenFile)
         configuration.ingestLedgerPath = data.data + "/ingest/ledger.sqlite"
+        configuration.scrapeStatePath = data.data + "/scraper/state.sqlite"
         configuration.host = host
         configuration.port = port
         configuration.apiKey = try Secrets.read(apiKeyFile)

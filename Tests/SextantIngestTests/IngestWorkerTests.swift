@@ -418,7 +418,8 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
             runs = try await get(up.apiURL + "/v1/ingest/runs?limit=5")
         }
-        #expect(runs.status == 200 && runs.body.contains("\"rows_ingested\":2") && runs.body.contains("\"failed_files\":[]"), "\(runs.body)")
+        #expect(runs.status == 200 && runs.body.contains("\"rows_ingested\":2") && runs.body.contains("\"failed_files\":[]")
+                && runs.body.contains("\"scrapes\":[]"), "\(runs.body)")
         #expect(try await get(up.apiURL + "/v1/ingest/runs?limit=0").status == 400)
         await client.close()
         #expect(up.stop() == 0)

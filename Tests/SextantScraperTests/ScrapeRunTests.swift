@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import SextantClient
 import SextantPayload
 import SextantScraper
@@ -248,5 +250,9 @@ import Testing
         #expect(collection.info.metadata["sextant:embedder"] == .string("all-MiniLM-L6-v2@1"))
         #expect(try await client.lastUpdate(collection: "kb")?.source == "scrape")
         await client.close()
+        // The page's status line reads the scraper's runs beside the worker's.
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: up.apiURL + "/v1/ingest/runs"), timeout: .seconds(30))
+        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        #expect(response.status.code == 200 && body.contains("\"site\":\"\(site.url)") && body.contains("\"complete\":true"), "\(body)")
     }
 }
