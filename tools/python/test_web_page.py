@@ -103,6 +103,18 @@ def main():
         page.wait_for_function(f"document.querySelectorAll('li.result').length > {before}", timeout=15000)
         check("k=16" in page.url, f"the longer list is in the URL too: {page.url}")
 
+        # A phone: nothing wider than the screen, the filters above the results.
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.on("pageerror", lambda e: errors.append(str(e)))
+        phone.goto(shared)
+        phone.wait_for_selector("li.result", timeout=15000)
+        phone.wait_for_selector("#filters fieldset", timeout=15000)
+        check(phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "no sideways scrolling on a phone")
+        check(phone.evaluate("document.querySelector('#filters').getBoundingClientRect().bottom <= "
+                             "document.querySelector('li.result').getBoundingClientRect().top"), "filters above the results on a phone")
+        phone.screenshot(path=a.screenshot.replace(".png", "-phone.png"), full_page=False)
+        phone.close()
+
         # Keyboard: the question box submits with Enter.
         page.fill("#question", a.question)
         page.press("#question", "Enter")
