@@ -199,21 +199,14 @@ public struct BM25Index: Sendable {
             let id = Int(term)
             let slots = postings[id].slots
             let frequencies = postings[id].frequencies
-            // (slot, position) packed in one word and sorted: of a slot's
-            // entries the last appended (the newest) comes last. A list that
-            // is only stale (removals, no out-of-order append) is in order.
-            var order = slots.indices.map { UInt64(slots[$0]) << 32 | UInt64($0) }
-            if zip(slots, slots.dropFirst()).contains(where: { $0 >= $1 }) { order.sort() }
             var keptSlots: [UInt32] = []
             var keptFrequencies: [UInt32] = []
             keptSlots.reserveCapacity(postings[id].documentCount)
             keptFrequencies.reserveCapacity(postings[id].documentCount)
-            for (index, entry) in order.enumerated() {
-                let slot = UInt32(truncatingIfNeeded: entry >> 32)
-                if index + 1 < order.count, UInt32(truncatingIfNeeded: order[index + 1] >> 32) == slot { continue }  // a newer entry follows
+            forEachNewestEntry(slots) { slot, position in
                 if holds(slot: slot, term: term) {
                     keptSlots.append(slot)
-                    keptFrequencies.append(frequencies[Int(truncatingIfNeeded: entry & 0xFFFF_FFFF)])
+                    keptFrequencies.append(frequencies[position])
                 }
             }
             postings[id].slots = keptSlots
@@ -457,6 +450,21 @@ extension BM25Index {
         index.documentCount = index.lengths.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
         index.totalLength = index.lengths.reduce(0) { $0 + Int($1) }
         return index
+    }
+}
+
+/// Visits a posting list's entries in slot order, each slot once at its newest
+/// (last appended) position: (slot, position) packed in one word and sorted, so
+/// of a slot's entries the newest comes last. A list that is only stale
+/// (removals, no out-of-order append) is already in order and is not sorted.
+@inline(__always)
+func forEachNewestEntry(_ slots: [UInt32], _ body: (_ slot: UInt32, _ position: Int) -> Void) {
+    var order = slots.indices.map { UInt64(slots[$0]) << 32 | UInt64($0) }
+    if zip(slots, slots.dropFirst()).contains(where: { $0 >= $1 }) { order.sort() }
+    for (index, entry) in order.enumerated() {
+        let slot = UInt32(truncatingIfNeeded: entry >> 32)
+        if index + 1 < order.count, UInt32(truncatingIfNeeded: order[index + 1] >> 32) == slot { continue }  // a newer entry follows
+        body(slot, Int(truncatingIfNeeded: entry & 0xFFFF_FFFF))
     }
 }
 

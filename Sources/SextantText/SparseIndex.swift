@@ -113,20 +113,15 @@ public struct SparseIndex: Sendable {
             let list = Int(id)
             let slots = postings[list].slots
             let values = postings[list].values
-            // (slot, position) in one word: of a slot's entries the newest sorts last.
-            var order = slots.indices.map { UInt64(slots[$0]) << 32 | UInt64($0) }
-            if zip(slots, slots.dropFirst()).contains(where: { $0 >= $1 }) { order.sort() }
             var keptSlots: [UInt32] = []
             var keptValues: [Float] = []
             keptSlots.reserveCapacity(postings[list].documentCount)
             keptValues.reserveCapacity(postings[list].documentCount)
             var maximum = -Float.infinity
             var minimum = Float.infinity
-            for (position, entry) in order.enumerated() {
-                let slot = UInt32(truncatingIfNeeded: entry >> 32)
-                if position + 1 < order.count, UInt32(truncatingIfNeeded: order[position + 1] >> 32) == slot { continue }
-                guard holds(slot: slot, list: id) else { continue }
-                let value = values[Int(truncatingIfNeeded: entry & 0xFFFF_FFFF)]
+            forEachNewestEntry(slots) { slot, position in
+                guard holds(slot: slot, list: id) else { return }
+                let value = values[position]
                 keptSlots.append(slot)
                 keptValues.append(value)
                 maximum = max(maximum, value)
