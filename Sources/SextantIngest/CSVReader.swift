@@ -21,7 +21,8 @@ public struct CSVRecord: Sendable {
 }
 
 /// A streaming RFC 4180 reader: quoted fields with embedded commas, doubled
-/// quotes and line breaks; CRLF or LF record ends; a UTF-8 byte-order mark.
+/// quotes and line breaks; CRLF or LF record ends; a UTF-8 byte-order mark;
+/// `;` or tab separators when the header uses them.
 /// Reads the file in 256 KiB chunks, so memory is bounded by one record.
 /// Lenient where writers commonly stray: a quote inside an unquoted field, or
 /// text after a closing quote, is kept literally.
@@ -37,6 +38,9 @@ public struct CSVReader {
     public private(set) var bytesConsumed = 0
     public let sizeBytes: Int
     private var first = true
+    /// The field separator, read off the header: `,` unless the header holds
+    /// more `;` (spreadsheets in locales whose decimal mark is a comma) or tabs.
+    public private(set) var delimiter = UInt8(ascii: ",")
 
     public init(path: String, limits: CSVLimits = CSVLimits()) throws {
         self.path = path
@@ -80,6 +84,27 @@ public struct CSVReader {
         return chunk[position]
     }
 
+    /// The separator the header's first line (as far as the first chunk holds
+    /// it) uses most outside quotes, commas winning ties.
+    private func sniffDelimiter() -> UInt8 {
+        var counts: [UInt8: Int] = [UInt8(ascii: ","): 0, UInt8(ascii: ";"): 0, UInt8(ascii: "\t"): 0]
+        var inQuotes = false
+        var index = position
+        while index < chunkCount {
+            let byte = chunk[index]
+            if byte == UInt8(ascii: "\"") { inQuotes.toggle() }
+            if !inQuotes {
+                if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") { break }
+                if counts[byte] != nil { counts[byte, default: 0] += 1 }
+            }
+            index += 1
+        }
+        let comma = counts[UInt8(ascii: ",")] ?? 0
+        let best = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key == UInt8(ascii: ",")) }
+        guard let best, best.value > comma else { return UInt8(ascii: ",") }
+        return best.key
+    }
+
     /// The next record; nil at the end of the file. Blank lines are skipped.
     public mutating func next() throws -> CSVRecord? {
         if first {
@@ -95,6 +120,7 @@ public struct CSVReader {
                     (position, bytesConsumed) = saved
                 }
             }
+            if try peekByte() != nil { delimiter = sniffDelimiter() }
         }
         while true {
             guard let record = try readRecord() else { return nil }
@@ -147,11 +173,12 @@ public struct CSVReader {
                     field.append(byte)
                 }
             } else {
-                switch byte {
-                case UInt8(ascii: ","):
+                if byte == delimiter {
                     finishField(&fields, &field, &problem, limits: limits)
                     fieldWasQuoted = false
                     continue
+                }
+                switch byte {
                 case UInt8(ascii: "\r"):
                     if try peekByte() == UInt8(ascii: "\n") {
                         _ = try nextByte()

@@ -25,6 +25,22 @@ import Testing
         #expect(all.allSatisfy { $0.problem == nil })
     }
 
+    /// A spreadsheet export where the decimal mark is a comma: `;` separates
+    /// fields, and a header with more tabs than commas is tab-separated.
+    @Test func separatorIsReadOffTheHeader() throws {
+        let semicolons = try records(Array("\u{FEFF}tender_id;title;value_eur\r\nT-1;\"Roads; lot 1\";2.100.000,50\r\nT-2;Bridge, east;900,5\r\n".utf8))
+        #expect(semicolons.map(\.fields) == [["tender_id", "title", "value_eur"], ["T-1", "Roads; lot 1", "2.100.000,50"],
+                                            ["T-2", "Bridge, east", "900,5"]])
+        let tabs = try records(Array("id\ttext\tn\n1\ta, b\t3\n".utf8))
+        #expect(tabs.map(\.fields) == [["id", "text", "n"], ["1", "a, b", "3"]])
+        // A quoted header field holding ';' does not make a comma file look like semicolons.
+        let commas = try records(Array("id,\"a;b;c\"\n1,x\n".utf8))
+        #expect(commas.map(\.fields) == [["id", "a;b;c"], ["1", "x"]])
+        // And the inference types decimal commas from such a file.
+        let inferred = try MappingInference.infer(header: semicolons[0].fields, sample: semicolons.dropFirst().map(\.fields))
+        #expect(inferred.mapping.metadata.first { $0.name == "value_eur" }?.type == .float)
+    }
+
     @Test func lenientWhereWritersStray() throws {
         let all = try records(Array("a,b\n1,x\"y\n2,\"q\"tail\n".utf8))
         #expect(all[1].fields == ["1", "x\"y"])
