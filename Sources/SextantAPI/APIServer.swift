@@ -123,7 +123,8 @@ public enum APIServer {
             }
         }
         router.get("/metrics") { _, _ in
-            Reply.text(metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            Reply.text(metrics.render() + IngestMetrics.render(ledgerPath: ingestLedgerPath),
+                       contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/") { _, _ in Reply.text(WebPage.html, contentType: "text/html; charset=utf-8") }
         NativeRoutes(engine: engine, embedders: embedders, feedback: feedback, ingestLedgerPath: ingestLedgerPath,

@@ -1,4 +1,5 @@
 import Foundation
+import SextantSQLite
 import HTTPTypes
 import Hummingbird
 import SextantClient
@@ -161,5 +162,40 @@ enum KnownRoutes {
             if zip(pattern, segments).allSatisfy({ $0.0 == "*" || $0.0 == $0.1 }) { return methods }
         }
         return nil
+    }
+}
+
+/// The ingestion worker's counters, read from its ledger when Prometheus
+/// scrapes: the worker runs as its own process (often a cron job), so its
+/// ledger, not its memory, is where they live between runs.
+enum IngestMetrics {
+    static func render(ledgerPath: String?) -> String {
+        guard let ledgerPath, FileManager.default.fileExists(atPath: ledgerPath),
+              let ledger = try? Database(path: ledgerPath),
+              let totals = try? ledger.query("""
+                  SELECT COALESCE(SUM(rows_ingested), 0), COALESCE(SUM(rows_quarantined), 0), COALESCE(SUM(files), 0),
+                         COALESCE(MAX(finished_at), 0) FROM runs
+                  """).first,
+              let failed = try? ledger.query("SELECT COUNT(*) FROM files WHERE status = 'failed'").first
+        else { return "" }
+        func number(_ value: SQLValue) -> String { value.integer.map(String.init) ?? value.real.map { String(format: "%.3f", $0) } ?? "0" }
+        return """
+            # HELP sextant_ingest_rows_ingested_total Rows the ingestion worker has written, over every run.
+            # TYPE sextant_ingest_rows_ingested_total counter
+            sextant_ingest_rows_ingested_total \(number(totals[0]))
+            # HELP sextant_ingest_rows_quarantined_total Rows the ingestion worker has quarantined.
+            # TYPE sextant_ingest_rows_quarantined_total counter
+            sextant_ingest_rows_quarantined_total \(number(totals[1]))
+            # HELP sextant_ingest_files_total Files the ingestion worker has ingested.
+            # TYPE sextant_ingest_files_total counter
+            sextant_ingest_files_total \(number(totals[2]))
+            # HELP sextant_ingest_files_failed Files the ingestion worker could not ingest (in the ledger as failed).
+            # TYPE sextant_ingest_files_failed gauge
+            sextant_ingest_files_failed \(number(failed[0]))
+            # HELP sextant_ingest_last_run_timestamp_seconds When the worker's last run finished (seconds since 1970).
+            # TYPE sextant_ingest_last_run_timestamp_seconds gauge
+            sextant_ingest_last_run_timestamp_seconds \(number(totals[3]))
+
+            """
     }
 }

@@ -421,6 +421,10 @@ import Testing
         #expect(runs.status == 200 && runs.body.contains("\"rows_ingested\":2") && runs.body.contains("\"failed_files\":[]")
                 && runs.body.contains("\"scrapes\":[]"), "\(runs.body)")
         #expect(try await get(up.apiURL + "/v1/ingest/runs?limit=0").status == 400)
+        // Prometheus reads the worker's counters from the same ledger.
+        let metrics = try await get(up.apiURL + "/metrics").body
+        #expect(metrics.contains("sextant_ingest_rows_ingested_total 2") && metrics.contains("sextant_ingest_files_failed 0")
+                && metrics.contains("sextant_ingest_last_run_timestamp_seconds 1"), "\(metrics.suffix(1_500))")
         await client.close()
         #expect(up.stop() == 0)
     }
