@@ -26,14 +26,9 @@ from chromadb.utils.embedding_functions.schemas.bm25_tokenizer import (
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sextant_client import Client  # noqa: E402
+from checks import check
 
 K1, B, TOP = 1.2, 0.75, 10
-
-
-def check(condition, message):
-    if not condition:
-        print(f"FAILED: {message}", file=sys.stderr)
-        sys.exit(1)
 
 
 def vectors(path, count):

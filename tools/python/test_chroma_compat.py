@@ -13,27 +13,11 @@ import argparse
 import gzip
 import json
 import math
-import struct
-import sys
 
 import chromadb
 from chromadb.config import Settings
 from chromadb.errors import ChromaError, NotFoundError
-
-
-def check(condition, message):
-    if not condition:
-        print(f"FAILED: {message}", file=sys.stderr)
-        sys.exit(1)
-
-
-def read_fvecs(path, rows):
-    out = []
-    with open(path, "rb") as f:
-        for _ in range(rows):
-            (d,) = struct.unpack("<i", f.read(4))
-            out.append(list(struct.unpack(f"<{d}f", f.read(4 * d))))
-    return out
+from checks import check, read_fvecs
 
 
 def main():

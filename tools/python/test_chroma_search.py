@@ -12,8 +12,6 @@ import argparse
 import gzip
 import json
 import math
-import struct
-import sys
 
 import numpy as np
 import chromadb
@@ -22,23 +20,9 @@ from chromadb.execution.expression.operator import GroupBy, MinK
 from chromadb.config import Settings
 from chromadb.errors import ChromaError
 from chromadb.utils.embedding_functions import ChromaBm25EmbeddingFunction
+from checks import check, read_fvecs
 
 RECORDS = 2000
-
-
-def check(condition, message):
-    if not condition:
-        print(f"FAILED: {message}", file=sys.stderr)
-        sys.exit(1)
-
-
-def read_fvecs(path, rows):
-    out = []
-    with open(path, "rb") as f:
-        for _ in range(rows):
-            (d,) = struct.unpack("<i", f.read(4))
-            out.append(struct.unpack(f"<{d}f", f.read(4 * d)))
-    return np.array(out, dtype=np.float32)
 
 
 class Reference:
@@ -114,7 +98,7 @@ def main():
 
     with gzip.open(a.dataset + "/records.jsonl.gz", "rt", encoding="utf-8") as f:
         records = [json.loads(next(f)) for _ in range(RECORDS)]
-    vectors = read_fvecs(a.dataset + "/base.fvecs", RECORDS)
+    vectors = np.array(read_fvecs(a.dataset + "/base.fvecs", RECORDS), dtype=np.float32)
     ids = [r["id"] for r in records]
     documents = [r["title"] + ". " + r["body"] for r in records]
     metadatas = [{"section": r["metadata"]["section"], "size": r["metadata"]["installed_size"],

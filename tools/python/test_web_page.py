@@ -11,15 +11,9 @@ pages' structure (not pixels), ask for more results, and save screenshots.
 import argparse
 import json
 import os
-import sys
 
 from playwright.sync_api import sync_playwright
-
-
-def check(condition, message):
-    if not condition:
-        print(f"FAILED: {message}", file=sys.stderr)
-        sys.exit(1)
+from checks import check
 
 
 def main():
