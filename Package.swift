@@ -147,6 +147,17 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Moving in from ChromaDB: a persist directory read without Chroma, or a running server.
+        .target(
+            name: "SextantImport",
+            dependencies: [
+                "SextantClient", "SextantPayload", "SextantChroma", "SextantEmbedding", "SextantMiniLM", "SextantSQLite", "SextantJSON",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+
         // The website scraper: crawl, extract, chunk, diff against what the collection holds.
         .target(
             name: "SextantScraper",
@@ -233,7 +244,7 @@ let package = Package(
                 "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
                 "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM", "SextantScraper",
                 "SextantAnswers", "SextantBots", "SextantConcurrency", "SextantPayload", "SextantSupport", "SextantRetrieval",
-                "SextantKernels", "SextantProtocol", "SextantDatasets",
+                "SextantKernels", "SextantProtocol", "SextantDatasets", "SextantImport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -253,6 +264,10 @@ let package = Package(
             name: "SextantIngestTests",
             dependencies: ["SextantIngest", "SextantClient", "SextantPayload", "SextantObjectStore", "SextantTestSupport", "SextantSQLite", "SextantJSON",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SextantImportTests",
+            dependencies: ["SextantImport", "SextantClient", "SextantPayload", "SextantJSON", "SextantTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "SextantBackupTests",

@@ -20,8 +20,8 @@ struct ChromaRoutes {
     static let database = "default_database"
     static let databaseID = "00000000-0000-4000-8000-000000000001"
     /// Collection metadata keys of Sextant's own, hidden from ChromaDB clients.
-    static let privatePrefix = "sextant:"
-    static let configurationKey = "sextant:chroma_configuration"
+    static let privatePrefix = ChromaCollectionSettings.privatePrefix
+    static let configurationKey = ChromaCollectionSettings.configurationKey
 
     func register(on router: Router<APIContext>) {
         let v2 = router.group("/api/v2")
@@ -201,13 +201,9 @@ struct ChromaRoutes {
 
     // MARK: - Collections
 
-    /// The distance space: `metadata["hnsw:space"]`, or `configuration.hnsw.space`
-    /// (or `.spann.space`); ChromaDB's default is l2.
+    /// The distance space Chroma's settings name (ChromaDB's default is l2).
     static func metric(_ metadata: Metadata?, _ configuration: JSONValue?) throws -> DistanceMetric {
-        var space: String? = nil
-        if case .string(let value) = metadata?["hnsw:space"] { space = value }
-        space = space ?? configuration?["hnsw"]?["space"]?.stringValue ?? configuration?["spann"]?["space"]?.stringValue
-        switch space ?? "l2" {
+        switch ChromaCollectionSettings.space(metadata, configuration) {
         case "l2": return .l2
         case "cosine": return .cosine
         case "ip": return .innerProduct
@@ -243,9 +239,9 @@ struct ChromaRoutes {
             // Kept as sent and echoed: the client reads its sparse functions back from it.
             metadata[Self.schemaKey] = .string(JSON.serialize(schema))
         }
-        let m = metadata["hnsw:M"].flatMap { if case .int(let v) = $0 { return Int(v) } else { return nil } }
-        let efConstruction = metadata["hnsw:construction_ef"].flatMap { if case .int(let v) = $0 { return Int(v) } else { return nil } }
-        let ef = metadata["hnsw:search_ef"].flatMap { if case .int(let v) = $0 { return Int(v) } else { return nil } }
+        let m = ChromaCollectionSettings.hnswSetting(metadata, "hnsw:M")
+        let efConstruction = ChromaCollectionSettings.hnswSetting(metadata, "hnsw:construction_ef")
+        let ef = ChromaCollectionSettings.hnswSetting(metadata, "hnsw:search_ef")
         let quantization = try Self.quantization(configuration)
         let handle = try await engine.time("CreateCollection") {
             try await engine.client.createCollection(

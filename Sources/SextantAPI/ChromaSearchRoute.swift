@@ -112,24 +112,13 @@ extension ChromaRoutes {
 // MARK: - Schema
 
 extension ChromaRoutes {
-    static let schemaKey = "sextant:chroma_schema"
+    static let schemaKey = ChromaCollectionSettings.schemaKey
 
-    /// What a Chroma `schema` asks of the engine: sparse indexes on the keys
-    /// whose `sparse_vector_index` is enabled, and a text index when the
-    /// document's full-text index is (Chroma's default schema enables it).
+    /// The engine indexes a Chroma `schema` declares.
     static func schemaIndexes(_ schema: JSONValue) throws -> (sparse: [SparseIndexOptions], fullText: Bool) {
-        guard case .object = schema else { throw APIError.badRequest("'schema' must be an object") }
-        var sparse: [SparseIndexOptions] = []
-        var fullText = false
-        for (key, entry) in schema["keys"]?.objectValue ?? [:] {
-            if key == ChromaSearch.documentKey, entry["string"]?["fts_index"]?["enabled"]?.boolValue == true { fullText = true }
-            guard let index = entry["sparse_vector"]?["sparse_vector_index"], index["enabled"]?.boolValue == true else { continue }
-            guard !key.hasPrefix("#") else { throw APIError.badRequest("schema: a sparse vector index needs a metadata key, not '\(key.prefix(40))'") }
-            let config = index["config"]
-            let function = config?["embedding_function"].flatMap { $0.isNull ? nil : JSON.serialize($0) }
-            sparse.append(SparseIndexOptions(key: key, bm25: config?["bm25"]?.boolValue ?? false, sourceKey: config?["source_key"]?.stringValue,
-                                             embeddingFunction: function))
-        }
-        return (sparse.sorted { $0.key < $1.key }, fullText)
+        let indexes: (sparse: [ChromaCollectionSettings.SparseDeclaration], fullText: Bool)
+        do { indexes = try ChromaCollectionSettings.schemaIndexes(schema) } catch { throw APIError.badRequest(error.message) }
+        return (indexes.sparse.map { SparseIndexOptions(key: $0.key, bm25: $0.bm25, sourceKey: $0.sourceKey, embeddingFunction: $0.embeddingFunction) },
+                indexes.fullText)
     }
 }

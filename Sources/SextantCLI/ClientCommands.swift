@@ -37,16 +37,24 @@ func parseFilters(_ whereText: String?, _ documentText: String?) throws -> (Wher
 struct CollectionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "collections", abstract: "List collections (JSON lines).")
     @OptionGroup var engine: EngineOptions
+    @Flag(help: "Also each collection's indexing state (records not yet in the graph) and WAL position.") var stats = false
 
     func run() async throws {
         let client = try await engine.connect()
         defer { Task { await client.close() } }
+        let statistics = stats ? Dictionary(try await client.stats().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) : [:]
         for info in try await client.listCollections().collections {
-            printJSON(.object([
+            var object: [String: JSONValue] = [
                 "id": .string(info.id), "name": .string(info.name), "dimension": .int(Int64(info.dimension)),
                 "metric": .string(info.metric.rawValue), "count": .int(Int64(info.count)),
                 "metadata": ChromaGrammar.metadataJSON(info.metadata),
-            ]))
+            ]
+            if let entry = statistics[info.id] {
+                object["unindexed_records"] = .int(Int64(entry.unindexedRecords))
+                object["indexed_records"] = .int(Int64(entry.indexedRecords))
+                object["durable_lsn"] = .int(Int64(clamping: entry.durableLSN))
+            }
+            printJSON(.object(object))
         }
     }
 }

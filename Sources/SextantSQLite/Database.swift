@@ -37,10 +37,12 @@ public final class Database: Sendable {
     public let path: String
     private let handle: Mutex<OpaquePointer?>
 
-    public init(path: String) throws(SQLiteError) {
+    /// `readOnly` opens another program's database (Chroma's, for an import)
+    /// without creating it, changing its journal mode or writing to it.
+    public init(path: String, readOnly: Bool = false) throws(SQLiteError) {
         self.path = path
         var db: OpaquePointer? = nil
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
+        let flags = readOnly ? SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
@@ -49,6 +51,7 @@ public final class Database: Sendable {
         }
         sqlite3_busy_timeout(db, 5_000)
         handle = Mutex(db)
+        if readOnly { return }
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=FULL")
         try execute("PRAGMA foreign_keys=ON")

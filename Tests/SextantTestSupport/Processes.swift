@@ -135,12 +135,13 @@ public final class BackgroundServer: @unchecked Sendable {
     public var url: String { "http://127.0.0.1:\(port)" }
 
     /// `arguments` may contain "{port}", replaced by the chosen port.
-    public init(python arguments: [String], directory: String? = nil, logPath: String, environment: [String: String] = [:]) throws {
+    public init(python arguments: [String], directory: String? = nil, logPath: String, environment: [String: String] = [:],
+                interpreter: String = TestPython.path) throws {
         let port = freePort()
         self.port = port
         self.logPath = logPath
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestPython.path)
+        process.executableURL = URL(fileURLWithPath: interpreter)
         process.arguments = arguments.map { $0.replacingOccurrences(of: "{port}", with: "\(port)") }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         var merged = ProcessInfo.processInfo.environment
