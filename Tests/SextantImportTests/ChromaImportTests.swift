@@ -192,7 +192,8 @@ import Testing
 
     @Test func picklesOfEveryProtocolRead() throws {
         let script = """
-            import pickle, sys
+            from pickle import dumps
+            from sys import stdout
             class PersistentData:
                 def __init__(self):
                     self.dimensionality = 384
@@ -202,8 +203,8 @@ import Testing
                     self.label_to_id = {1: "a", 2: "b"}
                     self.id_to_seq_id = {"a": -5, "b": 3.5}
             for protocol in (2, 3, 4, 5):
-                sys.stdout.write(pickle.dumps(PersistentData(), protocol=protocol).hex() + "\\n")
-            sys.stdout.write(pickle.dumps({"id_to_label": {"x": 7}, "flags": [True, False, None, (1, "t")]}, protocol=3).hex() + "\\n")
+                stdout.write(dumps(PersistentData(), protocol=protocol).hex() + "\\n")
+            stdout.write(dumps({"id_to_label": {"x": 7}, "flags": [True, False, None, (1, "t")]}, protocol=3).hex() + "\\n")
             """
         let (status, output) = try TestPython.run("-c", [script])
         try #require(status == 0, "\(output)")
