@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOPosix
@@ -7,6 +9,7 @@ import SextantAnswers
 import SextantClient
 import SextantEmbedding
 import SextantJSON
+import SextantProtocol
 
 public struct APIConfiguration: Sendable {
     public var engineAddress: String
@@ -30,6 +33,12 @@ public struct APIConfiguration: Sendable {
     public var answerModel: AnswerModel?
     /// How long an LLM answer may take before the extractive one is returned.
     public var answerTimeoutMilliseconds: Int64 = 15_000
+    /// Certificate chain and key (PEM): serve HTTPS (TLS 1.3) instead of HTTP.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    /// The CA that signed the engine's certificate, for a `tls://` engine address
+    /// (nil: $SEXTANT_ENGINE_CA_FILE, then the system's store).
+    public var engineCAFile: String?
 
     public init(engineAddress: String, feedbackDatabasePath: String, embedders: EmbedderRegistry) {
         self.engineAddress = engineAddress
@@ -40,10 +49,13 @@ public struct APIConfiguration: Sendable {
 
 public enum APIStartError: Error, CustomStringConvertible {
     case keyRequired(String)
+    case tlsIncomplete
     public var description: String {
         switch self {
         case .keyRequired(let host):
             return "refusing to listen on \(host) without an API key: only loopback is served without one (use --api-key-file)"
+        case .tlsIncomplete:
+            return "HTTPS needs both a certificate and a key (--tls-cert and --tls-key)"
         }
     }
 }
@@ -66,6 +78,7 @@ public enum APIServer {
             address: try EngineAddress(parsing: configuration.engineAddress), token: configuration.engineToken)
         clientConfiguration.connections = configuration.engineConnections
         clientConfiguration.clientName = "sextant-api"
+        if let caFile = configuration.engineCAFile { clientConfiguration.caFile = caFile }
         // The same event loops as the HTTP server (Hummingbird's default is the
         // singleton group): a search hops between fewer threads.
         clientConfiguration.eventLoopGroup = MultiThreadedEventLoopGroup.singleton
@@ -81,12 +94,18 @@ public enum APIServer {
         let router = buildRouter(engine: engine, embedders: configuration.embedders, feedback: feedback, metrics: metrics, composer: composer,
                                  apiKey: configuration.apiKey, protectSearch: configuration.protectSearch,
                                  ingestLedgerPath: configuration.ingestLedgerPath, scrapeStatePath: configuration.scrapeStatePath)
+        guard (configuration.tlsCertificatePath == nil) == (configuration.tlsKeyPath == nil) else { throw APIStartError.tlsIncomplete }
+        var server = HTTPServerBuilder.http1()
+        if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+            server = try .tls(.http1(), tlsConfiguration: SextantTLS.serverConfiguration(certificatePath: certificate, keyPath: key))
+        }
+        let scheme = configuration.tlsCertificatePath == nil ? "http" : "https"
         let app = Application(
-            router: router,
+            router: router, server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sextant-api"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
-                logger.notice("search API listening on http://\(configuration.host):\(port)")
+                logger.notice("search API listening on \(scheme)://\(configuration.host):\(port)")
                 onListening(port)
             },
             logger: logger)

@@ -35,6 +35,8 @@ struct APICommand: AsyncParsableCommand {
     @Option(name: .customLong("api-key-file"), help: "File holding the API key that write, admin and export routes require.")
     var apiKeyFile: String?
     @Flag(name: .customLong("protect-search"), help: "Require the API key for search routes too.") var protectSearch = false
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS (TLS 1.3).") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
     @OptionGroup var answers: AnswerOptions
 
     func validate() throws {
@@ -61,6 +63,9 @@ struct APICommand: AsyncParsableCommand {
         configuration.port = port
         configuration.apiKey = try Secrets.read(apiKeyFile)
         configuration.protectSearch = protectSearch
+        configuration.tlsCertificatePath = tlsCert
+        configuration.tlsKeyPath = tlsKey
+        configuration.engineCAFile = engine.engineCAFile
         configuration.answerTimeoutMilliseconds = answers.answerTimeoutMilliseconds
         configuration.answerModel = try answers.model()
         if protectSearch && configuration.apiKey == nil { throw ValidationError("--protect-search needs --api-key-file") }

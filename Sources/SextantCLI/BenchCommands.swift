@@ -274,8 +274,7 @@ struct LoadCommand: AsyncParsableCommand {
             if let settleEngine { settle = try await SextantClient.connect(to: settleEngine) }
             target = ChromaTarget(url: chroma, label: settle == nil ? "chromadb" : "sextant-api", settleEngine: settle)
         } else {
-            var clientConfiguration = ClientConfiguration(
-                address: try EngineAddress(parsing: engine.engine), token: try Secrets.read(engine.tokenFile))
+            var clientConfiguration = try engine.configuration()
             clientConfiguration.connections = max(1, clients)
             target = SextantTarget(client: try await SextantClient.connect(clientConfiguration), ef: ef)
         }

@@ -98,6 +98,12 @@ struct EngineCommand: AsyncParsableCommand {
     @Flag(name: .customLong("reads-first"),
           help: "Queries first: while they run, writes wait for the indexer past \(StorageLimits.readsFirstUnindexedTail) unindexed records (--unindexed-limit-under-reads \(StorageLimits.readsFirstUnindexedTail)).")
     var readsFirst = false
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TLS 1.3 on the TCP listener (the Unix socket stays plain).")
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
+    @Flag(name: .customLong("insecure-plaintext"),
+          help: "Listen beyond loopback without TLS (the token and records cross the network in clear); refused otherwise.")
+    var insecurePlaintext = false
     @OptionGroup var backup: BackupLifecycleOptions
 
     func run() async throws {
@@ -114,6 +120,9 @@ struct EngineCommand: AsyncParsableCommand {
         }
         configuration.unixSocketPath = unix
         configuration.token = try Secrets.read(tokenFile)
+        configuration.tlsCertificatePath = tlsCert
+        configuration.tlsKeyPath = tlsKey
+        configuration.insecurePlaintext = insecurePlaintext
         if let indexerThreads {
             guard (1...64).contains(indexerThreads) else { throw ValidationError("--indexer-threads must be in 1...64") }
             configuration.indexerThreads = indexerThreads

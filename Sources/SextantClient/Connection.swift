@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SextantProtocol
 import Synchronization
 
@@ -16,14 +17,23 @@ public struct SextantError: Error, Sendable, Equatable, CustomStringConvertible 
     public var description: String { "\(code): \(message)" }
 }
 
-/// Where the engine listens: "host:port", "[v6]:port", or "unix:/path".
+/// Where the engine listens: "host:port", "[v6]:port", "tls://host:port"
+/// (TLS, the server's certificate verified), or "unix:/path".
 public enum EngineAddress: Sendable, Equatable, CustomStringConvertible {
     case tcp(host: String, port: Int)
+    case tls(host: String, port: Int)
     case unix(path: String)
 
     public init(parsing text: String) throws {
         if text.hasPrefix("unix:") {
             self = .unix(path: String(text.dropFirst(5)))
+            return
+        }
+        if text.hasPrefix("tls://") {
+            guard case .tcp(let host, let port) = try EngineAddress(parsing: String(text.dropFirst(6))) else {
+                throw SextantError(.invalidArgument, "engine address '\(text)' is not tls://host:port")
+            }
+            self = .tls(host: host, port: port)
             return
         }
         let hostPart: Substring
@@ -47,6 +57,7 @@ public enum EngineAddress: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .tls(let host, let port): return "tls://" + EngineAddress.tcp(host: host, port: port).description
         case .unix(let path): return "unix:\(path)"
         }
     }
@@ -160,13 +171,24 @@ final class Connection: Sendable {
 
     static func open(
         _ address: EngineAddress, group: any EventLoopGroup, token: String?, clientName: String, maximumFrameBytes: Int,
-        timeout: TimeAmount
+        timeout: TimeAmount, tls: NIOSSLContext? = nil
     ) async throws -> Connection {
+        let serverName: String?
+        if case .tls(let host, _) = address { serverName = host } else { serverName = nil }
+        if case .tls = address, tls == nil {
+            throw SextantError(.invalidArgument, "\(address) needs a TLS context (ClientConfiguration.caFile or the system store)")
+        }
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls, case .tls = address {
+                        // An IP address is verified against the certificate's IP SANs; SNI carries names only.
+                        let isAddress = serverName.map { $0.contains(":") || $0.allSatisfy { $0.isNumber || $0 == "." } } ?? true
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : serverName))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(
                             FrameDecoder(expectPreamble: false, maximumFrameBytes: maximumFrameBytes),
@@ -178,7 +200,7 @@ final class Connection: Sendable {
         let channel: any Channel
         do {
             switch address {
-            case .tcp(let host, let port): channel = try await bootstrap.connect(host: host, port: port).get()
+            case .tcp(let host, let port), .tls(let host, let port): channel = try await bootstrap.connect(host: host, port: port).get()
             case .unix(let path): channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
             }
         } catch {

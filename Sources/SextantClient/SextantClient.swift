@@ -1,5 +1,7 @@
+import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SextantProtocol
 import SextantSupport
 import Synchronization
@@ -18,10 +20,15 @@ public struct ClientConfiguration: Sendable {
     public var maximumFrameBytes = ProtocolLimits.defaultMaximumFrameBytes
     /// The event loops to run connections on; nil: a private group of up to two threads.
     public var eventLoopGroup: (any EventLoopGroup)?
+    /// For a `tls://` address: the CA (PEM) that signed the engine's certificate;
+    /// nil trusts the system's store. Defaults to $SEXTANT_ENGINE_CA_FILE, so every
+    /// service (API, worker, scraper, bots, backup) follows one setting.
+    public var caFile: String?
 
     public init(address: EngineAddress, token: String? = nil) {
         self.address = address
         self.token = token
+        caFile = ProcessInfo.processInfo.environment["SEXTANT_ENGINE_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 
@@ -39,6 +46,8 @@ public final class SextantClient: Sendable {
     private let ownsGroup: Bool
     private let slots: Mutex<[Connection?]>
     private let slotCount: Int
+    /// Built once: a TLS context loads and parses its trust store.
+    private let tls: NIOSSLContext?
     private let next = Atomic<Int>(0)
     private let reconnecting: [AsyncSerialGate]
     /// One executor per event loop of the client's group. A task that prefers one
@@ -48,10 +57,11 @@ public final class SextantClient: Sendable {
     /// at most two); otherwise its calls go round-robin like anyone's.
     public let executors: [EventLoopExecutor]
 
-    private init(configuration: ClientConfiguration, group: any EventLoopGroup, ownsGroup: Bool) {
+    private init(configuration: ClientConfiguration, group: any EventLoopGroup, ownsGroup: Bool, tls: NIOSSLContext?) {
         self.configuration = configuration
         self.group = group
         self.ownsGroup = ownsGroup
+        self.tls = tls
         slotCount = max(1, configuration.connections)
         slots = Mutex(Array(repeating: nil, count: max(1, configuration.connections)))
         reconnecting = (0..<max(1, configuration.connections)).map { _ in AsyncSerialGate() }
@@ -70,13 +80,19 @@ public final class SextantClient: Sendable {
         // A server that already runs NIO (the search API) passes its own group so
         // engine replies are handled on the threads that serve its requests:
         // fewer thread hops per call.
+        var tls: NIOSSLContext? = nil
+        if case .tls = configuration.address {
+            do { tls = try SextantTLS.clientContext(caFile: configuration.caFile) } catch {
+                throw SextantError(.invalidArgument, "TLS to \(configuration.address): \(error)")
+            }
+        }
         let client: SextantClient
         if let shared = configuration.eventLoopGroup {
-            client = SextantClient(configuration: configuration, group: shared, ownsGroup: false)
+            client = SextantClient(configuration: configuration, group: shared, ownsGroup: false, tls: tls)
         } else {
             client = SextantClient(
                 configuration: configuration, group: MultiThreadedEventLoopGroup(numberOfThreads: min(2, System.coreCount)),
-                ownsGroup: true)
+                ownsGroup: true, tls: tls)
         }
         do {
             for index in 0..<client.slotCount { _ = try await client.connection(at: index) }
@@ -107,7 +123,7 @@ public final class SextantClient: Sendable {
             let fresh = try await Connection.open(
                 configuration.address, group: group, token: configuration.token, clientName: configuration.clientName,
                 maximumFrameBytes: configuration.maximumFrameBytes,
-                timeout: .milliseconds(min(configuration.timeoutMilliseconds, 10_000)))
+                timeout: .milliseconds(min(configuration.timeoutMilliseconds, 10_000)), tls: tls)
             slots.withLock { $0[index] = fresh }
             return fresh
         }

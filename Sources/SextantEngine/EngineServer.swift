@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SextantConcurrency
 import SextantProtocol
 import SextantStorage
@@ -15,6 +16,11 @@ public struct EngineConfiguration: Sendable {
     public var unixSocketPath: String?
     /// Clients must present this in Hello. Required to listen beyond loopback.
     public var token: String?
+    /// Certificate chain and key (PEM) for TLS on the TCP listener (the Unix socket stays plain).
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    /// Serve a token in clear beyond loopback (no TLS). Off: such a listener is refused.
+    public var insecurePlaintext = false
     public var maximumFrameBytes = ProtocolLimits.defaultMaximumFrameBytes
     public var maximumInFlight = ProtocolLimits.defaultMaximumInFlight
     public var maximumConnections = 16_384
@@ -43,6 +49,7 @@ public struct EngineConfiguration: Sendable {
 
 public enum EngineStartError: Error, CustomStringConvertible {
     case tokenRequired(String)
+    case plaintextRefused(String)
     case invalidAddress(String)
     case invalidLimits(String)
 
@@ -50,6 +57,9 @@ public enum EngineStartError: Error, CustomStringConvertible {
         switch self {
         case .tokenRequired(let host):
             return "refusing to listen on \(host) without a token: only loopback is served without one (use --token-file)"
+        case .plaintextRefused(let host):
+            return "refusing to listen on \(host) without TLS: the token and every record would cross the network in clear "
+                + "(use --tls-cert and --tls-key, or --insecure-plaintext inside a network you trust)"
         case .invalidAddress(let message), .invalidLimits(let message): return message
         }
     }
@@ -87,6 +97,15 @@ public final class EngineServer: Sendable {
         if let host = configuration.host, !isLoopback(host), (configuration.token ?? "").isEmpty {
             throw EngineStartError.tokenRequired(host)
         }
+        guard (configuration.tlsCertificatePath == nil) == (configuration.tlsKeyPath == nil) else {
+            throw EngineStartError.invalidAddress("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
+        }
+        if let host = configuration.host, !isLoopback(host), configuration.tlsCertificatePath == nil, !configuration.insecurePlaintext {
+            throw EngineStartError.plaintextRefused(host)
+        }
+        let tls = try configuration.tlsCertificatePath.flatMap { certificate in
+            try configuration.tlsKeyPath.map { try SextantTLS.serverContext(certificatePath: certificate, keyPath: $0) }
+        }
         guard configuration.host != nil || configuration.unixSocketPath != nil else {
             throw EngineStartError.invalidAddress("nothing to listen on: give a TCP address or a Unix socket path")
         }
@@ -116,39 +135,42 @@ public final class EngineServer: Sendable {
         let settings = ConnectionSettings(
             token: configuration.token ?? "", maximumFrameBytes: configuration.maximumFrameBytes,
             maximumInFlight: configuration.maximumInFlight, serverVersion: configuration.serverVersion)
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                guard connections.admit() else {
-                    logger.warning("connection refused: \(configuration.maximumConnections) connections open")
-                    return channel.close()
+        func bootstrap(tls: NIOSSLContext?) -> ServerBootstrap {
+            ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .childChannelInitializer { channel in
+                    guard connections.admit() else {
+                        logger.warning("connection refused: \(configuration.maximumConnections) connections open")
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in connections.release() }
+                    return channel.eventLoop.makeCompletedFuture {
+                        let operations = channel.pipeline.syncOperations
+                        if let tls { try operations.addHandler(NIOSSLServerHandler(context: tls)) }
+                        try operations.addHandler(
+                            ByteToMessageHandler(
+                                FrameDecoder(expectPreamble: true, maximumFrameBytes: configuration.maximumFrameBytes),
+                                maximumBufferSize: configuration.maximumFrameBytes + EngineLimits.decoderSlackBytes))
+                        try operations.addHandler(MessageToByteHandler(FrameEncoder()))
+                        try operations.addHandler(HandshakeHandler(settings: settings, logger: logger))
+                        try operations.addHandler(RequestHandler(router: router, settings: settings, connections: connections, logger: logger))
+                    }
                 }
-                channel.closeFuture.whenComplete { _ in connections.release() }
-                return channel.eventLoop.makeCompletedFuture {
-                    let operations = channel.pipeline.syncOperations
-                    try operations.addHandler(
-                        ByteToMessageHandler(
-                            FrameDecoder(expectPreamble: true, maximumFrameBytes: configuration.maximumFrameBytes),
-                            maximumBufferSize: configuration.maximumFrameBytes + EngineLimits.decoderSlackBytes))
-                    try operations.addHandler(MessageToByteHandler(FrameEncoder()))
-                    try operations.addHandler(HandshakeHandler(settings: settings, logger: logger))
-                    try operations.addHandler(RequestHandler(router: router, settings: settings, connections: connections, logger: logger))
-                }
-            }
+        }
         var listeners: [any Channel] = []
         var addresses: [SocketAddress] = []
         do {
             if let host = configuration.host {
-                let channel = try await bootstrap.bind(host: host, port: configuration.port).get()
+                let channel = try await bootstrap(tls: tls).bind(host: host, port: configuration.port).get()
                 listeners.append(channel)
                 if let address = channel.localAddress { addresses.append(address) }
             }
             if let path = configuration.unixSocketPath {
                 unlink(path)
-                let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+                let channel = try await bootstrap(tls: nil).bind(unixDomainSocketPath: path).get()
                 chmod(path, 0o660)
                 listeners.append(channel)
                 if let address = channel.localAddress { addresses.append(address) }

@@ -4,6 +4,7 @@
 # re-adding the same records through chromadb-client to a fresh Chroma server.
 #
 #   tools/compare/chroma-import.sh [N]        default 100000
+#   ENGINE_ARGS="--unindexed-limit 200000" tools/compare/chroma-import.sh   the engine with other settings
 #
 # The persist directory is made once by the real chromadb package from the
 # scaled debian-minilm vectors (into the ignored .scaled/ folder). Prints both
@@ -26,7 +27,8 @@ echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $records r
 start_chroma 8111
 chroma_seconds=$("$venv/bin/python" "$root/tools/python/chroma_fixture.py" readd "$persist" http://127.0.0.1:8111)
 
-start_background engine.log "$sextant" engine --data "$work/engine" --listen 127.0.0.1:8112
+# shellcheck disable=SC2086 # ENGINE_ARGS is a list of flags, e.g. "--unindexed-limit 200000"
+start_background engine.log "$sextant" engine --data "$work/engine" --listen 127.0.0.1:8112 ${ENGINE_ARGS:-}
 for _ in $(seq 1 100); do grep -q "listening on" "$work/engine.log" 2>/dev/null && break; sleep 0.1; done
 started=$(date +%s.%N)
 "$sextant" import --from-chroma "$persist" --engine 127.0.0.1:8112 >&2

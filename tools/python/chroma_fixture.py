@@ -89,7 +89,17 @@ def readd(path, url):
     host, port = url.split("//")[1].split(":")
     source = chromadb.PersistentClient(path=path)
     target = chromadb.HttpClient(host=host, port=int(port))
-    everything = [(c, c.get(include=["embeddings", "documents", "metadatas"])) for c in source.list_collections()]
+    def read_all(collection):
+        # Chroma's get refuses a whole large collection at once ("too many SQL variables"): page it.
+        got = {"ids": [], "embeddings": [], "documents": [], "metadatas": []}
+        while True:
+            page = collection.get(include=["embeddings", "documents", "metadatas"], limit=5000, offset=len(got["ids"]))
+            if not page["ids"]:
+                return got
+            for key in got:
+                got[key].extend(page[key])
+
+    everything = [(c, read_all(c)) for c in source.list_collections()]
     started = time.time()
     for collection, got in everything:
         created = target.create_collection(collection.name, metadata=collection.metadata, embedding_function=None)
