@@ -17,9 +17,11 @@ RUN swift build -c release --product sextant --static-swift-stdlib \
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      liburing2 libjemalloc2 libsqlite3-0 zlib1g ca-certificates \
+      liburing2 libjemalloc2 libsqlite3-0 zlib1g ca-certificates openssl \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /sextant /usr/local/bin/sextant
+# Certificates for TLS between the parts (deploy/docker-compose.yml's certs service).
+COPY tools/make-certs /usr/local/bin/sextant-make-certs
 # The demo sample `sextant up` loads on a first start (found relative to the binary).
 COPY tools/demo/debian-sample.jsonl.gz /usr/local/share/sextant/demo/debian-sample.jsonl.gz
 VOLUME /data

@@ -5,31 +5,26 @@ import SextantTestSupport
 import Testing
 
 /// TLS between the parts: the engine and the search API with certificates from
-/// a test CA (made with openssl here, as docs/OPERATIONS.md shows), a client
+/// a private CA (tools/make-certs, as docs/OPERATIONS.md shows), a client
 /// with that CA served, a plaintext client and a client trusting another CA
 /// refused, and an engine that would serve its token in clear beyond loopback
 /// refusing to start.
 @Suite(.serialized) struct TLSTests {
-    /// A CA, a server certificate it signs for 127.0.0.1 and localhost, and an unrelated CA.
+    /// A CA and a server certificate it signs for 127.0.0.1 and localhost
+    /// (tools/make-certs, as the docs and the compose file use it), and an unrelated CA.
     static func makeCertificates(_ directory: TemporaryDirectory) throws {
-        let script = """
-            set -e
-            cd "\(directory.path)"
-            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=sextant-test-ca \\
-                -keyout ca.key -out ca.pem 2>/dev/null
-            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=sextant-engine \\
-                -keyout server.key -out server.csr 2>/dev/null
-            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > ext.cnf
-            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.pem 2>/dev/null
-            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=other-ca \\
-                -keyout other.key -out other.pem 2>/dev/null
-            printf 'engine-token-123' > token
-            """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        let (status, out, err) = try CapturedRun.run(process, timeoutSeconds: 60)
-        try #require(status == 0, "openssl: \(out) \(err)")
+        for (folder, name) in [("mine", "engine"), ("other", "elsewhere")] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = [TestDataset.packageRoot + "/tools/make-certs", directory.file(folder), name]
+            let (status, out, err) = try CapturedRun.run(process, timeoutSeconds: 60)
+            try #require(status == 0, "make-certs: \(out) \(err)")
+        }
+        for file in ["ca.pem", "server.pem", "server.key"] {
+            try FileManager.default.copyItem(atPath: directory.file("mine/" + file), toPath: directory.file(file))
+        }
+        try FileManager.default.copyItem(atPath: directory.file("other/ca.pem"), toPath: directory.file("other.pem"))
+        try "engine-token-123".write(toFile: directory.file("token"), atomically: true, encoding: .utf8)
     }
 
     @Test func engineAndAPIServeTLSAndRefuseWhatTheyShould() async throws {

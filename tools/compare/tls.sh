@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What TLS costs the engine, in one run: two engines on loopback, one plaintext
-# and one serving TLS 1.3 with a certificate from a throwaway CA (the openssl
-# commands of docs/OPERATIONS.md), each loaded with the same records, then 8
-# clients query each idle, in interleaved rounds.
+# and one serving TLS 1.3 with a certificate from a throwaway CA
+# (tools/make-certs), each loaded with the same records, then 8 clients query
+# each idle, in interleaved rounds.
 #
 #   tools/compare/tls.sh [ROUNDS] [RECORDS]      default 3 rounds, 20000 records
 set -euo pipefail
@@ -11,16 +11,9 @@ rounds=${1:-3}
 records=${2:-20000}
 dataset=$root/../shared/data/debian-minilm
 certs=$work/certs
-mkdir -p "$certs"
-(
-  cd "$certs"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca -keyout ca.key -out ca.pem 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=engine -keyout engine.key -out engine.csr 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > ext.cnf
-  openssl x509 -req -in engine.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out engine.pem 2>/dev/null
-)
+"$root/tools/make-certs" "$certs" engine >&2
 start_background plain.log "$sextant" engine --data "$work/plain" --listen 127.0.0.1:8121
-start_background tls.log "$sextant" engine --data "$work/tls" --listen 127.0.0.1:8122 --tls-cert "$certs/engine.pem" --tls-key "$certs/engine.key"
+start_background tls.log "$sextant" engine --data "$work/tls" --listen 127.0.0.1:8122 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key"
 sleep 1.5
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $records records, 8 clients, idle queries" >&2
 out=$work/rounds.jsonl

@@ -21,6 +21,13 @@ for name in ("engine", "api", "ingest", "scraper", "bots"):
     for flag in (part for part in command if part.startswith("--")):
         assert flag in help_text.stdout, f"{name}: sextant {command[0]} has no {flag}"
 assert "--token-file" in services["engine"]["command"], "an engine beyond loopback needs its token"
+assert "--tls-cert" in services["engine"]["command"], "an engine beyond loopback serves TLS"
+for name in ("api", "ingest", "scraper", "bots"):
+    command = services[name]["command"]
+    assert command[command.index("--engine") + 1].startswith("tls://"), f"{name} dials the engine over TLS"
+    environment = {**compose["x-sextant"].get("environment", {}), **services[name].get("environment", {})}
+    assert environment.get("SEXTANT_ENGINE_CA_FILE") == "/certs/ca.pem", f"{name} verifies the engine against the CA"
+    assert any(str(v).startswith("certs:/certs") for v in services[name]["volumes"]), f"{name} mounts the certificates"
 run = yaml.safe_load(open(os.path.join(root, "deploy/cloudrun/service.yaml")))
 args = run["spec"]["template"]["spec"]["containers"][0]["args"]
 assert args[0] == "up" and "--backup-to" in args and args[args.index("--backup-to") + 1].startswith("gs://")
