@@ -296,7 +296,7 @@ let package = Package(
         .testTarget(
             name: "SextantAPITests",
             dependencies: [
-                "SextantClient", "SextantPayload", "SextantJSON", "SextantTestSupport",
+                "SextantClient", "SextantPayload", "SextantJSON", "SextantTestSupport", "SextantIngest",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -117,6 +117,12 @@ struct NativeRoutes {
         let failed = try rows(ingestLedgerPath, """
             SELECT name, collection, error, finished_at FROM files WHERE status = 'failed' ORDER BY id DESC LIMIT ?
             """)
+        // A file still being ingested, with a batch committed in the last ten
+        // minutes (a worker killed mid-file leaves its row 'running' until it resumes).
+        let running = try rows(ingestLedgerPath, """
+            SELECT name, collection, rows_done, bytes_done, size_bytes, started_at, updated_at FROM files
+            WHERE status = 'running' AND updated_at > strftime('%s', 'now') - 600 ORDER BY id DESC LIMIT ?
+            """)
         let scrapes = try rows(scrapeStatePath, """
             SELECT collection, site, started_at, finished_at, complete, summary FROM runs ORDER BY id DESC LIMIT ?
             """)
@@ -126,6 +132,7 @@ struct NativeRoutes {
                          "rows_ingested": number(row[3]), "rows_quarantined": number(row[4]),
                          "enrichment_failures": number(row[5]), "seconds": number(row[6])])
             }),
+            "running": .array(running.map { row in Self.progress(row) }),
             "failed_files": .array(failed.map { row in
                 .object(["name": text(row[0]), "collection": text(row[1]), "error": text(row[2]), "at": number(row[3])])
             }),
@@ -134,6 +141,26 @@ struct NativeRoutes {
                          "finished_at": number(row[3]), "complete": row[4].integer.map { .bool($0 != 0) } ?? .null, "summary": text(row[5])])
             }),
         ]))
+    }
+
+    /// A running file's progress: rows and bytes done, the rate since it
+    /// started, and from the bytes left at that rate, the time left and the
+    /// rows the whole file holds (estimated; a CSV's row count is known only at its end).
+    static func progress(_ row: Row) -> JSONValue {
+        let rowsDone = Double(row[2].integer ?? 0), bytesDone = Double(row[3].integer ?? 0), sizeBytes = Double(row[4].integer ?? 0)
+        let started = row[5].real ?? 0, updated = row[6].real ?? started
+        let elapsed = max(updated - started, 0.001)
+        var object: [String: JSONValue] = [
+            "name": row[0].text.map(JSONValue.string) ?? .null, "collection": row[1].text.map(JSONValue.string) ?? .null,
+            "rows_done": .int(Int64(rowsDone)), "bytes_done": .int(Int64(bytesDone)), "size_bytes": .int(Int64(sizeBytes)),
+            "started_at": .double(started), "updated_at": .double(updated), "rows_per_second": .double((rowsDone / elapsed).rounded()),
+        ]
+        if bytesDone > 0, sizeBytes > 0 {
+            object["fraction"] = .double(min(1, bytesDone / sizeBytes))
+            object["rows_estimated"] = .int(Int64((rowsDone * sizeBytes / bytesDone).rounded()))
+            object["seconds_left"] = .double(max(0, (sizeBytes - bytesDone) / (bytesDone / elapsed)).rounded())
+        }
+        return .object(object)
     }
 
     /// `GET /v1/collections/{name}/facets?field=F[&limit=N][&where=JSON]`: the

@@ -296,6 +296,12 @@ function setBound(field, bound, raw, date) {
   runSearch();
 }
 
+function formatSeconds(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
 async function refreshPanel() {
   try {
     const [list, ready, ingest] = await Promise.all([
@@ -305,6 +311,13 @@ async function refreshPanel() {
     const parts = [];
     if (current) parts.push(`${current.count.toLocaleString()} records in ${current.name}`);
     parts.push(ready.ok ? "engine ready" : "engine not ready");
+    for (const file of ingest.running || []) {
+      const rows = file.rows_estimated ? `${file.rows_done.toLocaleString()} of about ${file.rows_estimated.toLocaleString()} rows`
+        : `${file.rows_done.toLocaleString()} rows`;
+      const percent = file.fraction !== undefined ? ` (${Math.floor(file.fraction * 100)}%)` : "";
+      const left = file.seconds_left !== undefined ? `, about ${formatSeconds(file.seconds_left)} left` : "";
+      parts.push(`ingesting ${file.name}: ${rows}${percent}, ${file.rows_per_second.toLocaleString()} rows/s${left}`);
+    }
     const run = ingest.runs[0];
     if (run) {
       const when = new Date(run.finished_at * 1000).toLocaleString();
@@ -314,7 +327,18 @@ async function refreshPanel() {
     const scrape = (ingest.scrapes || [])[0];
     if (scrape && scrape.finished_at) parts.push(`last scrape of ${scrape.site} ${new Date(scrape.finished_at * 1000).toLocaleString()}`);
     $("panel").textContent = parts.join(" · ");
-  } catch (e) { $("panel").textContent = "Cannot reach the search API."; }
+    schedulePanel((ingest.running || []).length ? 2000 : 30000);
+  } catch (e) {
+    $("panel").textContent = "Cannot reach the search API.";
+    schedulePanel(30000);
+  }
+}
+
+// The panel follows a running ingest every two seconds, and looks for one every thirty.
+let panelTimer = null;
+function schedulePanel(milliseconds) {
+  clearTimeout(panelTimer);
+  panelTimer = setTimeout(refreshPanel, milliseconds);
 }
 
 async function runSearch() {

@@ -387,8 +387,8 @@ public final class IngestWorker: Sendable {
                 }
             }
         }
-        try ledger.commitBatch(fileID: entry.id, rowsDone: batch.rowsDoneAfter, ingested: ingested, quarantined: batch.quarantined,
-                               enrichmentFailures: prepared.enrichmentFailures)
+        try ledger.commitBatch(fileID: entry.id, rowsDone: batch.rowsDoneAfter, bytesDone: batch.bytesRead, ingested: ingested,
+                               quarantined: batch.quarantined, enrichmentFailures: prepared.enrichmentFailures)
         return Outcome(ingested: ingested, quarantined: batch.quarantined.count, enrichmentFailures: prepared.enrichmentFailures)
     }
 

@@ -40,6 +40,13 @@ public final class Ledger: Sendable {
               id INTEGER PRIMARY KEY, started_at REAL NOT NULL, finished_at REAL, files INTEGER, rows_ingested INTEGER,
               rows_quarantined INTEGER, enrichment_failures INTEGER, seconds REAL);
             """)
+        // Bytes of the file read through the last committed batch: what the page's
+        // progress (percent, rate, time left) is computed from. Older ledgers lack it.
+        let columns = try database.query("PRAGMA table_info(files)").compactMap { $0.count > 1 ? $0[1].text : nil }
+        if !columns.contains("bytes_done") {
+            try database.execute("ALTER TABLE files ADD COLUMN bytes_done INTEGER NOT NULL DEFAULT 0")
+        }
+        if !columns.contains("updated_at") { try database.execute("ALTER TABLE files ADD COLUMN updated_at REAL") }
     }
 
     /// The entry for this exact file version, if one exists.
@@ -83,17 +90,18 @@ public final class Ledger: Sendable {
     }
 
     /// Records a batch as final: called only after the engine acknowledged its records.
-    public func commitBatch(fileID: Int64, rowsDone: Int, ingested: Int, quarantined: [Quarantined], enrichmentFailures: Int) throws {
+    public func commitBatch(fileID: Int64, rowsDone: Int, bytesDone: Int, ingested: Int, quarantined: [Quarantined],
+                            enrichmentFailures: Int) throws {
         try database.transaction { transaction in
             for entry in quarantined {
                 try transaction.query("INSERT OR REPLACE INTO quarantine(file_id, line, reason, raw) VALUES (?, ?, ?, ?)",
                                       [.integer(fileID), .integer(Int64(entry.line)), .text(entry.reason), .text(entry.raw)])
             }
             try transaction.query("""
-                UPDATE files SET rows_done = ?, rows_ingested = rows_ingested + ?, rows_quarantined = rows_quarantined + ?,
-                  enrichment_failures = enrichment_failures + ? WHERE id = ?
-                """, [.integer(Int64(rowsDone)), .integer(Int64(ingested)), .integer(Int64(quarantined.count)),
-                      .integer(Int64(enrichmentFailures)), .integer(fileID)])
+                UPDATE files SET rows_done = ?, bytes_done = ?, updated_at = ?, rows_ingested = rows_ingested + ?,
+                  rows_quarantined = rows_quarantined + ?, enrichment_failures = enrichment_failures + ? WHERE id = ?
+                """, [.integer(Int64(rowsDone)), .integer(Int64(bytesDone)), .real(Date().timeIntervalSince1970), .integer(Int64(ingested)),
+                      .integer(Int64(quarantined.count)), .integer(Int64(enrichmentFailures)), .integer(fileID)])
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import SextantClient
+import SextantIngest
 import SextantJSON
 import SextantTestSupport
 import Testing
@@ -223,10 +224,20 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         defer { directory.remove() }
         let up = try UpProcess(dataRoot: directory.path + "/data")
         defer { up.stop() }
+        // A file part way through ingestion, as the worker's ledger records it
+        // after each acknowledged batch: a quarter of its bytes, 20,000 rows.
+        let ledger = try Ledger(path: up.dataRoot + "/ingest/ledger.sqlite")
+        let entry = try ledger.begin(source: "inbox", name: "tenders-day-12.csv", sizeBytes: 4_000_000, sha256: "feed", etag: "",
+                                     collection: "tenders")
+        try ledger.commitBatch(fileID: entry.id, rowsDone: 20_000, bytesDone: 1_000_000, ingested: 20_000, quarantined: [],
+                               enrichmentFailures: 0)
+        let runs = try await http(.GET, up.apiURL + "/v1/ingest/runs")
+        #expect(runs.body.contains(#""rows_estimated":80000"#) && runs.body.contains(#""fraction":0.25"#), "\(runs.body)")
         let screenshot = TestDataset.packageRoot + "/artifacts/web-page.png"
         let (status, output) = try TestPython.run(
             "tools/python/test_web_page.py",
-            ["--url", up.apiURL, "--collection", "demo", "--question", curlQuestion, "--expect-id", "curl", "--screenshot", screenshot])
+            ["--url", up.apiURL, "--collection", "demo", "--question", curlQuestion, "--expect-id", "curl", "--screenshot", screenshot,
+             "--expect-panel", "ingesting tenders-day-12.csv: 20,000 of about 80,000 rows (25%)"])
         #expect(status == 0, "\(output)")
         #expect(FileManager.default.fileExists(atPath: screenshot))
         // The page's thumbs-up landed in the feedback store.

@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--screenshot", required=True)
     ap.add_argument("--filter-field", default="section", help="a low-cardinality metadata field to filter by")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--expect-panel", help="text the status panel must come to show (a running ingest's progress)")
     a = ap.parse_args()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=["--no-sandbox"])
@@ -47,6 +48,12 @@ def main():
         check(first.query_selector("table.meta td") is not None, "metadata shown as a table")
         check(len(page.query_selector_all("li.result .doc mark")) > 0, "the query's words are marked")
         check("records in" in page.inner_text("#panel") and "engine ready" in page.inner_text("#panel"), "status panel")
+        if a.expect_panel:
+            try:
+                page.wait_for_function("text => document.getElementById('panel').innerText.includes(text)", arg=a.expect_panel,
+                                       timeout=15000)
+            except Exception:
+                check(False, f"status panel shows {a.expect_panel!r}: {page.inner_text('#panel')!r}")
         check("results in" in page.inner_text("#status"), "status line")
         first.query_selector("button[data-rating='1']").click()
         page.wait_for_selector("li.result .rate .done", timeout=10000)
