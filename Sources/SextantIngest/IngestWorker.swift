@@ -14,6 +14,9 @@ public struct IngestConfiguration: Sendable {
     public var mapping: Mapping?
     /// Rows per upsert (the engine takes at most 16,384).
     public var batchRows = 1_000
+    /// A batch also closes once it spans this many bytes of the file, so a
+    /// file of very long rows is held a few megabytes at a time, like any other.
+    public var batchBytes = 16 << 20
     /// ROOT/ingest holds the ledger, the spool for downloads and the quarantine files.
     public var dataRoot: String
     /// The fvecs file for a mapping with `precomputed_vectors`.
@@ -231,6 +234,7 @@ public final class IngestWorker: Sendable {
         let progress = ProgressReporter(name: (name as NSString).lastPathComponent, totalBytes: reader.sizeBytes, logger: logger,
                                         terminal: configuration.showProgress && isatty(2) == 1)
         var batch = Batch()
+        var batchStartBytes = reader.bytesConsumed
         var row = 0
         var pending: Task<Outcome, any Error>? = nil
         var totals = Outcome()
@@ -257,11 +261,14 @@ public final class IngestWorker: Sendable {
                     batch.quarantined.append(Ledger.Quarantined(line: record.line, reason: problem.reason, raw: record.rawPrefix))
                 }
             }
-            if batch.rows.count >= configuration.batchRows || batch.quarantined.count >= configuration.batchRows {
+            if batch.rows.count >= configuration.batchRows || batch.quarantined.count >= configuration.batchRows
+                || reader.bytesConsumed - batchStartBytes >= configuration.batchBytes
+            {
                 batch.rowsDoneAfter = row + 1
                 batch.bytesRead = reader.bytesConsumed
                 try await ship(batch)
                 batch = Batch()
+                batchStartBytes = reader.bytesConsumed
             }
         }
         if !batch.rows.isEmpty || !batch.quarantined.isEmpty {
@@ -283,9 +290,14 @@ public final class IngestWorker: Sendable {
         var reader = try CSVReader(path: path, limits: configuration.csvLimits)
         defer { reader.close() }
         _ = try reader.next()
+        // Types, ids and prose are told from a field's first few kilobytes: a
+        // sample of long rows is not held whole.
         var sample: [[String]] = []
         while sample.count < MappingInference.sampleRows, let record = try reader.next() {
-            if record.problem == nil { sample.append(record.fields) }
+            if record.problem == nil {
+                sample.append(record.fields.map { $0.utf8.count > MappingInference.sampleFieldBytes
+                    ? String($0.prefix(MappingInference.sampleFieldBytes / 4)) : $0 })
+            }
         }
         let inferred = try MappingInference.infer(header: header, sample: sample)
         try FileManager.default.createDirectory(atPath: configuration.mappingsFolder, withIntermediateDirectories: true)

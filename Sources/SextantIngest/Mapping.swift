@@ -254,7 +254,12 @@ struct ResolvedMapping: Sendable {
             let value = fields[index]
             if !value.isEmpty { parts.append(value) }
         }
-        let document = parts.joined(separator: mapping.documentSeparator)
+        var document = parts.joined(separator: mapping.documentSeparator)
+        // The cleanup later cuts the document at a word boundary within the
+        // bound; a row far longer than that is not carried whole until then.
+        if document.utf8.count > mapping.maximumDocumentCharacters * 16 {
+            document = String(document.prefix(mapping.maximumDocumentCharacters * 4))
+        }
         guard !document.isEmpty else { return .failure(RowProblem("empty document (\(mapping.documentColumns.joined(separator: ", ")))")) }
         var metadata: Metadata = [:]
         for (column, index) in self.metadata {
@@ -291,8 +296,8 @@ struct ResolvedMapping: Sendable {
                 metadata[column.name + "_text"] = .string(text)
             case .bool:
                 switch text.lowercased() {
-                case "true", "1", "yes": metadata[column.name] = .bool(true)
-                case "false", "0", "no": metadata[column.name] = .bool(false)
+                case "true", "1", "yes", "y": metadata[column.name] = .bool(true)
+                case "false", "0", "no", "n": metadata[column.name] = .bool(false)
                 default: return .failure(RowProblem("'\(column.name)' is not a boolean: '\(text.prefix(40))'"))
                 }
             }

@@ -10,6 +10,8 @@ import SextantPayload
 public enum MappingInference {
     /// Rows read to decide (enough to see a date past the 12th of a month).
     public static let sampleRows = 1_000
+    /// A sampled field longer than this is cut (to a quarter as many characters) before inference.
+    public static let sampleFieldBytes = 16_384
 
     public struct Result: Sendable {
         public var mapping: Mapping
@@ -72,7 +74,9 @@ public enum MappingInference {
         }
         func isTitle(_ name: String) -> Bool {
             let plain = normalized(name)
-            return ["title", "name", "subject", "headline", "heading", "summary"].contains { plain.contains($0) }
+            // English, and the words French, German, Italian and Spanish exports use.
+            return ["title", "name", "subject", "headline", "heading", "summary", "titre", "titel", "titolo", "titulo", "título", "objet"]
+                .contains { plain.contains($0) }
         }
         var documentIndices = header.indices.filter(isProse)
         let titles = header.indices.filter { types[$0]?.type == .string && isTitle(header[$0]) && !documentIndices.contains($0) }
@@ -102,6 +106,13 @@ public enum MappingInference {
         values.isEmpty ? 0 : Double(values.reduce(0) { $0 + $1.count }) / Double(values.count)
     }
 
+    /// Digits only, with a leading zero ("01234") or a plus sign ("+3361…").
+    static func isCodeLike(_ text: String) -> Bool {
+        let digits = text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+        guard digits.count > 1, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+        return text.hasPrefix("+") || digits.first == "0"
+    }
+
     /// The narrowest type every sampled value of the column parses as.
     static func column(_ name: String, _ values: [String], _ notes: inout [String]) -> Mapping.Column {
         var column = Mapping.Column(name: name, type: .string, required: false)
@@ -109,6 +120,13 @@ public enum MappingInference {
         let lowered = Set(values.map { $0.lowercased() })
         if lowered.isSubset(of: ["true", "false", "yes", "no", "y", "n"]) {
             column.type = .bool
+            return column
+        }
+        // "01234" is a postcode and "+33 6…" a phone number, not quantities: a
+        // leading zero before more digits, or a written plus sign, means the
+        // text is a code, and typing it as a number would lose what it says.
+        if let code = values.first(where: Self.isCodeLike) {
+            notes.append("metadata '\(name)': kept as text: values such as '\(code.prefix(40))' are written as codes (a leading zero or plus sign)")
             return column
         }
         if let number = NumberFormat.infer(values) {

@@ -99,11 +99,24 @@ public struct SigV4Signer: Sendable {
 }
 
 /// SHA-256 of a file, streamed in 1 MiB reads.
+/// One reused 1 MiB buffer: a file of any size hashes in constant memory
+/// (reading through FileHandle allocated a fresh Data per chunk, and a 1 GiB
+/// file left the process 800 MiB larger).
 public func sha256Hex(ofFile path: String) throws -> String {
-    guard let handle = FileHandle(forReadingAtPath: path) else { throw ObjectStoreError(.io, "cannot open \(path)") }
-    defer { try? handle.close() }
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw ObjectStoreError(.io, "cannot open \(path): errno \(errno)") }
+    defer { close(fd) }
     var hasher = SHA256()
-    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw ObjectStoreError(.io, "cannot read \(path): errno \(errno)")
+        }
+        if count == 0 { break }
+        buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+    }
     return SigV4Signer.hex(hasher.finalize())
 }
 

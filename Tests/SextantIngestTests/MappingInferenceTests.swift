@@ -53,6 +53,10 @@ import Testing
         #expect(try inferred(["1.234,50", "12,00"])?.type == .float)
         #expect(try inferred(["12 apples", "3"])?.type == .string)
         #expect(try inferred(["true", "False", "yes"])?.type == .bool)
+        #expect(try inferred(["01234", "75001"])?.type == .string, "a postcode with its leading zero")
+        #expect(try inferred(["+33612345678", "+4915112345678"])?.type == .string, "a phone number")
+        #expect(try inferred(["0", "12", "-3"])?.type == .int, "zero alone is a number")
+        #expect(try inferred(["0,5", "12,25"])?.type == .float)
     }
 
     @Test func datesAreDecidedBySampleOrRefused() throws {
