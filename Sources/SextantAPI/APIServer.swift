@@ -36,6 +36,8 @@ public struct APIConfiguration: Sendable {
     /// Certificate chain and key (PEM): serve HTTPS (TLS 1.3) instead of HTTP.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
+    /// The bot gateway's admin address (http://host:port) for the page's bots view; nil: none runs.
+    public var botsAdminURL: String?
     /// The CA that signed the engine's certificate, for a `tls://` engine address
     /// (nil: $SEXTANT_ENGINE_CA_FILE, then the system's store).
     public var engineCAFile: String?
@@ -93,7 +95,8 @@ public enum APIServer {
                                       settings: answerSettings)
         let router = buildRouter(engine: engine, embedders: configuration.embedders, feedback: feedback, metrics: metrics, composer: composer,
                                  apiKey: configuration.apiKey, protectSearch: configuration.protectSearch,
-                                 ingestLedgerPath: configuration.ingestLedgerPath, scrapeStatePath: configuration.scrapeStatePath)
+                                 ingestLedgerPath: configuration.ingestLedgerPath, scrapeStatePath: configuration.scrapeStatePath,
+                                 botsAdminURL: configuration.botsAdminURL)
         guard (configuration.tlsCertificatePath == nil) == (configuration.tlsKeyPath == nil) else { throw APIStartError.tlsIncomplete }
         var server = HTTPServerBuilder.http1()
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
@@ -128,7 +131,8 @@ public enum APIServer {
 
     public static func buildRouter(engine: EngineGateway, embedders: EmbedderRegistry, feedback: FeedbackStore,
                                    metrics: MetricsRegistry, composer: AnswerComposer, apiKey: String?, protectSearch: Bool,
-                                   ingestLedgerPath: String? = nil, scrapeStatePath: String? = nil) -> Router<APIContext> {
+                                   ingestLedgerPath: String? = nil, scrapeStatePath: String? = nil,
+                                   botsAdminURL: String? = nil) -> Router<APIContext> {
         let router = Router(context: APIContext.self)
         router.add(middleware: ObservingMiddleware(metrics: metrics))
         router.add(middleware: AuthMiddleware(apiKey: apiKey, protectSearch: protectSearch))
@@ -150,6 +154,7 @@ public enum APIServer {
                      scrapeStatePath: scrapeStatePath).register(on: router)
         ChatRoutes(composer: composer).register(on: router)
         ChromaRoutes(engine: engine).register(on: router)
+        BotsProxy(gatewayURL: botsAdminURL, apiKey: apiKey).register(on: router)
         return router
     }
 }

@@ -35,6 +35,8 @@ struct AuthMiddleware: RouterMiddleware {
             }
         }
         if path == "/v1/feedback" { return method == .get ? .protected : .search }
+        // Bots are their owners' business: listing them and reading their conversations too.
+        if path == "/v1/bots" || path.hasPrefix("/v1/bots/") { return .protected }
         if path.hasPrefix("/v1/") { return method == .get || path.hasSuffix("/search") || path.hasSuffix("/chat") ? .search : .protected }
         return .search  // the web page and its assets
     }

@@ -154,6 +154,8 @@ enum KnownRoutes {
         (["v1", "collections"], [.get, .post]), (["v1", "collections", "*", "search"], [.post]),
         (["v1", "feedback"], [.get, .post]), (["v1", "collections", "*", "chat"], [.post]),
         (["v1", "collections", "*", "facets"], [.get]), (["v1", "ingest", "runs"], [.get]),
+        (["v1", "bots"], [.get, .post]), (["v1", "bots", "*"], [.get, .patch, .delete]), (["v1", "bots", "*", "start"], [.post]),
+        (["v1", "bots", "*", "stop"], [.post]), (["v1", "bots", "*", "conversations"], [.get]),
     ]
 
     static func methods(for path: String) -> [HTTPRequest.Method]? {

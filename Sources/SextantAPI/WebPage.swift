@@ -9,7 +9,12 @@
 /// ingestion worker's last run did (and which file it could not ingest), and
 /// when the scraper last ran. In chat mode the chat route answers (the bots' composer), and the
 /// conversation is kept per browser session (sessionStorage) and sent back as
-/// history, so the API stays stateless.
+/// history, so the API stays stateless. The Bots view manages the users' own
+/// Telegram and Discord bots through the API (which forwards to the bot
+/// gateway): list with status, last error, messages answered and data
+/// sequence; add one (its token typed once, never shown again); start, stop,
+/// edit, remove; its recent conversations. With an API key set, the page asks
+/// for it once and keeps it for the browser session.
 enum WebPage {
     static let html = #"""
 <!doctype html>
@@ -59,6 +64,19 @@ enum WebPage {
   mark { background: #ffec99; color: inherit; padding: 0 .05em; }
   #panel { font-size: .85rem; color: var(--muted); margin: .6rem 0 0; }
   #more { margin: .8rem 0; }
+  #bots-view table { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); border-radius: 8px; font-size: .9rem; }
+  #bots-view th, #bots-view td { text-align: left; padding: .45rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+  #bots-view td.actions button { padding: .25rem .55rem; font-size: .85rem; margin: 0 .2rem .2rem 0; }
+  #bots-view form { display: grid; grid-template-columns: 1fr 1fr; gap: .5rem; background: #fff; border: 1px solid var(--line);
+                    border-radius: 8px; padding: .8rem; margin: 1rem 0; }
+  #bots-view form label { display: flex; flex-direction: column; font-size: .85rem; color: var(--muted); }
+  #bots-view form input, #bots-view form select, #bots-view form textarea { padding: .45rem; font-size: .95rem; border: 1px solid var(--line); border-radius: 6px; }
+  #bots-view form .wide { grid-column: 1 / -1; }
+  @media (max-width: 700px) { #bots-view form { grid-template-columns: 1fr; } #bots-view table { font-size: .8rem; } }
+  .status-running { color: #1a7f37; font-weight: 600; }
+  .status-error { color: #b42318; font-weight: 600; }
+  #bot-turns li { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: .4rem .7rem; margin: .3rem 0; white-space: pre-wrap; }
+  #bot-turns .who { color: var(--muted); font-size: .8rem; }
   [hidden] { display: none !important; }
 </style>
 </head>
@@ -73,6 +91,7 @@ enum WebPage {
   <div class="modes">
     <label><input type="radio" name="mode" value="search" checked> Search</label>
     <label><input type="radio" name="mode" value="chat"> Chat</label>
+    <label><input type="radio" name="mode" value="bots"> Bots</label>
     <button type="button" id="new-chat" hidden>New conversation</button>
   </div>
   <div id="panel" aria-live="polite"></div>
@@ -85,6 +104,26 @@ enum WebPage {
     </div>
   </div>
   <ol id="chat" hidden></ol>
+  <section id="bots-view" hidden aria-label="Bots">
+    <p id="bots-status" role="status"></p>
+    <table>
+      <thead><tr><th>Bot</th><th>Collection</th><th>Status</th><th>Answered</th><th>Data seq.</th><th>Actions</th></tr></thead>
+      <tbody id="bots-list"></tbody>
+    </table>
+    <form id="bot-form">
+      <strong class="wide" id="bot-form-title">Add a bot</strong>
+      <label>Name <input id="bot-name" required maxlength="100" autocomplete="off"></label>
+      <label>Platform <select id="bot-platform"><option value="telegram">Telegram</option><option value="discord">Discord</option></select></label>
+      <label>Token (kept sealed, never shown again) <input id="bot-token" type="password" autocomplete="off"></label>
+      <label>Collection <select id="bot-collection"></select></label>
+      <label>Answer style <select id="bot-style"><option value="extractive">Extractive</option><option value="llm">LLM</option></select></label>
+      <label class="wide">System prompt <textarea id="bot-prompt" rows="2" maxlength="4000"></textarea></label>
+      <div class="wide"><button class="primary" type="submit" id="bot-save">Add bot</button>
+        <button type="button" id="bot-cancel" hidden>Cancel edit</button></div>
+    </form>
+    <h2 id="bot-turns-title" hidden></h2>
+    <ol id="bot-turns"></ol>
+  </section>
 </main>
 <script>
 const $ = (id) => document.getElementById(id);
@@ -139,13 +178,141 @@ function renderChat() {
 }
 
 function applyMode() {
-  const chat = mode() === "chat";
-  $("search-view").hidden = chat;
+  const chat = mode() === "chat", bots = mode() === "bots";
+  $("search-view").hidden = chat || bots;
   $("chat").hidden = !chat;
   $("new-chat").hidden = !chat;
+  $("bots-view").hidden = !bots;
+  $("ask").hidden = bots;
   $("submit").textContent = chat ? "Ask" : "Search";
   $("status").textContent = "";
   if (chat) renderChat();
+  if (bots) loadBots();
+}
+
+// Bots: every call carries the API key when the API wants one (asked once, kept for the session).
+let editingBot = null;
+async function botsFetch(path, options = {}) {
+  const headers = Object.assign({"Content-Type": "application/json"}, options.headers || {});
+  const key = sessionStorage.getItem("sextant-api-key");
+  if (key) headers["Authorization"] = `Bearer ${key}`;
+  let response = await fetch(path, Object.assign({}, options, {headers}));
+  if (response.status === 401) {
+    const entered = prompt("This server's API key, to manage bots:");
+    if (!entered) return response;
+    sessionStorage.setItem("sextant-api-key", entered);
+    headers["Authorization"] = `Bearer ${entered}`;
+    response = await fetch(path, Object.assign({}, options, {headers}));
+  }
+  return response;
+}
+
+async function botsError(response) {
+  try { const body = await response.json(); return (body.error && (body.error.message || body.error)) || body.message || response.statusText; }
+  catch (e) { return response.statusText; }
+}
+
+// `message`, when given, says what just happened in place of the count.
+async function loadBots(message) {
+  const response = await botsFetch("/v1/bots");
+  const list = $("bots-list");
+  list.replaceChildren();
+  const options = [...$("collection").options].map((o) => o.value);
+  $("bot-collection").replaceChildren(...options.map((name) => { const o = text("option", name); o.value = name; return o; }));
+  if (!response.ok) { $("bots-status").textContent = await botsError(response); return; }
+  const bots = await response.json();
+  $("bots-status").textContent = message
+    || (bots.length ? `${bots.length} bot${bots.length === 1 ? "" : "s"}` : "No bots yet: add one below.");
+  for (const bot of bots) {
+    const row = document.createElement("tr");
+    row.dataset.bot = bot.name;
+    row.append(text("td", `${bot.name} (${bot.platform})`), text("td", bot.collection));
+    const status = text("td", bot.status, bot.last_error ? "status-error" : bot.status === "running" ? "status-running" : "");
+    if (bot.last_error) status.appendChild(text("div", bot.last_error, "meta"));
+    row.append(status, text("td", String(bot.messages_answered)), text("td", String(bot.data_sequence)));
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    const action = (label, handler) => { const b = text("button", label); b.type = "button"; b.dataset.action = label.toLowerCase(); b.addEventListener("click", handler); actions.appendChild(b); };
+    if (bot.enabled) action("Stop", () => botAction(bot, "stop")); else action("Start", () => botAction(bot, "start"));
+    action("Edit", () => editBot(bot));
+    action("Conversations", () => showTurns(bot));
+    action("Remove", async () => {
+      if (!confirm(`Remove ${bot.name}? Its conversations go with it.`)) return;
+      const r = await botsFetch(`/v1/bots/${bot.id}`, {method: "DELETE"});
+      if (r.ok) loadBots(`${bot.name} removed.`); else $("bots-status").textContent = await botsError(r);
+    });
+    row.appendChild(actions);
+    list.appendChild(row);
+  }
+}
+
+async function botAction(bot, verb) {
+  const response = await botsFetch(`/v1/bots/${bot.id}/${verb}`, {method: "POST"});
+  if (response.ok) loadBots(`${bot.name}: ${verb === "stop" ? "stopped" : "started"}.`);
+  else $("bots-status").textContent = await botsError(response);
+}
+
+function editBot(bot) {
+  editingBot = bot;
+  $("bot-form-title").textContent = `Edit ${bot.name}`;
+  $("bot-save").textContent = "Save";
+  $("bot-cancel").hidden = false;
+  $("bot-name").value = bot.name;
+  $("bot-platform").value = bot.platform;
+  $("bot-platform").disabled = true;
+  $("bot-token").value = "";
+  $("bot-token").placeholder = "unchanged unless typed";
+  $("bot-collection").value = bot.collection;
+  $("bot-style").value = bot.answer_style;
+  $("bot-prompt").value = bot.system_prompt;
+}
+
+function resetBotForm() {
+  editingBot = null;
+  $("bot-form").reset();
+  $("bot-platform").disabled = false;
+  $("bot-token").placeholder = "";
+  $("bot-form-title").textContent = "Add a bot";
+  $("bot-save").textContent = "Add bot";
+  $("bot-cancel").hidden = true;
+}
+$("bot-cancel").addEventListener("click", resetBotForm);
+
+$("bot-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const settings = {name: $("bot-name").value.trim(), collection: $("bot-collection").value, answer_style: $("bot-style").value,
+                    system_prompt: $("bot-prompt").value};
+  const token = $("bot-token").value.trim();
+  if (token) settings.token = token;
+  let response;
+  if (editingBot) {
+    response = await botsFetch(`/v1/bots/${editingBot.id}`, {method: "PATCH", body: JSON.stringify(settings)});
+  } else {
+    if (!token) { $("bots-status").textContent = "A new bot needs its token."; return; }
+    settings.platform = $("bot-platform").value;
+    response = await botsFetch("/v1/bots", {method: "POST", body: JSON.stringify(settings)});
+  }
+  $("bot-token").value = "";  // typed once: never kept in the page
+  if (response.ok) { resetBotForm(); loadBots(`${settings.name} saved.`); }
+  else $("bots-status").textContent = await botsError(response);
+});
+
+async function showTurns(bot) {
+  const response = await botsFetch(`/v1/bots/${bot.id}/conversations?limit=50`);
+  const list = $("bot-turns");
+  list.replaceChildren();
+  $("bot-turns-title").hidden = false;
+  $("bot-turns-title").textContent = `Recent conversations of ${bot.name}`;
+  if (!response.ok) { $("bots-status").textContent = await botsError(response); return; }
+  const turns = await response.json();
+  if (!turns.length) list.appendChild(text("li", "Nothing yet."));
+  for (const turn of turns) {
+    const item = document.createElement("li");
+    item.className = `bot-turn ${turn.role}`;
+    item.append(text("div", `${turn.role === "user" ? "user" : bot.name} in chat ${turn.chat}, ${new Date(turn.at * 1000).toLocaleString()}`, "who"),
+                text("div", turn.text));
+    list.appendChild(item);
+  }
 }
 for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", applyMode);
 $("collection").addEventListener("change", () => { if (mode() === "chat") renderChat(); });

@@ -12,7 +12,10 @@ import SextantSupport
 /// against the exact filtered top 10 (brute force over the float32 base
 /// vectors, by inner product: the scaled sets are unit vectors under cosine),
 /// and single-thread p50/p99 latency, with the unfiltered p50 measured in the
-/// same rounds (interleaved, so machine noise hits both alike).
+/// same rounds (interleaved, so machine noise hits both alike). Each record
+/// also carries `buyer`, one of 50 names (skewed: buyer k holds a share
+/// proportional to 1/(k+1)), indexed, for the facet counts the page asks for:
+/// over the whole collection and within the 5% filter.
 public struct FilteredBenchmark {
     public struct Configuration: Sendable {
         public var base: String
@@ -41,6 +44,13 @@ public struct FilteredBenchmark {
         public var p50_over_unfiltered: Double
     }
 
+    public struct FacetRow: Codable, Sendable {
+        public var filter: String
+        public var matched: Int
+        public var p50_milliseconds: Double
+        public var p99_milliseconds: Double
+    }
+
     public struct Result: Codable, Sendable {
         public var records: Int
         public var queries: Int
@@ -51,6 +61,7 @@ public struct FilteredBenchmark {
         public var unfiltered_p99_milliseconds: Double
         public var unfiltered_recall_at_10: Double
         public var rows: [Row]
+        public var facets: [FacetRow]
     }
 
     static let thresholds: [(selectivity: Double, below: Int64)] = [(0.5, 500_000), (0.05, 50_000), (0.005, 5_000), (0.0005, 500)]
@@ -62,6 +73,17 @@ public struct FilteredBenchmark {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
         return Int64(z % 1_000_000)
+    }
+
+    /// One of 50 buyers, skewed like a real feed's (Zipf with exponent 1), from the row number.
+    static func buyer(_ row: Int) -> String {
+        let harmonic = (1...50).reduce(0.0) { $0 + 1 / Double($1) }
+        var target = Double(draw(row &* 7 &+ 3)) / 1_000_000 * harmonic
+        for k in 1...50 {
+            target -= 1 / Double(k)
+            if target <= 0 { return "buyer-\(k)" }
+        }
+        return "buyer-50"
     }
 
     let configuration: Configuration
@@ -86,7 +108,7 @@ public struct FilteredBenchmark {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let engine = try StorageEngine(directory: root, indexerThreads: max(1, ProcessInfo.processInfo.activeProcessorCount))
         let (collection, _) = try await engine.create(CollectionConfiguration(
-            name: "filtered", dimension: dimensions, metric: .cosine, payloadIndexes: configuration.indexed ? ["draw"] : []))
+            name: "filtered", dimension: dimensions, metric: .cosine, payloadIndexes: configuration.indexed ? ["draw", "buyer"] : []))
         let start = ContinuousClock.now
         let batch = 1_000
         for first in stride(from: 0, to: records, by: batch) {
@@ -94,7 +116,7 @@ public struct FilteredBenchmark {
             let inputs = (0..<count).map { offset -> RecordInput in
                 let row = first + offset
                 return RecordInput(id: "r\(row)", vector: Array(base[(row * dimensions)..<((row + 1) * dimensions)]),
-                                   metadata: ["draw": .int(draws[row])])
+                                   metadata: ["draw": .int(draws[row]), "buyer": .string(Self.buyer(row))])
             }
             try await collection.write(.add(inputs))
             if first % 100_000 == 0 { progress("loaded \(first + count) of \(records)") }
@@ -127,6 +149,18 @@ public struct FilteredBenchmark {
                 }
             }
         }
+        // The page's facet panel: the ten most common buyers, overall and within a filter.
+        var facetRows: [(String, Int, [Double])] = []
+        for (label, filter) in [("none", nil), ("draw < 50000 (5%)", WhereFilter.lt("draw", .int(50_000)))] as [(String, WhereFilter?)] {
+            var times: [Double] = []
+            var matched = 0
+            for _ in 0..<(configuration.rounds * 20) {
+                let begin = ContinuousClock.now
+                matched = try collection.facets(field: "buyer", filter: filter, limit: 10).matched
+                times.append((ContinuousClock.now - begin).seconds * 1_000)
+            }
+            facetRows.append((label, matched, times))
+        }
         try await engine.close()
         func percentile(_ values: [Double], _ p: Double) -> Double {
             let sorted = values.sorted()
@@ -146,7 +180,9 @@ public struct FilteredBenchmark {
         }
         return Result(records: records, queries: queryCount, indexed_field: configuration.indexed, ef: configuration.ef, load_seconds: loadSeconds,
                       unfiltered_p50_milliseconds: unfilteredP50, unfiltered_p99_milliseconds: percentile(latencies[0], 0.99),
-                      unfiltered_recall_at_10: recall(0), rows: rows)
+                      unfiltered_recall_at_10: recall(0), rows: rows,
+                      facets: facetRows.map { FacetRow(filter: $0.0, matched: $0.1, p50_milliseconds: percentile($0.2, 0.5),
+                                                       p99_milliseconds: percentile($0.2, 0.99)) })
     }
 
     /// The rows (of `matching`) with the k largest inner products with `query`.

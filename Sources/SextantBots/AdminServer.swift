@@ -15,7 +15,8 @@ public struct BotsContext: RequestContext {
 
 /// The gateway's admin routes, all behind the API key when one is set:
 ///   GET /v1/bots · POST /v1/bots · GET|PATCH|DELETE /v1/bots/{id} ·
-///   POST /v1/bots/{id}/start|stop · GET /v1/stats · GET /healthz (open)
+///   POST /v1/bots/{id}/start|stop · GET /v1/bots/{id}/conversations?limit=N ·
+///   GET /v1/stats · GET /healthz (open)
 /// Tokens go in, never out.
 public enum AdminServer {
     public static func isLoopback(_ host: String) -> Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
@@ -43,6 +44,15 @@ public enum AdminServer {
             if gateway.runningIDs.contains(id) { try gateway.stop(id) }
             if bot.enabled { try gateway.start(id) }
             return try json(Self.json(gateway.store.bot(id)))
+        }
+        router.get("/v1/bots/:id/conversations") { request, context in
+            let id = try id(context)
+            _ = try gateway.store.bot(id)
+            let limitText = request.uri.queryParameters.get("limit") ?? "50"
+            guard let limit = Int(limitText), (1...500).contains(limit) else { throw BotError.invalid("'limit' must be in 1...500") }
+            return try json(.array(gateway.store.recentTurns(bot: id, limit: limit).map { turn in
+                .object(["chat": .string(turn.chat), "role": .string(turn.role), "text": .string(turn.text), "at": .double(turn.at)])
+            }))
         }
         router.delete("/v1/bots/:id") { _, context in
             let id = try id(context)

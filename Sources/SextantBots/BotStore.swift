@@ -274,6 +274,22 @@ public final class BotStore: Sendable {
                                [.integer(nextOffset), .integer(id)])
     }
 
+    /// The bot's latest turns across its chats, newest first, for its owner's
+    /// page: who wrote what and when, and what the bot answered.
+    public struct RecordedTurn: Sendable {
+        public var chat: String
+        public var role: String
+        public var text: String
+        public var at: Double
+    }
+
+    public func recentTurns(bot id: Int64, limit: Int) throws -> [RecordedTurn] {
+        precondition((1...500).contains(limit), "a bounded page of turns")
+        return try database.query("SELECT chat_id, role, text, at FROM turns WHERE bot_id = ? ORDER BY id DESC LIMIT ?",
+                                  [.integer(id), .integer(Int64(limit))])
+            .map { RecordedTurn(chat: $0[0].text ?? "", role: $0[1].text ?? "user", text: $0[2].text ?? "", at: $0[3].real ?? 0) }
+    }
+
     public func history(bot id: Int64, chat: String) throws -> [ConversationTurn] {
         try database.query("SELECT role, text FROM turns WHERE bot_id = ? AND chat_id = ? ORDER BY id", [.integer(id), .text(chat)])
             .map { ConversationTurn(role: $0[0].text ?? "user", text: $0[1].text ?? "") }

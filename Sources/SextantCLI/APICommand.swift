@@ -37,6 +37,8 @@ struct APICommand: AsyncParsableCommand {
     @Flag(name: .customLong("protect-search"), help: "Require the API key for search routes too.") var protectSearch = false
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS (TLS 1.3).") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
+    @Option(name: .customLong("bots"), help: "The bot gateway's admin address (http://host:port): the page manages bots through it.")
+    var bots: String?
     @OptionGroup var answers: AnswerOptions
 
     func validate() throws {
@@ -66,6 +68,7 @@ struct APICommand: AsyncParsableCommand {
         configuration.tlsCertificatePath = tlsCert
         configuration.tlsKeyPath = tlsKey
         configuration.engineCAFile = engine.engineCAFile
+        configuration.botsAdminURL = bots.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         configuration.answerTimeoutMilliseconds = answers.answerTimeoutMilliseconds
         configuration.answerModel = try answers.model()
         if protectSearch && configuration.apiKey == nil { throw ValidationError("--protect-search needs --api-key-file") }

@@ -32,6 +32,9 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customLong("bots-key-file"), help: "Key that encrypts bot tokens (default: $SEXTANT_BOTS_KEY); enables the bot gateway.")
     var botsKeyFile: String?
     @Flag(name: .customLong("no-bots"), help: "Do not run the bot gateway even with a token key.") var noBots = false
+    @Option(name: .customLong("bots-telegram-api"),
+            help: "Telegram Bot API base URL for the gateway (a self-hosted Bot API server); default Telegram's.")
+    var botsTelegramAPI: String?
     @OptionGroup var answers: AnswerOptions
     @OptionGroup var backup: BackupLifecycleOptions
 
@@ -54,6 +57,9 @@ struct UpCommand: AsyncParsableCommand {
         let apiEngine = useSocket ? "unix:" + socketPath : engineListen
         var apiArguments = ["api", "--data", data.data, "--engine", apiEngine, "--listen", apiListen]
         if let apiKeyFile { apiArguments += ["--api-key-file", apiKeyFile] }
+        // The page manages the users' bots through the API, which forwards to the gateway.
+        let botsEnabled = !noBots && (botsKeyFile != nil || !(ProcessInfo.processInfo.environment["SEXTANT_BOTS_KEY"] ?? "").isEmpty)
+        if botsEnabled { apiArguments += ["--bots", "http://" + botsListen] }
         apiArguments += answers.arguments
         try supervisor.start(ChildSpec(name: "api", executable: executable, arguments: apiArguments, stopTimeoutSeconds: 15))
 
@@ -87,11 +93,11 @@ struct UpCommand: AsyncParsableCommand {
                 stopTimeoutSeconds: 30))
         }
         // The bot gateway needs the key that seals bot tokens; without one there is nothing it could start.
-        let botsEnabled = !noBots && (botsKeyFile != nil || !(ProcessInfo.processInfo.environment["SEXTANT_BOTS_KEY"] ?? "").isEmpty)
         if botsEnabled {
             var botsArguments = ["bots", "--data", data.data, "--engine", apiEngine, "--listen", botsListen]
             if let botsKeyFile { botsArguments += ["--key-file", botsKeyFile] }
             if let apiKeyFile { botsArguments += ["--api-key-file", apiKeyFile] }
+            if let botsTelegramAPI { botsArguments += ["--telegram-api", botsTelegramAPI] }
             botsArguments += answers.arguments
             try supervisor.start(ChildSpec(name: "bots", executable: executable, arguments: botsArguments, stopTimeoutSeconds: 15))
         }

@@ -245,6 +245,29 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         #expect(export.body.contains(#""result_id":"curl""#), "\(export.body)")
     }
 
+    /// Users manage their own bots on the page: the bot gateway behind the
+    /// API, a Telegram stand-in, headless Chromium.
+    @Test func botsAreManagedFromThePage() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let telegram = try BackgroundServer(
+            python: [TestDataset.packageRoot + "/tools/python/telegram_standin.py", "--port", "{port}"], logPath: directory.file("telegram.log"))
+        defer { telegram.stop() }
+        let key = "page-admin-key-0123456789"
+        try key.write(toFile: directory.file("api-key"), atomically: true, encoding: .utf8)
+        let up = try UpProcess(
+            dataRoot: directory.path + "/data",
+            extraArguments: ["--no-ingest", "--api-key-file", directory.file("api-key"), "--bots-listen", "127.0.0.1:\(freePort())",
+                             "--bots-telegram-api", telegram.url],
+            environment: ["SEXTANT_BOTS_KEY": "dGVzdC1rZXktZm9yLXNlYWxpbmctYm90LXRva2Vucw=="])
+        defer { up.stop() }
+        let (status, output) = try TestPython.run(
+            "tools/python/test_bots_page.py",
+            ["--url", up.apiURL, "--telegram", telegram.url, "--key", key, "--collection", "demo",
+             "--screenshot", TestDataset.packageRoot + "/artifacts/bots-page.png"])
+        #expect(status == 0 && output.contains("all checks passed"), "\(output)\n\(up.log.suffix(2_000))")
+    }
+
     /// The chat route with an LLM behind it: an OpenAI-compatible chat endpoint
     /// (the model stand-in), grounded in the retrieved passages, with the
     /// extractive answer when the model is too slow.
