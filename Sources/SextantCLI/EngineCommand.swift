@@ -101,6 +101,12 @@ struct EngineCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TLS 1.3 on the TCP listener (the Unix socket stays plain).")
     var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
+    @Option(name: .customLong("read-timeout-ms"),
+            help: "A connection's handshake, and any request frame once begun, must arrive whole within this (slow clients are closed).")
+    var readTimeoutMilliseconds: Int64 = 10_000
+    @Option(name: .customLong("stalled-write-timeout-ms"),
+            help: "A connection that reads none of its responses for this long is closed (its requests stop being read at once).")
+    var stalledWriteTimeoutMilliseconds: Int64 = 30_000
     @Flag(name: .customLong("insecure-plaintext"),
           help: "Listen beyond loopback without TLS (the token and records cross the network in clear); refused otherwise.")
     var insecurePlaintext = false
@@ -123,6 +129,11 @@ struct EngineCommand: AsyncParsableCommand {
         configuration.tlsCertificatePath = tlsCert
         configuration.tlsKeyPath = tlsKey
         configuration.insecurePlaintext = insecurePlaintext
+        guard readTimeoutMilliseconds >= 100, stalledWriteTimeoutMilliseconds >= 100 else {
+            throw ValidationError("--read-timeout-ms and --stalled-write-timeout-ms must be at least 100")
+        }
+        configuration.frameReadTimeoutMilliseconds = readTimeoutMilliseconds
+        configuration.stalledWriteTimeoutMilliseconds = stalledWriteTimeoutMilliseconds
         if let indexerThreads {
             guard (1...64).contains(indexerThreads) else { throw ValidationError("--indexer-threads must be in 1...64") }
             configuration.indexerThreads = indexerThreads

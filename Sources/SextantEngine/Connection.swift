@@ -18,6 +18,13 @@ enum EngineLimits {
     /// frame's header and whatever arrived with it).
     static let decoderSlackBytes = 65_536
 
+    /// Responses one connection may have queued unsent: four of the largest
+    /// frames. A client that reads slowly but reads stays far below it; one
+    /// that stopped reading is closed here, or by the stall timeout first.
+    static func maximumPendingResponseBytes(_ configuration: EngineConfiguration) -> Int {
+        4 * configuration.maximumFrameBytes
+    }
+
     static func check(_ configuration: EngineConfiguration) throws {
         precondition(ProtocolLimits.maximumBatchRecords == StorageLimits.maximumBatchRecords,
                      "the wire and storage share one batch bound")

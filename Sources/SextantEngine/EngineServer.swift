@@ -39,6 +39,10 @@ public struct EngineConfiguration: Sendable {
     public var tailLimits = TailLimits()
     /// How long a graceful shutdown waits for in-flight requests.
     public var drainTimeoutMilliseconds: Int64 = 30_000
+    /// A connection's handshake, and any frame once begun, must arrive whole within this.
+    public var frameReadTimeoutMilliseconds: Int64 = 10_000
+    /// A connection that reads none of its responses for this long is closed.
+    public var stalledWriteTimeoutMilliseconds: Int64 = 30_000
     /// Identity reported in ServerInfo (the executable fills these in).
     public var serverVersion = "0.1.0"
     public var allocator = "unknown"
@@ -150,6 +154,11 @@ public final class EngineServer: Sendable {
                     return channel.eventLoop.makeCompletedFuture {
                         let operations = channel.pipeline.syncOperations
                         if let tls { try operations.addHandler(NIOSSLServerHandler(context: tls)) }
+                        try operations.addHandler(ReadDeadlineHandler(
+                            timeout: .milliseconds(configuration.frameReadTimeoutMilliseconds), logger: logger))
+                        try operations.addHandler(StalledReaderHandler(
+                            timeout: .milliseconds(configuration.stalledWriteTimeoutMilliseconds),
+                            maximumPendingBytes: EngineLimits.maximumPendingResponseBytes(configuration), logger: logger))
                         try operations.addHandler(
                             ByteToMessageHandler(
                                 FrameDecoder(expectPreamble: true, maximumFrameBytes: configuration.maximumFrameBytes),

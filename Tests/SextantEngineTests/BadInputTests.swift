@@ -173,3 +173,64 @@ func errorMessage(_ body: [UInt8]) -> String {
         }
     }
 }
+
+/// Clients that hold the engine's resources without using them: one that
+/// trickles a frame or never finishes its handshake, and one that never reads
+/// its responses. Each is closed on its deadline; everyone else is served.
+@Suite struct HostileClientTests {
+    @Test func slowClientsAreClosedAndIdleOnesKept() async throws {
+        try await withEngine(arguments: ["--read-timeout-ms", "500"]) { engine, client in
+            let silent = try RawSocket(port: engine.port)  // connects, never says anything
+            let halfHandshake = try RawSocket(port: engine.port)
+            halfHandshake.send(preamble() + Array(helloBytes().prefix(7)))
+            let halfFrame = try RawSocket(port: engine.port)
+            halfFrame.send(preamble() + helloBytes())
+            #expect(readResponse(halfFrame)?.0 == .ok)
+            halfFrame.send(Array(frameBytes(.heartbeat, id: 2, body: []).prefix(10)))
+            let idle = try RawSocket(port: engine.port)
+            idle.send(preamble() + helloBytes())
+            #expect(readResponse(idle)?.0 == .ok)
+            let started = Date()
+            #expect(silent.isClosedByPeer())
+            #expect(halfHandshake.isClosedByPeer())
+            #expect(halfFrame.isClosedByPeer())
+            #expect(Date().timeIntervalSince(started) < 4.5, "closed on the 500 ms deadline, not the socket's 5 s timeout")
+            // A client idle between whole frames is not slow: it is still served.
+            idle.send(frameBytes(.heartbeat, id: 3, body: []))
+            #expect(readResponse(idle)?.0 == .ok)
+            #expect(try await client.heartbeat() > 0)
+        }
+    }
+
+    @Test func aClientThatNeverReadsIsClosedAndOthersAreServed() async throws {
+        try await withEngine(arguments: ["--stalled-write-timeout-ms", "1000"]) { engine, client in
+            let handle = try await client.createCollection(name: "wide", dimension: 384, metric: .l2)
+            let vectors = randomVectors(count: 2_000, dimensions: 384, seed: 5)
+            let document = String(repeating: "a long document that fills the response ", count: 25)
+            for start in stride(from: 0, to: 2_000, by: 500) {
+                _ = try await handle.add(ids: (start..<start + 500).map { "r\($0)" }, vectors: Array(vectors[start..<start + 500]),
+                                         documents: Array(repeating: document, count: 500))
+            }
+            var request = Sextant_V1_GetRequest()
+            request.collection.name = "wide"
+            request.limit = 2_000
+            request.include.documents = true
+            request.include.vectors = true
+            let body: [UInt8] = try request.serializedBytes()
+            let stalled = try RawSocket(port: engine.port)
+            stalled.send(preamble() + helloBytes())
+            #expect(readResponse(stalled)?.0 == .ok)
+            // Sixteen answers of about 4 MB each, none of them read.
+            var requests: [UInt8] = []
+            for id in 10..<26 { requests += frameBytes(.get, id: UInt64(id), body: body) }
+            stalled.send(requests)
+            let started = Date()
+            while Date().timeIntervalSince(started) < 2 {
+                #expect(try await handle.count() == 2_000, "the engine serves others meanwhile")
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(stalled.isClosedByPeer(), "closed once it stalled for its timeout")
+            #expect(try await client.heartbeat() > 0)
+        }
+    }
+}
