@@ -84,17 +84,19 @@ import Testing
         }
         let port = try #require(apiPort, "\((try? String(contentsOfFile: apiLog, encoding: .utf8)) ?? "")")
         let probe = """
-            import ssl, sys, urllib.request
-            url = sys.argv[1]
+            from ssl import create_default_context
+            from sys import argv
+            from urllib.request import urlopen
+            url = argv[1]
             def fetch(context, target=url):
                 try:
-                    with urllib.request.urlopen(target, context=context, timeout=10) as response:
+                    with urlopen(target, context=context, timeout=10) as response:
                         return response.status, response.read().decode()
                 except Exception as error:
                     return None, repr(error)
-            status, body = fetch(ssl.create_default_context(cafile=sys.argv[2]))
+            status, body = fetch(create_default_context(cafile=argv[2]))
             assert status == 200 and '"engine":"reachable"' in body, (status, body)
-            status, body = fetch(ssl.create_default_context(cafile=sys.argv[3]))
+            status, body = fetch(create_default_context(cafile=argv[3]))
             assert status is None and "CERTIFICATE_VERIFY_FAILED" in body, (status, body)
             status, body = fetch(None, url.replace("https://", "http://"))
             assert status is None, (status, body)
