@@ -36,6 +36,8 @@ public struct APIConfiguration: Sendable {
     /// Certificate chain and key (PEM): serve HTTPS (TLS 1.3) instead of HTTP.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
+    /// Requests worked on at once; past it, 429 with Retry-After.
+    public var maximumInFlight = APILimits.defaultMaximumInFlight
     /// The bot gateway's admin address (http://host:port) for the page's bots view; nil: none runs.
     public var botsAdminURL: String?
     /// The CA that signed the engine's certificate, for a `tls://` engine address
@@ -96,7 +98,7 @@ public enum APIServer {
         let router = buildRouter(engine: engine, embedders: configuration.embedders, feedback: feedback, metrics: metrics, composer: composer,
                                  apiKey: configuration.apiKey, protectSearch: configuration.protectSearch,
                                  ingestLedgerPath: configuration.ingestLedgerPath, scrapeStatePath: configuration.scrapeStatePath,
-                                 botsAdminURL: configuration.botsAdminURL)
+                                 botsAdminURL: configuration.botsAdminURL, maximumInFlight: configuration.maximumInFlight)
         guard (configuration.tlsCertificatePath == nil) == (configuration.tlsKeyPath == nil) else { throw APIStartError.tlsIncomplete }
         var server = HTTPServerBuilder.http1()
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
@@ -132,9 +134,11 @@ public enum APIServer {
     public static func buildRouter(engine: EngineGateway, embedders: EmbedderRegistry, feedback: FeedbackStore,
                                    metrics: MetricsRegistry, composer: AnswerComposer, apiKey: String?, protectSearch: Bool,
                                    ingestLedgerPath: String? = nil, scrapeStatePath: String? = nil,
-                                   botsAdminURL: String? = nil) -> Router<APIContext> {
+                                   botsAdminURL: String? = nil,
+                                   maximumInFlight: Int = APILimits.defaultMaximumInFlight) -> Router<APIContext> {
         let router = Router(context: APIContext.self)
         router.add(middleware: ObservingMiddleware(metrics: metrics))
+        router.add(middleware: InFlightLimitMiddleware(limiter: InFlightLimiter(maximum: maximumInFlight)))
         router.add(middleware: AuthMiddleware(apiKey: apiKey, protectSearch: protectSearch))
         router.get("/healthz") { _, _ in Reply.json(.object(["status": .string("ok")])) }
         router.get("/readyz") { _, _ in

@@ -17,6 +17,8 @@ public struct APIContext: RequestContext {
 /// Bounds the API enforces before anything reaches the engine.
 public enum APILimits {
     public static let maximumBodyBytes = 40 << 20
+    /// Requests worked on at once (`--max-in-flight`); past it, 429 with Retry-After.
+    public static let defaultMaximumInFlight = 256
     public static let maximumQueryCharacters = 2_000
     public static let maximumK = 1_000
     public static let maximumCommentCharacters = 4_000

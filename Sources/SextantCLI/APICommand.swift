@@ -37,6 +37,8 @@ struct APICommand: AsyncParsableCommand {
     @Flag(name: .customLong("protect-search"), help: "Require the API key for search routes too.") var protectSearch = false
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS (TLS 1.3).") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
+    @Option(name: .customLong("max-in-flight"), help: "Requests worked on at once; past it, 429 with Retry-After.")
+    var maxInFlight = APILimits.defaultMaximumInFlight
     @Option(name: .customLong("bots"), help: "The bot gateway's admin address (http://host:port): the page manages bots through it.")
     var bots: String?
     @OptionGroup var answers: AnswerOptions
@@ -68,6 +70,8 @@ struct APICommand: AsyncParsableCommand {
         configuration.tlsCertificatePath = tlsCert
         configuration.tlsKeyPath = tlsKey
         configuration.engineCAFile = engine.engineCAFile
+        guard (1...100_000).contains(maxInFlight) else { throw ValidationError("--max-in-flight must be in 1...100000") }
+        configuration.maximumInFlight = maxInFlight
         configuration.botsAdminURL = bots.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         configuration.answerTimeoutMilliseconds = answers.answerTimeoutMilliseconds
         configuration.answerModel = try answers.model()

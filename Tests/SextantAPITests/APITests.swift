@@ -245,6 +245,58 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         #expect(export.body.contains(#""result_id":"curl""#), "\(export.body)")
     }
 
+    /// Hostile HTTP clients: a burst past the in-flight bound gets 429 with
+    /// Retry-After (never a 5xx, never a queue without end), and header bombs,
+    /// body bombs and deeply nested JSON are refused while the API goes on.
+    @Test func burstsAndBombsAreRefusedAndTheAPIGoesOn() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--no-ingest"])
+        defer { up.stop() }
+        let port = freePort()
+        let api = try SextantBinary.start(
+            ["api", "--data", directory.file("api-data"), "--engine", up.engineAddress, "--listen", "127.0.0.1:\(port)",
+             "--max-in-flight", "2"], logPath: directory.file("api.log"))
+        defer { api.killHard() }
+        let url = "http://127.0.0.1:\(port)"
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, (try? await http(.GET, url + "/readyz"))?.status != 200 { try await Task.sleep(for: .milliseconds(100)) }
+
+        // 120 searches at once against a bound of 2.
+        let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for index in 0..<120 {
+                group.addTask {
+                    var request = HTTPClientRequest(url: url + "/v1/collections/demo/search")
+                    request.method = .POST
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(string: #"{"query": "\#(curlQuestion) \#(index)", "k": 10}"#))
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+                    _ = try await response.body.collect(upTo: 1 << 20)
+                    return (Int(response.status.code), response.headers.first(name: "retry-after"))
+                }
+            }
+            var all: [(Int, String?)] = []
+            for try await status in group { all.append(status) }
+            return all
+        }
+        let refused = statuses.filter { $0.0 == 429 }
+        #expect(statuses.allSatisfy { $0.0 == 200 || $0.0 == 429 }, "\(Set(statuses.map(\.0)))")
+        #expect(!refused.isEmpty && refused.allSatisfy { $0.1 == "1" }, "\(refused.count) refused")
+        #expect(statuses.contains { $0.0 == 200 })
+
+        // A 1 MiB header, a 48 MiB body, JSON nested 100,000 deep: each refused, none a 5xx.
+        let bigHeader = try? await http(.GET, url + "/v1/collections", headers: [("X-Bomb", String(repeating: "h", count: 1 << 20))])
+        #expect(bigHeader.map { (400..<500).contains($0.status) } ?? true, "\(bigHeader?.status ?? 0)")
+        let bigBody = try? await http(.POST, url + "/v1/collections/demo/search", bytes: [UInt8](repeating: 32, count: 48 << 20))
+        #expect(bigBody.map { $0.status == 413 } ?? true, "\(bigBody?.status ?? 0)")
+        let nested = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        let deep = try await http(.POST, url + "/v1/collections/demo/search", body: #"{"query": "x", "where": \#(nested)}"#)
+        #expect(deep.status == 400 && deep.body.contains("nested deeper"), "\(deep.status) \(deep.body.prefix(200))")
+        // Still serving.
+        #expect(try await http(.POST, url + "/v1/collections/demo/search", body: #"{"query": "\#(curlQuestion)", "k": 3}"#).status == 200)
+        #expect(try await http(.GET, url + "/healthz").status == 200)
+    }
+
     /// Users manage their own bots on the page: the bot gateway behind the
     /// API, a Telegram stand-in, headless Chromium.
     @Test func botsAreManagedFromThePage() async throws {
