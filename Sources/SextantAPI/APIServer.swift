@@ -38,6 +38,8 @@ public struct APIConfiguration: Sendable {
     public var tlsKeyPath: String?
     /// Requests worked on at once; past it, 429 with Retry-After.
     public var maximumInFlight = APILimits.defaultMaximumInFlight
+    /// A connection idle (nothing read or written) this long is closed.
+    public var idleTimeoutSeconds: Int64 = 60
     /// The bot gateway's admin address (http://host:port) for the page's bots view; nil: none runs.
     public var botsAdminURL: String?
     /// The CA that signed the engine's certificate, for a `tls://` engine address
@@ -100,9 +102,13 @@ public enum APIServer {
                                  ingestLedgerPath: configuration.ingestLedgerPath, scrapeStatePath: configuration.scrapeStatePath,
                                  botsAdminURL: configuration.botsAdminURL, maximumInFlight: configuration.maximumInFlight)
         guard (configuration.tlsCertificatePath == nil) == (configuration.tlsKeyPath == nil) else { throw APIStartError.tlsIncomplete }
-        var server = HTTPServerBuilder.http1()
+        // A connection that sends and receives nothing for this long is closed:
+        // ten thousand clients that connect and wait cost descriptors only for a while.
+        let http = HTTP1Channel.Configuration(idleTimeout: .seconds(configuration.idleTimeoutSeconds))
+        var server = HTTPServerBuilder.http1(configuration: http)
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
-            server = try .tls(.http1(), tlsConfiguration: SextantTLS.serverConfiguration(certificatePath: certificate, keyPath: key))
+            server = try .tls(.http1(configuration: http),
+                              tlsConfiguration: SextantTLS.serverConfiguration(certificatePath: certificate, keyPath: key))
         }
         let scheme = configuration.tlsCertificatePath == nil ? "http" : "https"
         let app = Application(

@@ -39,6 +39,8 @@ struct APICommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
     @Option(name: .customLong("max-in-flight"), help: "Requests worked on at once; past it, 429 with Retry-After.")
     var maxInFlight = APILimits.defaultMaximumInFlight
+    @Option(name: .customLong("idle-timeout-seconds"), help: "A connection idle (nothing read or written) this long is closed.")
+    var idleTimeoutSeconds: Int64 = 60
     @Option(name: .customLong("bots"), help: "The bot gateway's admin address (http://host:port): the page manages bots through it.")
     var bots: String?
     @OptionGroup var answers: AnswerOptions
@@ -72,6 +74,8 @@ struct APICommand: AsyncParsableCommand {
         configuration.engineCAFile = engine.engineCAFile
         guard (1...100_000).contains(maxInFlight) else { throw ValidationError("--max-in-flight must be in 1...100000") }
         configuration.maximumInFlight = maxInFlight
+        guard (1...86_400).contains(idleTimeoutSeconds) else { throw ValidationError("--idle-timeout-seconds must be in 1...86400") }
+        configuration.idleTimeoutSeconds = idleTimeoutSeconds
         configuration.botsAdminURL = bots.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         configuration.answerTimeoutMilliseconds = answers.answerTimeoutMilliseconds
         configuration.answerModel = try answers.model()

@@ -297,6 +297,42 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         #expect(try await http(.GET, url + "/healthz").status == 200)
     }
 
+    /// Ten thousand connections held open to the API, half of them having
+    /// sent half a request: searches are still answered, and the idle ones are
+    /// closed on the idle timeout.
+    @Test func tenThousandConnectionsDoNotStopTheAPI() async throws {
+        raiseOpenFileLimit()
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--no-ingest"])
+        defer { up.stop() }
+        let port = freePort()
+        let api = try SextantBinary.start(
+            ["api", "--data", directory.file("api-data"), "--engine", up.engineAddress, "--listen", "127.0.0.1:\(port)",
+             "--idle-timeout-seconds", "3"], logPath: directory.file("api.log"))
+        defer { api.killHard() }
+        let url = "http://127.0.0.1:\(port)"
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, (try? await http(.GET, url + "/readyz"))?.status != 200 { try await Task.sleep(for: .milliseconds(100)) }
+        var held: [RawSocket] = []
+        held.reserveCapacity(10_000)
+        let partial = Array("POST /v1/collections/demo/search HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"query\"".utf8)
+        for index in 0..<10_000 {
+            let socket = try RawSocket(port: port)
+            if index % 2 == 0 { socket.send(partial) }
+            held.append(socket)
+        }
+        let started = Date()
+        for _ in 0..<20 {
+            #expect(try await http(.POST, url + "/v1/collections/demo/search", body: #"{"query": "\#(curlQuestion)", "k": 3}"#).status == 200)
+        }
+        #expect(Date().timeIntervalSince(started) < 30)
+        // The idle timeout frees them: one of each kind is closed by the API.
+        #expect(held[0].isClosedByPeer() && held[1].isClosedByPeer())
+        held.removeAll()
+        #expect(try await http(.GET, url + "/healthz").status == 200)
+    }
+
     /// Users manage their own bots on the page: the bot gateway behind the
     /// API, a Telegram stand-in, headless Chromium.
     @Test func botsAreManagedFromThePage() async throws {
