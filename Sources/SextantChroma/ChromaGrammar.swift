@@ -162,7 +162,7 @@ public enum ChromaGrammar {
         }
     }
 
-    /// `where_document`: `$contains`, `$not_contains`, `$and`, `$or`.
+    /// `where_document`: `$contains`, `$not_contains`, `$regex`, `$not_regex`, `$and`, `$or`.
     public static func whereDocument(_ json: JSONValue, path: String = "where_document") throws(GrammarError) -> DocumentFilter {
         guard case .object(let object) = json, object.count == 1, let (key, value) = object.first else {
             throw GrammarError("\(path): must be an object with exactly one operator")
@@ -171,6 +171,11 @@ public enum ChromaGrammar {
         case "$contains", "$not_contains":
             guard case .string(let text) = value else { throw GrammarError("\(path).\(key): must be a string") }
             return key == "$contains" ? .contains(text) : .notContains(text)
+        case "$regex", "$not_regex":
+            guard case .string(let pattern) = value, !pattern.isEmpty else { throw GrammarError("\(path).\(key): must be a non-empty string") }
+            let expression = DocumentRegex(pattern)
+            if let error = expression.error { throw GrammarError("\(path).\(key): \(error)") }
+            return key == "$regex" ? .regex(expression) : .notRegex(expression)
         case "$and", "$or":
             guard case .array(let items) = value, !items.isEmpty else {
                 throw GrammarError("\(path).\(key): must be a non-empty list of clauses")

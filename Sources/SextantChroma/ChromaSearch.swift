@@ -322,8 +322,10 @@ extension ChromaSearch {
         case "$contains": return .contains(text)
         case "$not_contains": return .notContains(text)
         case "$regex", "$not_regex":
-            throw GrammarError("\(path).\(op): regular expressions on documents are not supported by this server (use $contains)")
-        default: throw GrammarError("\(path): unsupported operator '\(op)' (supported: $contains $not_contains)")
+            let expression = DocumentRegex(text)
+            if let error = expression.error { throw GrammarError("\(path).\(op): \(error)") }
+            return op == "$regex" ? .regex(expression) : .notRegex(expression)
+        default: throw GrammarError("\(path): unsupported operator '\(op)' (supported: $contains $not_contains $regex $not_regex)")
         }
     }
 

@@ -20,6 +20,9 @@ public indirect enum DocumentFilter: Sendable, Hashable {
     case or([DocumentFilter])
     case contains(String)
     case notContains(String)
+    /// Chroma's `$regex` / `$not_regex`: matched in linear time (`DocumentRegex`).
+    case regex(DocumentRegex)
+    case notRegex(DocumentRegex)
 }
 
 public enum FilterLimits {
@@ -230,7 +233,7 @@ extension DocumentFilter: FilterTree {
         switch self {
         case .and(let children): return ("$and", children)
         case .or(let children): return ("$or", children)
-        case .contains, .notContains: return nil
+        case .contains, .notContains, .regex, .notRegex: return nil
         }
     }
 
@@ -243,6 +246,10 @@ extension DocumentFilter: FilterTree {
             guard text.utf8.count <= MetadataLimits.maximumStringBytes else {
                 throw .invalidFilter("\(path).\(name): text exceeds \(MetadataLimits.maximumStringBytes) bytes")
             }
+        case .regex(let expression), .notRegex(let expression):
+            let name = if case .regex = self { "$regex" } else { "$not_regex" }
+            guard !expression.pattern.isEmpty else { throw .invalidFilter("\(path).\(name): pattern must not be empty") }
+            if let error = expression.error { throw .invalidFilter("\(path).\(name): \(error)") }
         }
     }
 
@@ -262,6 +269,12 @@ extension DocumentFilter: FilterTree {
         case .notContains(let text):
             guard let document else { return true }
             return !Self.find(text, in: document)
+        case .regex(let expression):
+            guard let document else { return false }
+            return expression.matches(document)
+        case .notRegex(let expression):
+            guard let document else { return true }
+            return !expression.matches(document)
         }
     }
 

@@ -159,6 +159,8 @@ extension DocumentFilter {
             clause.or = list
         case .contains(let text): clause.contains = text
         case .notContains(let text): clause.notContains = text
+        case .regex(let expression): clause.regex = expression.pattern
+        case .notRegex(let expression): clause.notRegex = expression.pattern
         }
         return clause
     }
@@ -174,6 +176,8 @@ extension DocumentFilter {
         case .or(let list): self = .or(try children(list.clauses, "\(path).$or"))
         case .contains(let text): self = .contains(text)
         case .notContains(let text): self = .notContains(text)
+        case .regex(let pattern): self = .regex(DocumentRegex(pattern))
+        case .notRegex(let pattern): self = .notRegex(DocumentRegex(pattern))
         case nil: throw .invalid("\(path): empty clause")
         }
     }

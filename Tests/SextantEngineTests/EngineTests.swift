@@ -86,6 +86,9 @@ func expectCode(_ code: StatusCode, _ body: () async throws -> Void, sourceLocat
             let notIn = try await handle.get(where: .nin("n", (0..<198).map { .int(Int64($0)) }))
             #expect(Set(notIn.map(\.id)) == ["id198", "id199"])
             #expect(try await handle.get(whereDocument: .contains("of id19"), limit: 100).count == 11)
+            #expect(try await handle.get(whereDocument: .regex(DocumentRegex("of id19\\d$")), limit: 100).count == 10)
+            #expect(try await handle.get(whereDocument: .notRegex(DocumentRegex("[0-9]{2}$")), limit: 300).count == 10)
+            await #expect(throws: SextantError.self) { try await handle.get(whereDocument: .regex(DocumentRegex("(unclosed"))) }
             #expect(try await handle.get(limit: 5, offset: 10).map(\.id) == (10..<15).map { "id\($0)" })
 
             // query: nearest first, include, filters never returning fewer than k that match

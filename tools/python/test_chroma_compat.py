@@ -12,6 +12,7 @@ embeds, and the client's default embedding function would need a model download.
 import argparse
 import gzip
 import json
+import re
 import math
 
 import chromadb
@@ -100,6 +101,14 @@ def main():
     word = docs[3].split()[0]
     by_doc = collection.query(query_embeddings=[vectors[3]], n_results=3, where_document={"$contains": word})
     check(ids[3] in by_doc["ids"][0], "where_document $contains")
+    # $regex and $not_regex: the engine's linear-time matcher against Python's re on the same documents.
+    pattern = "^" + re.escape(docs[3][:10]) + "|[0-9]{3}$"
+    by_regex = collection.get(where_document={"$regex": pattern}, limit=1000)
+    # Python's $ also matches before a final newline; Rust's (Chroma's) only at the end, as \Z does.
+    expected = {i for i, d in zip(ids, docs) if re.search(pattern.replace("$", r"\Z"), d)}
+    check(set(by_regex["ids"]) == expected, f"where_document $regex: {len(by_regex['ids'])} vs {len(expected)}")
+    not_regex = collection.get(where_document={"$not_regex": "[aeiou]{2}"}, limit=1000)
+    check(set(not_regex["ids"]) == {i for i, d in zip(ids, docs) if not re.search("[aeiou]{2}", d)}, "where_document $not_regex")
 
     # get
     got = collection.get(ids=[ids[5], ids[6]], include=["documents", "metadatas", "embeddings"])

@@ -617,6 +617,23 @@ public nonisolated struct Sextant_V1_WhereDocument: Sendable {
     set {clause = .notContains(newValue)}
   }
 
+  /// matched in linear time; syntax in proto/PROTOCOL.md
+  public var regex: String {
+    get {
+      if case .regex(let v)? = clause {return v}
+      return String()
+    }
+    set {clause = .regex(newValue)}
+  }
+
+  public var notRegex: String {
+    get {
+      if case .notRegex(let v)? = clause {return v}
+      return String()
+    }
+    set {clause = .notRegex(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Clause: Equatable, Sendable {
@@ -624,6 +641,9 @@ public nonisolated struct Sextant_V1_WhereDocument: Sendable {
     case or(Sextant_V1_WhereDocumentList)
     case contains(String)
     case notContains(String)
+    /// matched in linear time; syntax in proto/PROTOCOL.md
+    case regex(String)
+    case notRegex(String)
 
   }
 
@@ -2456,7 +2476,7 @@ nonisolated extension Sextant_V1_Membership: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Sextant_V1_WhereDocument: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WhereDocument"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}and\0\u{1}or\0\u{1}contains\0\u{3}not_contains\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}and\0\u{1}or\0\u{1}contains\0\u{3}not_contains\0\u{1}regex\0\u{3}not_regex\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2506,6 +2526,22 @@ nonisolated extension Sextant_V1_WhereDocument: SwiftProtobuf.Message, SwiftProt
           self.clause = .notContains(v)
         }
       }()
+      case 5: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.clause != nil {try decoder.handleConflictingOneOf()}
+          self.clause = .regex(v)
+        }
+      }()
+      case 6: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.clause != nil {try decoder.handleConflictingOneOf()}
+          self.clause = .notRegex(v)
+        }
+      }()
       default: break
       }
     }
@@ -2532,6 +2568,14 @@ nonisolated extension Sextant_V1_WhereDocument: SwiftProtobuf.Message, SwiftProt
     case .notContains?: try {
       guard case .notContains(let v)? = self.clause else { preconditionFailure() }
       try visitor.visitSingularStringField(value: v, fieldNumber: 4)
+    }()
+    case .regex?: try {
+      guard case .regex(let v)? = self.clause else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 5)
+    }()
+    case .notRegex?: try {
+      guard case .notRegex(let v)? = self.clause else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 6)
     }()
     case nil: break
     }
