@@ -54,7 +54,10 @@ import Testing
             #expect(throws: GrammarError.self, "\(bad)") { try ChromaGrammar.where(JSON.parse(bad)) }
         }
         #expect(try ChromaGrammar.whereDocument(JSON.parse(#"{"$contains": "x"}"#)) == .contains("x"))
-        #expect(throws: GrammarError.self) { try ChromaGrammar.whereDocument(JSON.parse(#"{"$regex": "x"}"#)) }
+        #expect(try ChromaGrammar.whereDocument(JSON.parse(#"{"$regex": "x+"}"#)) == .regex(DocumentRegex("x+")))
+        #expect(try ChromaGrammar.whereDocument(JSON.parse(#"{"$not_regex": "^a"}"#)) == .notRegex(DocumentRegex("^a")))
+        #expect(throws: GrammarError.self) { try ChromaGrammar.whereDocument(JSON.parse(#"{"$regex": "(x"}"#)) }
+        #expect(throws: GrammarError.self) { try ChromaGrammar.whereDocument(JSON.parse(#"{"$regex": ""}"#)) }
         #expect(try ChromaGrammar.metadata(JSON.parse(#"{"a": 1, "b": null, "c": "x"}"#), path: "m") == ["a": .int(1), "c": .string("x")])
         #expect(throws: GrammarError.self) { try ChromaGrammar.metadata(JSON.parse(#"{"a": [1]}"#), path: "m") }
     }

@@ -12,6 +12,7 @@ import argparse
 import gzip
 import json
 import math
+import re
 
 import numpy as np
 import chromadb
@@ -212,12 +213,20 @@ def main():
     check(len(batch["ids"]) == 2 and len(batch["ids"][0]) == 5 and len(batch["ids"][1]) == 3, "two searches, two answers")
     check(all(metadatas[ids.index(rid)]["section"] == "games" for rid in batch["ids"][0]), "unranked search filters")
 
+    # A document regex filters as Chroma's does ($ only at the very end, as Python's \Z).
+    pattern = "(?i)^lib[a-z]+|video$"
+    by_regex = collection.search(Search().where(K.DOCUMENT.regex(pattern)).limit(len(ids)))
+    expected = {rid for rid, doc in zip(ids, documents) if re.search(pattern.replace("$", r"\Z"), doc)}
+    check(set(by_regex["ids"][0]) == expected and expected, f"document regex: {len(by_regex['ids'][0])} vs {len(expected)}")
+    not_regex = collection.search(Search().where(K.DOCUMENT.not_regex("[0-9]")).limit(len(ids)))
+    check(set(not_regex["ids"][0]) == {rid for rid, doc in zip(ids, documents) if not re.search("[0-9]", doc)},
+          "document not_regex")
     # Unsupported parts answer Chroma's error shape with a clear message.
     try:
-        collection.search(Search().where(K.DOCUMENT.regex("^vid")).rank(Knn(query=dense_query)))
-        check(False, "a document regex was accepted")
+        collection.search(Search().where(K.DOCUMENT.regex("(?<=lib)x")).rank(Knn(query=dense_query)))
+        check(False, "a look-behind was accepted")
     except ChromaError as error:
-        check("regular expression" in str(error), f"clear message: {error}")
+        check("not supported" in str(error), f"clear message: {error}")
     try:
         collection.search(Search().rank(Knn(query=text, key="no_such_key")))
         check(False, "a sparse Knn on an undeclared key was accepted")
