@@ -34,15 +34,27 @@ public final class ChromaPersistDirectory: ChromaSource {
         self.tenant = tenant
         self.databaseName = databaseName
         database = try Database(path: file, readOnly: true)
+        // What this Chroma version's schema has, asked once rather than per page.
+        hasQueue = try Self.hasTable(database, "embeddings_queue")
+        hasArrayMetadata = try Self.hasTable(database, "embedding_metadata_array")
+        metadataBoolColumn = try Self.hasColumn(database, "embedding_metadata", "bool_value") ? "bool_value" : "NULL"
     }
 
-    func hasTable(_ name: String) throws -> Bool {
+    let hasQueue: Bool
+    /// Chroma 1.5 keeps array metadata values in their own table.
+    let hasArrayMetadata: Bool
+    /// `bool_value`, or NULL before Chroma stored booleans apart.
+    let metadataBoolColumn: String
+
+    static func hasTable(_ database: Database, _ name: String) throws -> Bool {
         !(try database.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(name)])).isEmpty
     }
 
-    func hasColumn(_ table: String, _ column: String) throws -> Bool {
+    static func hasColumn(_ database: Database, _ table: String, _ column: String) throws -> Bool {
         try database.query("PRAGMA table_info(\(table))").contains { $0.count > 1 && $0[1].text == column }
     }
+
+    func hasColumn(_ table: String, _ column: String) throws -> Bool { try Self.hasColumn(database, table, column) }
 
     public func collections() async throws -> [ChromaCollection] {
         let columns = try ["dimension", "config_json_str", "schema_str"].map { try hasColumn("collections", $0) ? "c.\($0)" : "NULL" }
@@ -53,12 +65,12 @@ public final class ChromaPersistDirectory: ChromaSource {
             parameters = [.text(databaseName), .text(tenant)]
         }
         var result: [ChromaCollection] = []
+        let boolColumn = try hasColumn("collection_metadata", "bool_value") ? "bool_value" : "NULL"
         for row in try database.query(sql + " ORDER BY c.name", parameters) {
             guard let id = row[0].text, let name = row[1].text else { continue }
             let schema = try row[4].text.map { try JSON.parse($0) }
             let configuration = Self.configuration(stored: try row[3].text.map { try JSON.parse($0) }, schema: schema)
             var metadata: Metadata = [:]
-            let boolColumn = try hasColumn("collection_metadata", "bool_value") ? "bool_value" : "NULL"
             for entry in try database.query(
                 "SELECT key, str_value, int_value, float_value, \(boolColumn) FROM collection_metadata WHERE collection_id = ?", [.text(id)])
             {
@@ -115,7 +127,7 @@ public final class ChromaPersistDirectory: ChromaSource {
     }
 
     public func version(_ collection: ChromaCollection) async throws -> String {
-        let queue = try hasTable("embeddings_queue")
+        let queue = hasQueue
             ? try database.query("SELECT max(seq_id) FROM embeddings_queue WHERE topic LIKE ?", [.text("%" + collection.id)]).first?.first?.integer ?? 0
             : 0
         let metadataPosition = try maxSeqID(try metadataSegment(collection.id))
@@ -187,7 +199,7 @@ public final class ChromaPersistDirectory: ChromaSource {
         } ?? nil
         var state = State(vectors: vectors, labels: labels, metadataOverlay: [:], vectorOverlay: [:], queuedOnly: [],
                           lastRowID: lastRowID ?? 0)
-        guard try hasTable("embeddings_queue") else { return state }
+        guard hasQueue else { return state }
         let metadataPosition = try maxSeqID(metadataSegmentID)
         let vectorPosition = try maxSeqID(vectorSegmentID)
         let rows = try database.query(
@@ -284,9 +296,8 @@ public final class ChromaPersistDirectory: ChromaSource {
     /// Documents and metadata of the rows in a range of the embeddings table.
     func records(rowIDs: ClosedRange<Int64>) throws -> [Int64: QueuedRecord] {
         var result: [Int64: QueuedRecord] = [:]
-        let boolColumn = try hasColumn("embedding_metadata", "bool_value") ? "bool_value" : "NULL"
         for row in try database.query(
-            "SELECT id, key, string_value, int_value, float_value, \(boolColumn) FROM embedding_metadata WHERE id BETWEEN ? AND ?",
+            "SELECT id, key, string_value, int_value, float_value, \(metadataBoolColumn) FROM embedding_metadata WHERE id BETWEEN ? AND ?",
             [.integer(rowIDs.lowerBound), .integer(rowIDs.upperBound)])
         {
             guard let rowID = row[0].integer, let key = row[1].text else { continue }
@@ -298,7 +309,7 @@ public final class ChromaPersistDirectory: ChromaSource {
             }
             result[rowID] = record
         }
-        if try hasTable("embedding_metadata_array") {
+        if hasArrayMetadata {
             var arrays: [Int64: [String: [JSONValue]]] = [:]
             for row in try database.query(
                 "SELECT id, key, string_value, int_value, float_value, bool_value FROM embedding_metadata_array WHERE id BETWEEN ? AND ? ORDER BY rowid",
