@@ -298,8 +298,8 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
     }
 
     /// Ten thousand connections held open to the API, half of them having
-    /// sent half a request: searches are still answered, and the idle ones are
-    /// closed on the idle timeout.
+    /// sent half a request's headers: searches are still answered, and the
+    /// idle ones are closed on the idle timeout.
     @Test func tenThousandConnectionsDoNotStopTheAPI() async throws {
         raiseOpenFileLimit()
         let directory = TemporaryDirectory("sextant-api")
@@ -316,7 +316,8 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         while Date() < deadline, (try? await http(.GET, url + "/readyz"))?.status != 200 { try await Task.sleep(for: .milliseconds(100)) }
         var held: [RawSocket] = []
         held.reserveCapacity(10_000)
-        let partial = Array("POST /v1/collections/demo/search HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"query\"".utf8)
+        // Headers begun and never finished: the request never reaches a handler.
+        let partial = Array("POST /v1/collections/demo/search HTTP/1.1\r\nHost: x\r\nContent-Le".utf8)
         for index in 0..<10_000 {
             let socket = try RawSocket(port: port)
             if index % 2 == 0 { socket.send(partial) }
