@@ -245,6 +245,18 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         #expect(export.body.contains(#""result_id":"curl""#), "\(export.body)")
     }
 
+    /// A second `sextant api` with its own settings on `up`'s engine, once it answers /readyz.
+    func startAPI(beside up: UpProcess, in directory: TemporaryDirectory, _ arguments: [String]) async throws -> (api: Process, url: String, port: Int) {
+        let port = freePort()
+        let api = try SextantBinary.start(
+            ["api", "--data", directory.file("api-data"), "--engine", up.engineAddress, "--listen", "127.0.0.1:\(port)"] + arguments,
+            logPath: directory.file("api.log"))
+        let url = "http://127.0.0.1:\(port)"
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, (try? await http(.GET, url + "/readyz"))?.status != 200 { try await Task.sleep(for: .milliseconds(100)) }
+        return (api, url, port)
+    }
+
     /// Hostile HTTP clients: a burst past the in-flight bound gets 429 with
     /// Retry-After (never a 5xx, never a queue without end), and header bombs,
     /// body bombs and deeply nested JSON are refused while the API goes on.
@@ -253,14 +265,8 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         defer { directory.remove() }
         let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--no-ingest"])
         defer { up.stop() }
-        let port = freePort()
-        let api = try SextantBinary.start(
-            ["api", "--data", directory.file("api-data"), "--engine", up.engineAddress, "--listen", "127.0.0.1:\(port)",
-             "--max-in-flight", "2"], logPath: directory.file("api.log"))
+        let (api, url, _) = try await startAPI(beside: up, in: directory, ["--max-in-flight", "2"])
         defer { api.killHard() }
-        let url = "http://127.0.0.1:\(port)"
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, (try? await http(.GET, url + "/readyz"))?.status != 200 { try await Task.sleep(for: .milliseconds(100)) }
 
         // 120 searches at once against a bound of 2.
         let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
@@ -306,14 +312,8 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         defer { directory.remove() }
         let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--no-ingest"])
         defer { up.stop() }
-        let port = freePort()
-        let api = try SextantBinary.start(
-            ["api", "--data", directory.file("api-data"), "--engine", up.engineAddress, "--listen", "127.0.0.1:\(port)",
-             "--idle-timeout-seconds", "3"], logPath: directory.file("api.log"))
+        let (api, url, port) = try await startAPI(beside: up, in: directory, ["--idle-timeout-seconds", "3"])
         defer { api.killHard() }
-        let url = "http://127.0.0.1:\(port)"
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, (try? await http(.GET, url + "/readyz"))?.status != 200 { try await Task.sleep(for: .milliseconds(100)) }
         var held: [RawSocket] = []
         held.reserveCapacity(10_000)
         // Headers begun and never finished: the request never reaches a handler.
