@@ -16,6 +16,11 @@ struct BotsProxy {
     let gatewayURL: String?
     let apiKey: String?
     static let maximumBodyBytes = 64 * 1_024
+    /// A gateway that is down answers 502 in seconds, not after the shared
+    /// client's 90 s of connection retries.
+    static let http = HTTPClient(
+        eventLoopGroupProvider: .singleton,
+        configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(2), read: .seconds(30))))
     static let maximumAnswerBytes = 4 << 20
 
     func register(on router: Router<APIContext>) {
@@ -56,7 +61,7 @@ struct BotsProxy {
         }
         let answer: HTTPClientResponse
         do {
-            answer = try await HTTPClient.shared.execute(outgoing, timeout: .seconds(30))
+            answer = try await Self.http.execute(outgoing, timeout: .seconds(30))
         } catch {
             throw APIError(.badGateway, "bots_unreachable", "the bot gateway at \(gatewayURL) did not answer: \(error)")
         }

@@ -25,6 +25,12 @@ public struct ChromaServer: ChromaSource {
         self.token = token
     }
 
+    /// Refused connections fail in seconds: the shared client keeps retrying a
+    /// connection for 90 s, which made a wrong URL look like a hang.
+    static let http = HTTPClient(
+        eventLoopGroupProvider: .singleton,
+        configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(300))))
+
     var collectionsPath: String { "\(baseURL)/api/v2/tenants/\(tenant)/databases/\(database)/collections" }
 
     func call(_ method: HTTPMethod, _ url: String, body: JSONValue? = nil) async throws -> JSONValue {
@@ -38,7 +44,7 @@ public struct ChromaServer: ChromaSource {
         }
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(300))
+            response = try await Self.http.execute(request, timeout: .seconds(300))
         } catch {
             throw ChromaImportError.source("\(url): \(error)")
         }

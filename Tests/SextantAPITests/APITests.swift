@@ -265,8 +265,13 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         defer { directory.remove() }
         let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--no-ingest"])
         defer { up.stop() }
-        let (api, url, _) = try await startAPI(beside: up, in: directory, ["--max-in-flight", "2"])
+        // A bot gateway address where nothing listens: the bots routes say so (502), they do not hang.
+        let (api, url, _) = try await startAPI(beside: up, in: directory,
+                                               ["--max-in-flight", "2", "--bots", "http://127.0.0.1:\(freePort())"])
         defer { api.killHard() }
+        let unreachable = try await http(.GET, url + "/v1/bots")
+        #expect(unreachable.status == 502 && unreachable.body.contains("bots_unreachable"), "\(unreachable.status) \(unreachable.body)")
+        #expect(try await http(.GET, url + "/v1/bots/not-a-number").status == 400)
 
         // 120 searches at once against a bound of 2.
         let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in

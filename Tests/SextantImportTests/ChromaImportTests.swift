@@ -182,6 +182,11 @@ import Testing
         defer { chroma.stop() }
         let engine = try EngineProcess(dataRoot: directory.file("engine"))
         defer { engine.stop() }
+        // A server that is not there: a clear message and a failed exit, in seconds.
+        let started = Date()
+        let (absent, absentOutput) = try Self.runImport(["--from-chroma", "http://127.0.0.1:\(freePort())", "--engine", engine.address])
+        #expect(absent != 0 && absentOutput.contains("Chroma source"), "\(absentOutput)")
+        #expect(Date().timeIntervalSince(started) < 30, "a refused connection is not retried for 90 s")
         let (status, output) = try Self.runImport(["--from-chroma", chroma.url, "--engine", engine.address, "--batch", "700"])
         #expect(status == 0, "\(output)")
         let client = try await Self.connect(engine)
