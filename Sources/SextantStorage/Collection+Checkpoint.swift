@@ -32,19 +32,19 @@ extension Collection {
                     }
                     return (lastLSN, manifest, dump, covered)
                 } catch {
-                    Files.removeTree(generationDirectory)
+                    disk.removeTree(generationDirectory)
                     throw error
                 }
             }
             // Writers run again from here; the new generation's files become durable behind them.
             try await Blocking.run(at: indexer?.priority) { [self] in
-                try Generation.finish(dump, directory: generationDirectory)
-                try Files.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
+                try Generation.finish(dump, directory: generationDirectory, disk: disk)
+                try disk.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
                 wal.discard(covered)
-                for name in Files.list(directory) where name.hasPrefix("gen-") && name != Manifest.generationDirectory(number) {
-                    Files.removeTree(directory + "/" + name)
+                for name in disk.list(directory) where name.hasPrefix("gen-") && name != Manifest.generationDirectory(number) {
+                    disk.removeTree(directory + "/" + name)
                 }
-                try Files.syncDirectory(directory)
+                try disk.syncDirectory(directory)
             }
             state.withLock { $0.checkpointLSN = lastLSN }
         }
@@ -57,15 +57,15 @@ extension Collection {
     {
         let previous = current.withLock { $0 }
         let snapshot = state.withLock { $0 }
-        var dump = try previous.dump(to: generationDirectory, slotHighWater: Int(snapshot.nextSlot))
+        var dump = try previous.dump(to: generationDirectory, slotHighWater: Int(snapshot.nextSlot), disk: disk)
         if let bytes = text.serialized() {
-            var writer = try ChecksummedWriter(path: generationDirectory + "/" + CollectionTextIndex.fileName)
+            var writer = try ChecksummedWriter(files: disk, path: generationDirectory + "/" + CollectionTextIndex.fileName)
             try bytes.withUnsafeBytes { (raw) throws in try writer.write(raw) }
             dump.files[CollectionTextIndex.fileName] = FileDigest(sizeBytes: writer.size, crc32c: writer.crc)
             dump.writers.append(writer)
         }
         if let bytes = sparse.serialized() {
-            var writer = try ChecksummedWriter(path: generationDirectory + "/" + CollectionSparseIndexes.fileName)
+            var writer = try ChecksummedWriter(files: disk, path: generationDirectory + "/" + CollectionSparseIndexes.fileName)
             try bytes.withUnsafeBytes { (raw) throws in try writer.write(raw) }
             dump.files[CollectionSparseIndexes.fileName] = FileDigest(sizeBytes: writer.size, crc32c: writer.crc)
             dump.writers.append(writer)
@@ -77,7 +77,7 @@ extension Collection {
         let reserved = StorageLimits.reservedSlots(
             hint: max(snapshot.configuration.capacity, reservingSlots ?? 0), slotsInUse: Int(snapshot.nextSlot))
         let nextLayout = try snapshot.configuration.layout(reservedSlots: max(reserved, layout.capacity))
-        let next = try Generation.open(directory: generationDirectory, manifest: manifest, layout: nextLayout, verify: false)
+        let next = try Generation.open(directory: generationDirectory, manifest: manifest, layout: nextLayout, verify: false, disk: disk)
         let covered = try wal.rotate()
         current.withLock { $0 = next }
         return (manifest, dump, covered)
@@ -106,25 +106,25 @@ extension Collection {
                 return (lastLSN, records, wal.durableSegments())
             }
             try await Blocking.run(at: indexer?.priority) { [self] in
-                guard !Files.exists(destination) else { throw StorageError.alreadyExists("\(destination) exists") }
+                guard !disk.exists(destination) else { throw StorageError.alreadyExists("\(destination) exists") }
                 let staging = destination + ".partial"
-                Files.removeTree(staging)
-                try Files.makeDirectories(staging + "/wal")
-                let manifest = try Manifest.read(directory + "/" + Manifest.fileName)
+                disk.removeTree(staging)
+                try disk.makeDirectories(staging + "/wal")
+                let manifest = try Manifest.read(directory + "/" + Manifest.fileName, disk: disk)
                 if !manifest.files.isEmpty {
                     let name = Manifest.generationDirectory(manifest.generation)
-                    try Files.makeDirectory(staging + "/" + name)
+                    try disk.makeDirectory(staging + "/" + name)
                     for file in manifest.files.keys {
-                        try Files.linkOrCopy(directory + "/" + name + "/" + file, staging + "/" + name + "/" + file)
+                        try disk.linkOrCopy(directory + "/" + name + "/" + file, staging + "/" + name + "/" + file)
                     }
                 }
                 for segment in segments {
                     let target = staging + "/wal/" + WriteAheadLog.segmentName(segment.firstLSN)
-                    try Files.copyPrefix(segment.path, target, bytes: segment.sizeBytes)
+                    try disk.copyPrefix(segment.path, target, bytes: segment.sizeBytes)
                 }
-                try Files.writeAtomically(staging + "/" + Manifest.fileName, try manifest.encoded())
-                try Files.rename(staging, destination)
-                try Files.syncDirectory(Files.directoryName(destination))
+                try disk.writeAtomically(staging + "/" + Manifest.fileName, try manifest.encoded())
+                try disk.rename(staging, destination)
+                try disk.syncDirectory(Files.directoryName(destination))
             }
             return SnapshotPosition(lsn: lastLSN, records: records)
         }

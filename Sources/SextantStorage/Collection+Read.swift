@@ -261,7 +261,7 @@ extension Collection {
             deletedAwaitingReclaim: generation.index.deletedCount + snapshot.limbo.count,
             slotHighWater: generation.index.slotHighWater, lastLSN: wal.lastLSN, durableLSN: wal.durableLSN,
             checkpointLSN: snapshot.checkpointLSN, generation: generation.number, walBytes: wal.bytesSinceCheckpoint,
-            diskBytes: Files.treeSize(directory), capacitySlots: generation.index.layout.capacity,
+            diskBytes: disk.treeSize(directory), capacitySlots: generation.index.layout.capacity,
             vectorBytes: used.vectors, graphBytes: used.graph, codeBytes: used.codes,
             heapBytes: generation.records.heapUsedBytes, residentSearchBytes: generation.index.residentSearchBytes)
     }

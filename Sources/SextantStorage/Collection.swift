@@ -73,6 +73,8 @@ public final class Collection: @unchecked Sendable {
     /// The index layout of the current generation (its dimension is fixed once decided).
     var layout: HNSWLayout { current.withLock { $0 }.index.layout }
     let wal: WriteAheadLog
+    /// The file system holding the collection's files (the WAL's).
+    var disk: Files { wal.disk }
     let tail: UnindexedTail
     /// BM25 over the documents when the configuration asks for it.
     let text = CollectionTextIndex()
@@ -152,18 +154,19 @@ public final class Collection: @unchecked Sendable {
         try SparseIndexSettings.validate(configuration.sparseIndexes)
         try CollectionConfiguration.validatePayloadIndexes(configuration.payloadIndexes)
         _ = try configuration.layout()
-        try Files.makeDirectories(directory)
+        try io.disk.makeDirectories(directory)
         let manifest = Manifest(
             configuration: configuration, generation: 0, checkpointLSN: 0, index: HNSWState(), heapUsedBytes: 0,
             liveRecords: 0, files: [:])
-        try Files.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
+        try io.disk.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
         return try open(directory: directory, io: io, limits: limits)
     }
 
     /// Opens a collection: verifies the manifest and every data file's checksum,
     /// maps the files, and replays only the WAL entries after the checkpoint.
     package static func open(directory: String, io: DurableIO, limits: TailLimits = .init()) throws -> Collection {
-        let manifest = try Manifest.read(directory + "/" + Manifest.fileName)
+        let disk = io.disk
+        let manifest = try Manifest.read(directory + "/" + Manifest.fileName, disk: disk)
         let (wal, recovered) = try WriteAheadLog.open(directory: directory + "/wal", afterLSN: manifest.checkpointLSN, io: io)
         // The reservation covers what the files hold and every slot the WAL's
         // batches could still take: the log may hold writes made after the
@@ -175,18 +178,19 @@ public final class Collection: @unchecked Sendable {
             hint: manifest.configuration.capacity, slotsInUse: Int(manifest.index.slotHighWater) + replayedOperations))
         let generationDirectory = directory + "/" + Manifest.generationDirectory(manifest.generation)
         let generation = try Generation.open(
-            directory: manifest.files.isEmpty ? nil : generationDirectory, manifest: manifest, layout: layout, verify: true)
+            directory: manifest.files.isEmpty ? nil : generationDirectory, manifest: manifest, layout: layout, verify: true,
+            disk: disk)
         var state = MutationState(configuration: manifest.configuration, checkpointLSN: manifest.checkpointLSN)
         rebuildState(&state, generation: generation)
         let collection = Collection(directory: directory, wal: wal, generation: generation, state: state, limits: limits,
                                     replayedOperations: replayedOperations)
         if let settings = manifest.configuration.textIndex {
-            let loaded = try CollectionTextIndex.load(directory: generationDirectory, manifest: manifest, settings: settings)
+            let loaded = try CollectionTextIndex.load(disk: disk, directory: generationDirectory, manifest: manifest, settings: settings)
             collection.text.reset(loaded ?? collection.text.build(settings, from: generation))
         }
         let sparseSettings = manifest.configuration.sparseIndexes
         if !sparseSettings.isEmpty {
-            let loaded = try CollectionSparseIndexes.load(directory: generationDirectory, manifest: manifest, settings: sparseSettings)
+            let loaded = try CollectionSparseIndexes.load(disk: disk, directory: generationDirectory, manifest: manifest, settings: sparseSettings)
             collection.sparse.reset(sparseSettings, loaded ?? CollectionSparseIndexes.build(sparseSettings, from: generation))
         }
         // Manifests written before the types were kept: read them off the records once.
@@ -313,8 +317,8 @@ public final class Collection: @unchecked Sendable {
             let manifest = Manifest(
                 configuration: configuration, generation: 0, checkpointLSN: wal.lastLSN, index: HNSWState(), heapUsedBytes: 0,
                 liveRecords: 0, files: [:])
-            try Files.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
-            let generation = try Generation.empty(layout: layout)
+            try disk.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
+            let generation = try Generation.empty(layout: layout, disk: disk)
             tail.prepareCodes(dimensions: dimension)
             current.withLock { $0 = generation }
             state.withLock {

@@ -1,188 +1,125 @@
-import CSextantIO
 import SextantIndex
 import SextantKernels
 
-#if canImport(Glibc)
-import Glibc
-#endif
+/// The storage layer's file helpers, each a short sequence of `FileSystem`
+/// calls, so that every byte the layer writes and every sync it relies on goes
+/// through the one interface a power-loss test can replace.
+struct Files: Sendable {
+    let system: any FileSystem
 
-/// Thin POSIX helpers. Every failure names the path and errno.
-enum Files {
-    static func errorText(_ path: String, _ action: String) -> String {
-        "\(action) \(path): \(String(cString: strerror(errno))) (errno \(errno))"
-    }
+    init(_ system: any FileSystem) { self.system = system }
 
-    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+    func exists(_ path: String) -> Bool { system.exists(path) }
+    func list(_ path: String) -> [String] { system.list(path) }
+    func size(_ path: String) -> Int? { system.sizeBytes(path) }
 
-    static func makeDirectory(_ path: String) throws {
-        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw StorageError.io(errorText(path, "mkdir")) }
-    }
-
-    static func makeDirectories(_ path: String) throws {
+    /// Creates `path` and any missing parents, making each new name durable
+    /// (directory fsync of its parent): a WAL inside a directory whose own
+    /// entry is lost at a power cut would be lost with it.
+    func makeDirectories(_ path: String) throws {
         var current = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
+            let parent = current.isEmpty ? "/" : current
             current += "/" + component
-            try makeDirectory(current)
+            if system.isDirectory(current) { continue }
+            try system.makeDirectory(current)
+            try system.syncDirectory(parent)
         }
     }
 
-    /// fsync on a directory makes the names in it (creations, renames, unlinks) durable.
-    static func syncDirectory(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY)
-        guard fd >= 0 else { throw StorageError.io(errorText(path, "open directory")) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw StorageError.io(errorText(path, "fsync directory")) }
+    func makeDirectory(_ path: String) throws {
+        if system.isDirectory(path) { return }
+        try system.makeDirectory(path)
+        try system.syncDirectory(Self.directoryName(path))
     }
 
-    static func list(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                raw.bindMemory(to: CChar.self).baseAddress.map { String(cString: $0) } ?? ""
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
+    func syncDirectory(_ path: String) throws { try system.syncDirectory(path) }
 
-    static func size(_ path: String) -> Int? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return Int(info.st_size)
-    }
-
-    static func removeTree(_ path: String) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            for name in list(path) { removeTree(path + "/" + name) }
-            rmdir(path)
+    func removeTree(_ path: String) {
+        if system.isDirectory(path) {
+            for name in system.list(path) { removeTree(path + "/" + name) }
+            system.removeDirectory(path)
         } else {
-            unlink(path)
+            system.unlink(path)
         }
     }
 
-    static func rename(_ from: String, _ to: String) throws {
-        guard Glibc.rename(from, to) == 0 else { throw StorageError.io(errorText(from, "rename to \(to)")) }
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
-        guard let base = bytes.baseAddress else { return }
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(fd, base + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw StorageError.io(errorText(path, "write"))
-            }
-            offset += written
-        }
-    }
+    func rename(_ from: String, _ to: String) throws { try system.rename(from, to) }
 
     /// Writes a whole file durably and atomically: temporary name, fsync, rename,
     /// directory fsync. A crash leaves either the old file or the new one.
-    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+    func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StorageError.io(errorText(temporary, "create")) }
-        do throws {
-            try bytes.withUnsafeBytes { (raw) throws in try writeAll(fd, raw, path: temporary) }
-            guard fsync(fd) == 0 else { throw StorageError.io(errorText(temporary, "fsync")) }
+        let file = try system.open(temporary, .create)
+        do {
+            try bytes.withUnsafeBytes { (raw) throws in try system.write(file, raw, at: 0) }
+            try system.sync(file)
         } catch {
-            close(fd)
-            unlink(temporary)
+            system.close(file)
+            system.unlink(temporary)
             throw error
         }
-        close(fd)
-        try rename(temporary, path)
-        try syncDirectory(directoryName(path))
+        system.close(file)
+        try system.rename(temporary, path)
+        try system.syncDirectory(Self.directoryName(path))
     }
 
-    static func readAll(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError.io(errorText(path, "open")) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw StorageError.io(errorText(path, "stat")) }
-        let size = Int(info.st_size)
+    func readAll(_ path: String) throws -> [UInt8] {
+        let file = try system.open(path, .read)
+        defer { system.close(file) }
+        let size = try system.sizeBytes(file)
         var bytes = [UInt8](repeating: 0, count: size)
-        var offset = 0
-        try bytes.withUnsafeMutableBytes { (raw) throws in
-            guard let base = raw.baseAddress else { return }
-            while offset < size {
-                let count = read(fd, base + offset, size - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw StorageError.io(errorText(path, "read"))
-                }
-                if count == 0 { break }
-                offset += count
-            }
-        }
-        return offset == size ? bytes : Array(bytes.prefix(offset))
+        let count = try bytes.withUnsafeMutableBytes { (raw) throws in try system.read(file, into: raw, at: 0) }
+        return count == size ? bytes : Array(bytes.prefix(count))
     }
 
     /// CRC32C of a whole file, read sequentially (which also warms the page cache
     /// for the mapping that follows).
-    static func checksum(_ path: String) throws -> (size: Int, crc: UInt32) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError.io(errorText(path, "open")) }
-        defer { close(fd) }
+    func checksum(_ path: String) throws -> (size: Int, crc: UInt32) {
+        let file = try system.open(path, .read)
+        defer { system.close(file) }
         let chunk = 1 << 20
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
         defer { buffer.deallocate() }
         var crc: UInt32 = 0
         var total = 0
         while true {
-            let count = read(fd, buffer, chunk)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw StorageError.io(errorText(path, "read"))
-            }
+            let count = try system.read(file, into: buffer, at: total)
             if count == 0 { break }
-            crc = CRC32C.checksum(UnsafeRawBufferPointer(start: buffer, count: count), continuing: crc)
+            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[0..<count]), continuing: crc)
             total += count
+            if count < chunk { break }
         }
         return (total, crc)
     }
 
     /// Bytes used by regular files under `path` (recursively).
-    static func treeSize(_ path: String) -> Int {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return 0 }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            return list(path).reduce(0) { $0 + treeSize(path + "/" + $1) }
-        }
-        return Int(info.st_size)
+    func treeSize(_ path: String) -> Int {
+        if system.isDirectory(path) { return system.list(path).reduce(0) { $0 + treeSize(path + "/" + $1) } }
+        return system.sizeBytes(path) ?? 0
     }
 
     /// Hard link when possible (same file system), else a durable copy.
-    static func linkOrCopy(_ source: String, _ target: String) throws {
-        if link(source, target) == 0 { return }
-        try copyPrefix(source, target, bytes: size(source) ?? 0)
+    func linkOrCopy(_ source: String, _ target: String) throws {
+        if system.link(source, target) { return }
+        try copyPrefix(source, target, bytes: system.sizeBytes(source) ?? 0)
     }
 
     /// Copies the first `bytes` bytes of `source` to a new file `target`, fsynced.
-    static func copyPrefix(_ source: String, _ target: String, bytes: Int) throws {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw StorageError.io(errorText(source, "open")) }
-        defer { close(input) }
-        var writer = try ChecksummedWriter(path: target)
+    func copyPrefix(_ source: String, _ target: String, bytes: Int) throws {
+        let input = try system.open(source, .read)
+        defer { system.close(input) }
+        var writer = try ChecksummedWriter(files: self, path: target)
         let chunk = 1 << 20
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
         defer { buffer.deallocate() }
         var copied = 0
-        do throws {
+        do {
             while copied < bytes {
-                let count = pread(input, buffer, min(chunk, bytes - copied), off_t(copied))
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw StorageError.io(errorText(source, "read"))
-                }
+                let wanted = min(chunk, bytes - copied)
+                let count = try system.read(input, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<wanted]), at: copied)
                 if count == 0 { throw StorageError.io("\(source): shorter than \(bytes) bytes") }
-                try writer.write(UnsafeRawBufferPointer(start: buffer, count: count))
+                try writer.write(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
                 copied += count
             }
             try writer.syncAndClose()
@@ -196,38 +133,22 @@ enum Files {
     /// copied in the kernel (copy_file_range), then `patches` (byte ranges)
     /// written from memory at `base`, the rest zero. Returns a writer holding
     /// the file, its size and CRC32C (read back from the page cache), not yet synced.
-    static func compose(_ target: String, copying copied: Int, of source: String, patches: [Range<Int>],
-                        from base: UnsafeRawPointer, sizeBytes: Int) throws -> ChecksummedWriter {
+    func compose(_ target: String, copying copied: Int, of source: String, patches: [Range<Int>],
+                 from base: UnsafeRawPointer, sizeBytes: Int) throws -> ChecksummedWriter {
         precondition(copied <= sizeBytes, "the copied prefix fits the new file")
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw StorageError.io(errorText(source, "open")) }
-        defer { close(input) }
-        var writer = try ChecksummedWriter(path: target)
+        let input = try system.open(source, .read)
+        defer { system.close(input) }
+        var writer = try ChecksummedWriter(files: self, path: target)
         do {
-            var inputOffset: Int64 = 0
-            var outputOffset: Int64 = 0
-            while inputOffset < Int64(copied) {
-                let moved = sx_copy_file_range(input, &inputOffset, writer.fd, &outputOffset, copied - Int(inputOffset))
-                if moved < 0 {
-                    if moved == -Int64(EINTR) { continue }
-                    throw StorageError.io("\(target): copy_file_range from \(source): \(String(cString: strerror(Int32(-moved))))")
-                }
-                if moved == 0 { throw StorageError.io("\(source): shorter than \(copied) bytes") }
-            }
+            try system.copy(copied, from: input, to: writer.file)
             for patch in patches where patch.lowerBound < sizeBytes {
                 let end = min(patch.upperBound, sizeBytes)
-                var offset = patch.lowerBound
-                while offset < end {
-                    let written = pwrite(writer.fd, base + offset, end - offset, off_t(offset))
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        throw StorageError.io(errorText(target, "write"))
-                    }
-                    offset += written
-                }
+                try system.write(writer.file, UnsafeRawBufferPointer(start: base + patch.lowerBound, count: end - patch.lowerBound),
+                                 at: patch.lowerBound)
             }
-            guard ftruncate(writer.fd, off_t(sizeBytes)) == 0 else { throw StorageError.io(errorText(target, "truncate")) }
+            try system.truncate(writer.file, sizeBytes: sizeBytes)
             let digest = try checksum(target)
+            precondition(digest.size == sizeBytes, "a composed file has the size it was cut to")
             writer.adopt(sizeBytes: digest.size, crc: digest.crc)
             return writer
         } catch {
@@ -244,21 +165,22 @@ enum Files {
 
 /// Writes a file in chunks while computing its checksum; fsync is separate so a
 /// checkpoint can write everything first and sync afterwards.
-struct ChecksummedWriter {
+struct ChecksummedWriter: @unchecked Sendable {
     let path: String
-    let fd: Int32
+    let file: FileDescriptor
+    private let system: any FileSystem
     private(set) var size = 0
     private(set) var crc: UInt32 = 0
 
-    init(path: String) throws {
+    init(files: Files, path: String) throws {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StorageError.io(Files.errorText(path, "create")) }
+        system = files.system
+        file = try system.open(path, .create)
     }
 
     mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count > 0 else { return }
-        try Files.writeAll(fd, bytes, path: path)
+        try system.write(file, bytes, at: size)
         crc = CRC32C.checksum(bytes, continuing: crc)
         size += bytes.count
     }
@@ -270,30 +192,25 @@ struct ChecksummedWriter {
     }
 
     func syncAndClose() throws {
-        defer { _ = Glibc.close(fd) }
-        guard fsync(fd) == 0 else { throw StorageError.io(Files.errorText(path, "fsync")) }
+        defer { system.close(file) }
+        try system.sync(file)
     }
 
-    func close() { _ = Glibc.close(fd) }
+    func close() { system.close(file) }
 }
 
 /// Regions whose first bytes come from a file mapped copy-on-write: the
 /// reservation is anonymous (zero pages, address space only) and the file is
-/// mapped over its start with MAP_FIXED. Writes go to private pages, so the file
-/// stays exactly what the checkpoint wrote; the next checkpoint writes a new one.
+/// mapped over its start. Writes go to private pages, so the file stays
+/// exactly what the checkpoint wrote; the next checkpoint writes a new one.
 enum MappedRegions {
-    static func make(reservedBytes: Int, file: String?, fileBytes: Int) throws -> MemoryRegion {
+    static func make(files: Files, reservedBytes: Int, file: String?, fileBytes: Int) throws -> MemoryRegion {
         let region: MemoryRegion
         do { region = try MemoryRegion.anonymous(reservedBytes: max(reservedBytes, fileBytes)) } catch {
             throw StorageError.resourceExhausted("\(error)")
         }
         guard let file, fileBytes > 0 else { return region }
-        let fd = open(file, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError.io(Files.errorText(file, "open")) }
-        defer { close(fd) }
-        let mapped = mmap(region.base, MemoryRegion.pageRounded(fileBytes), PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_FIXED, fd, 0)
-        guard mapped == region.base else { throw StorageError.io(Files.errorText(file, "mmap")) }
+        try files.system.mapPrivate(file, at: region.base, sizeBytes: fileBytes)
         return region
     }
 }

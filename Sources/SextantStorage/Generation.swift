@@ -40,26 +40,26 @@ final class Generation: @unchecked Sendable {
         self.files = files
     }
 
-    static func empty(layout: HNSWLayout) throws -> Generation {
-        try open(directory: nil, manifest: nil, layout: layout, verify: false)
+    static func empty(layout: HNSWLayout, disk: Files) throws -> Generation {
+        try open(directory: nil, manifest: nil, layout: layout, verify: false, disk: disk)
     }
 
     /// Maps a generation's files (verifying each file's size and CRC32C first
     /// when `verify`); a missing or damaged file fails with its name.
-    static func open(directory: String?, manifest: Manifest?, layout: HNSWLayout, verify: Bool) throws
+    static func open(directory: String?, manifest: Manifest?, layout: HNSWLayout, verify: Bool, disk: Files) throws
         -> Generation
     {
         var files: [String: (path: String, sizeBytes: Int)] = [:]
-        if verify, let directory, let manifest { try verifyFiles(directory: directory, manifest: manifest) }
+        if verify, let directory, let manifest { try verifyFiles(directory: directory, manifest: manifest, disk: disk) }
         func region(_ name: String, reserved: Int) throws -> MemoryRegion {
             guard let directory, let manifest, let digest = manifest.files[name] else {
-                return try MappedRegions.make(reservedBytes: reserved, file: nil, fileBytes: 0)
+                return try MappedRegions.make(files: disk, reservedBytes: reserved, file: nil, fileBytes: 0)
             }
             let path = directory + "/" + name
-            guard Files.exists(path) else { throw StorageError.corrupted("\(path): missing") }
+            guard disk.exists(path) else { throw StorageError.corrupted("\(path): missing") }
             guard digest.sizeBytes <= reserved else { throw StorageError.corrupted("\(path): larger than the collection's capacity") }
             files[name] = (path, digest.sizeBytes)
-            return try MappedRegions.make(reservedBytes: reserved, file: path, fileBytes: digest.sizeBytes)
+            return try MappedRegions.make(files: disk, reservedBytes: reserved, file: path, fileBytes: digest.sizeBytes)
         }
         if layout.quantization.usesCodes, let manifest, !manifest.files.isEmpty, manifest.files[FileName.codes] == nil {
             throw StorageError.corrupted("\(directory ?? "generation"): a quantized collection without its codes file")
@@ -85,7 +85,7 @@ final class Generation: @unchecked Sendable {
     /// Checks every file's size and CRC32C against the manifest, largest first
     /// on every core: at a million records this read is most of an open. A
     /// failure names its file (the first by name when several fail).
-    static func verifyFiles(directory: String, manifest: Manifest) throws {
+    static func verifyFiles(directory: String, manifest: Manifest, disk: Files) throws {
         let names = manifest.files.sorted { $0.value.sizeBytes > $1.value.sizeBytes }.map(\.key)
         let next = Atomic<Int>(0)
         let failures = Mutex<[String: String]>([:])
@@ -97,11 +97,11 @@ final class Generation: @unchecked Sendable {
                 guard let digest = manifest.files[name] else { continue }
                 let path = directory + "/" + name
                 let problem: String?
-                if !Files.exists(path) {
+                if !disk.exists(path) {
                     problem = "\(path): missing"
                 } else {
                     do {
-                        let actual = try Files.checksum(path)
+                        let actual = try disk.checksum(path)
                         if actual.size != digest.sizeBytes {
                             problem = "\(path): size \(actual.size) bytes, manifest says \(digest.sizeBytes)"
                         } else {
@@ -130,8 +130,8 @@ final class Generation: @unchecked Sendable {
     /// live records with a rewritten slot table. Files are written but not yet
     /// fsynced (`finish` does that, after writers resume). Callers pause every
     /// writer and the indexer first, so the copy is of one LSN.
-    func dump(to directory: String, slotHighWater: Int) throws -> Dump {
-        try Files.makeDirectories(directory)
+    func dump(to directory: String, slotHighWater: Int, disk: Files) throws -> Dump {
+        try disk.makeDirectories(directory)
         var dump = Dump()
         let layout = index.layout
         let state = index.state
@@ -145,11 +145,11 @@ final class Generation: @unchecked Sendable {
                 // Only a region whose every writer notes its pages may be copied
                 // so: the graph's lists, node entries and codes change in place
                 // everywhere, and are resident anyway, so they come from memory.
-                writer = try Files.compose(
+                writer = try disk.compose(
                     directory + "/" + name, copying: min(backing.sizeBytes, bytes), of: backing.path,
                     patches: region.writtenRanges(below: bytes), from: region.base, sizeBytes: bytes)
             } else {
-                var fresh = try ChecksummedWriter(path: directory + "/" + name)
+                var fresh = try ChecksummedWriter(files: disk, path: directory + "/" + name)
                 var offset = 0
                 while offset < bytes {
                     let chunk = min(1 << 20, bytes - offset)
@@ -169,7 +169,7 @@ final class Generation: @unchecked Sendable {
 
         // Compact the heap: live records only, slot table rewritten to match.
         var table = [UInt8](repeating: 0, count: highWater * RecordStore.slotStrideBytes)
-        var heapWriter = try ChecksummedWriter(path: directory + "/" + FileName.heap)
+        var heapWriter = try ChecksummedWriter(files: disk, path: directory + "/" + FileName.heap)
         var heapOffset = 0
         try table.withUnsafeMutableBytes { (raw) throws in
             for slot in 0..<UInt32(highWater) where records.isLive(slot) {
@@ -185,15 +185,15 @@ final class Generation: @unchecked Sendable {
         dump.files[FileName.heap] = FileDigest(sizeBytes: heapWriter.size, crc32c: heapWriter.crc)
         dump.writers.append(heapWriter)
         dump.heapUsedBytes = heapOffset
-        var slotWriter = try ChecksummedWriter(path: directory + "/" + FileName.slots)
+        var slotWriter = try ChecksummedWriter(files: disk, path: directory + "/" + FileName.slots)
         try table.withUnsafeBytes { (raw) throws in try slotWriter.write(raw) }
         dump.files[FileName.slots] = FileDigest(sizeBytes: slotWriter.size, crc32c: slotWriter.crc)
         dump.writers.append(slotWriter)
         return dump
     }
 
-    static func finish(_ dump: Dump, directory: String) throws {
+    static func finish(_ dump: Dump, directory: String, disk: Files) throws {
         for writer in dump.writers { try writer.syncAndClose() }
-        try Files.syncDirectory(directory)
+        try disk.syncDirectory(directory)
     }
 }

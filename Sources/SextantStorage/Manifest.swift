@@ -42,8 +42,8 @@ struct Manifest: Codable, Equatable {
         return out
     }
 
-    static func read(_ path: String) throws -> Manifest {
-        let bytes = try Files.readAll(path)
+    static func read(_ path: String, disk: Files) throws -> Manifest {
+        let bytes = try disk.readAll(path)
         guard bytes.count > 8, Array(bytes[0..<4]) == magic else {
             throw StorageError.corrupted("\(path): not a Sextant manifest (bad magic or truncated)")
         }

@@ -118,10 +118,10 @@ final class CollectionSparseIndexes: @unchecked Sendable {
 
     /// The indexes a generation's file holds, if it is there, of this format
     /// version and for exactly the declared keys; nil means build them.
-    static func load(directory: String, manifest: Manifest, settings: [SparseIndexSettings]) throws -> [String: SparseIndex]? {
+    static func load(disk: Files, directory: String, manifest: Manifest, settings: [SparseIndexSettings]) throws -> [String: SparseIndex]? {
         guard manifest.files[fileName] != nil else { return nil }
         let path = directory + "/" + fileName
-        let bytes = try Files.readAll(path)
+        let bytes = try disk.readAll(path)
         do {
             let loaded = try parse(bytes)
             guard Set(loaded.keys) == Set(settings.map(\.key)) else { return nil }

@@ -26,12 +26,13 @@ public final class StorageEngine: @unchecked Sendable {
         self.tailLimits = tailLimits
         indexer = Indexer(threads: indexerThreads, priority: indexerPriority)
         let root = directory + "/collections"
-        try Files.makeDirectories(root)
+        let disk = io.disk
+        try disk.makeDirectories(root)
         var opened: [String: Collection] = [:]
-        for name in Files.list(root) {
+        for name in disk.list(root) {
             let path = root + "/" + name
             if name.hasPrefix(".") {  // an interrupted create or delete
-                Files.removeTree(path)
+                disk.removeTree(path)
                 continue
             }
             let collection = try Collection.open(directory: path, io: io, limits: tailLimits)
@@ -75,8 +76,8 @@ public final class StorageEngine: @unchecked Sendable {
             let (io, limits) = (self.io, tailLimits)
             let collection = try await Blocking.run { () throws -> Collection in
                 _ = try Collection.create(directory: staging, configuration: configuration, io: io, limits: limits)
-                try Files.rename(staging, final)
-                try Files.syncDirectory(root)
+                try io.disk.rename(staging, final)
+                try io.disk.syncDirectory(root)
                 return try Collection.open(directory: final, io: io, limits: limits)
             }
             collections.withLock { $0[collection.id] = collection }
@@ -95,10 +96,11 @@ public final class StorageEngine: @unchecked Sendable {
             indexer.unregister(collection)
             let root = directory + "/collections"
             let doomed = root + "/.deleted-" + collection.id
+            let disk = io.disk
             try await Blocking.run {
-                try Files.rename(collection.directory, doomed)
-                try Files.syncDirectory(root)
-                Files.removeTree(doomed)
+                try disk.rename(collection.directory, doomed)
+                try disk.syncDirectory(root)
+                disk.removeTree(doomed)
             }
         }
     }
@@ -108,7 +110,7 @@ public final class StorageEngine: @unchecked Sendable {
     public func snapshot(_ targets: [Collection]? = nil, to destination: String) async throws
         -> [String: Collection.SnapshotPosition]
     {
-        try Files.makeDirectories(destination + "/collections")
+        try io.disk.makeDirectories(destination + "/collections")
         var positions: [String: Collection.SnapshotPosition] = [:]
         for collection in targets ?? list() {
             positions[collection.id] = try await collection.snapshot(to: destination + "/collections/" + collection.id)

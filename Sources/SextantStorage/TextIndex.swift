@@ -146,10 +146,10 @@ final class CollectionTextIndex: @unchecked Sendable {
 
     /// The index a generation's file holds, if it is there, of this format
     /// version and of these parameters; nil means build it from the records.
-    static func load(directory: String, manifest: Manifest, settings: TextIndexSettings) throws -> BM25Index? {
+    static func load(disk: Files, directory: String, manifest: Manifest, settings: TextIndexSettings) throws -> BM25Index? {
         guard manifest.files[fileName] != nil else { return nil }
         let path = directory + "/" + fileName
-        let bytes = try Files.readAll(path)
+        let bytes = try disk.readAll(path)
         let loaded: BM25Index
         do { loaded = try BM25Index(serialized: bytes) } catch {
             // The file's checksum held, so this is another format version.

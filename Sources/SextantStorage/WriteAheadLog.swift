@@ -88,7 +88,7 @@ final class WriteAheadLog: @unchecked Sendable {
     struct Segment {
         let firstLSN: LSN
         let path: String
-        let fd: Int32
+        let file: FileDescriptor
         var sizeBytes: Int
     }
 
@@ -132,8 +132,8 @@ final class WriteAheadLog: @unchecked Sendable {
 
     deinit {
         state.withLock { state in
-            close(state.segment.fd)
-            for segment in state.retired { close(segment.fd) }
+            io.fileSystem.close(state.segment.file)
+            for segment in state.retired { io.fileSystem.close(segment.file) }
         }
     }
 
@@ -152,8 +152,9 @@ final class WriteAheadLog: @unchecked Sendable {
     /// Opens (or creates) the log, returning every intact entry after `afterLSN`.
     /// A torn or corrupt tail is cut off at the last good entry, with one log line.
     static func open(directory: String, afterLSN: LSN, io: DurableIO) throws -> (WriteAheadLog, Recovered) {
-        try Files.makeDirectories(directory)
-        let names = Files.list(directory).filter { $0.hasSuffix(".wal") }
+        let disk = io.disk
+        try disk.makeDirectories(directory)
+        let names = disk.list(directory).filter { $0.hasSuffix(".wal") }
         var recovered = Recovered()
         var expected = afterLSN + 1
         var kept: [Segment] = []
@@ -162,11 +163,11 @@ final class WriteAheadLog: @unchecked Sendable {
             let path = directory + "/" + name
             guard let first = LSN(name.dropLast(4), radix: 16) else { continue }
             if cut {  // everything after a cut is unreachable by construction
-                recovered.droppedBytes += Files.size(path) ?? 0
-                unlink(path)
+                recovered.droppedBytes += disk.size(path) ?? 0
+                disk.system.unlink(path)
                 continue
             }
-            let bytes = try Files.readAll(path)
+            let bytes = try disk.readAll(path)
             let entries = bytes.withUnsafeBytes { WALFrame.scan($0) }
             var goodEnd = 0
             for entry in entries {
@@ -182,12 +183,21 @@ final class WriteAheadLog: @unchecked Sendable {
             if goodEnd < bytes.count {
                 recovered.droppedBytes += bytes.count - goodEnd
                 recovered.droppedIn = path
-                guard truncate(path, off_t(goodEnd)) == 0 else { throw StorageError.io(Files.errorText(path, "truncate")) }
                 cut = true
             }
-            let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw StorageError.io(Files.errorText(path, "open")) }
-            kept.append(Segment(firstLSN: first, path: path, fd: fd, sizeBytes: goodEnd))
+            let file = try disk.system.open(path, .write)
+            if cut && goodEnd < bytes.count {
+                // Made durable before anything is appended after it, so a second
+                // cut cannot bring the torn bytes back between old and new entries.
+                do {
+                    try disk.system.truncate(file, sizeBytes: goodEnd)
+                    try disk.system.sync(file)
+                } catch {
+                    disk.system.close(file)
+                    throw error
+                }
+            }
+            kept.append(Segment(firstLSN: first, path: path, file: file, sizeBytes: goodEnd))
         }
         if recovered.droppedBytes > 0 {
             StorageLog.write(
@@ -198,19 +208,19 @@ final class WriteAheadLog: @unchecked Sendable {
         if let last = kept.popLast() {
             active = last
         } else {
-            active = try createSegment(directory: directory, firstLSN: expected)
+            active = try createSegment(disk, directory: directory, firstLSN: expected)
         }
-        try Files.syncDirectory(directory)
+        try disk.syncDirectory(directory)
         let log = WriteAheadLog(directory: directory, io: io, segment: active, retired: kept, nextLSN: expected)
         return (log, recovered)
     }
 
-    private static func createSegment(directory: String, firstLSN: LSN) throws -> Segment {
+    private static func createSegment(_ disk: Files, directory: String, firstLSN: LSN) throws -> Segment {
         let path = directory + "/" + segmentName(firstLSN)
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StorageError.io(Files.errorText(path, "create")) }
-        return Segment(firstLSN: firstLSN, path: path, fd: fd, sizeBytes: 0)
+        return Segment(firstLSN: firstLSN, path: path, file: try disk.system.open(path, .create), sizeBytes: 0)
     }
+
+    var disk: Files { io.disk }
 
     var lastLSN: LSN { state.withLock { $0.nextLSN - 1 } }
     var durableLSN: LSN { state.withLock { $0.durableLSN } }
@@ -267,7 +277,7 @@ final class WriteAheadLog: @unchecked Sendable {
         precondition(firstLSN <= lastLSN && firstLSN == (state.groups.last?.lastLSN ?? state.durableLSN) + 1,
                      "WAL group \(firstLSN)...\(lastLSN) does not follow \(state.groups.last?.lastLSN ?? state.durableLSN)")
         state.groups.append(Group(firstLSN: firstLSN, lastLSN: lastLSN))
-        io.submit(DurableWrite(fd: state.segment.fd, bytes: bytes, offset: offset) { [self] status in
+        io.submit(DurableWrite(file: state.segment.file, bytes: bytes, offset: offset) { [self] status in
             complete(lastLSN: lastLSN, status: status)
         })
     }
@@ -313,8 +323,8 @@ final class WriteAheadLog: @unchecked Sendable {
         let result: Result<[Segment], StorageError> = state.withLock { state in
             precondition(state.pending.isEmpty && state.groups.isEmpty, "rotate with writes in flight")
             do {
-                let fresh = try Self.createSegment(directory: directory, firstLSN: state.nextLSN)
-                try Files.syncDirectory(directory)
+                let fresh = try Self.createSegment(disk, directory: directory, firstLSN: state.nextLSN)
+                try disk.syncDirectory(directory)
                 let covered = state.retired + [state.segment]
                 state.retired = []
                 state.segment = fresh
@@ -328,10 +338,10 @@ final class WriteAheadLog: @unchecked Sendable {
     /// Deletes segments a durable checkpoint has made redundant.
     func discard(_ segments: [Segment]) {
         for segment in segments {
-            close(segment.fd)
-            unlink(segment.path)
+            disk.system.close(segment.file)
+            disk.system.unlink(segment.path)
         }
-        try? Files.syncDirectory(directory)
+        try? disk.syncDirectory(directory)
     }
 
     /// The live segments and their durable sizes (for snapshots): every byte
