@@ -322,6 +322,16 @@ final class WriteAheadLog: @unchecked Sendable {
     func rotate() throws -> [Segment] {
         let result: Result<[Segment], StorageError> = state.withLock { state in
             precondition(state.pending.isEmpty && state.groups.isEmpty, "rotate with writes in flight")
+            if state.segment.sizeBytes == 0 && state.segment.firstLSN == state.nextLSN {
+                // Nothing was logged since the last rotation (two checkpoints in a
+                // row): the new segment would have the active one's name, and
+                // creating it, then discarding the "covered" one, would unlink the
+                // file every later write goes to. The empty segment stays active.
+                let covered = state.retired
+                state.retired = []
+                state.bytesSinceCheckpoint = 0
+                return .success(covered)
+            }
             do {
                 let fresh = try Self.createSegment(disk, directory: directory, firstLSN: state.nextLSN)
                 try disk.syncDirectory(directory)

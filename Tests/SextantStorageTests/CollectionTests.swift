@@ -85,6 +85,27 @@ func waitIndexed(_ collection: Collection, timeoutSeconds: Double = 60) async th
         }
     }
 
+    /// Two checkpoints with nothing logged between them once created the new
+    /// WAL segment under the active one's name and then deleted it as covered:
+    /// every later write went to an unlinked file and was gone at the next open.
+    @Test func writesAfterTwoCheckpointsInARowSurviveAReopen() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "twice", dimension: 8, metric: .l2))
+            _ = try await collection.write(.add(makeRecords(10)))
+            try await collection.checkpoint()
+            try await collection.checkpoint()
+            _ = try await collection.write(.add(makeRecords(5, seed: 2, prefix: "late")))
+        }
+        // No close: the second engine recovers from what the first left, as after kill -9.
+        try await withEngine(directory) { engine in
+            let collection = try #require(engine.collection(named: "twice"))
+            #expect(collection.count == 15)
+            #expect(try collection.get(ids: ["late4"]).first?.document == "document 4 of late")
+        }
+    }
+
     @Test func queryFindsRecordsBeforeAndAfterIndexingAndHonoursFilters() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
