@@ -167,6 +167,9 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // A file system that forgets what was not synced, and the power-loss trials run on it.
+        .target(name: "SextantFaultInjection", dependencies: ["SextantStorage", "SextantPayload"], swiftSettings: strict),
+
         // The website scraper: crawl, extract, chunk, diff against what the collection holds.
         .target(
             name: "SextantScraper",
@@ -253,7 +256,7 @@ let package = Package(
                 "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
                 "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM", "SextantScraper",
                 "SextantAnswers", "SextantBots", "SextantConcurrency", "SextantPayload", "SextantSupport", "SextantRetrieval",
-                "SextantKernels", "SextantProtocol", "SextantDatasets", "SextantImport",
+                "SextantKernels", "SextantProtocol", "SextantDatasets", "SextantImport", "SextantFaultInjection",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -274,6 +277,9 @@ let package = Package(
             dependencies: ["SextantIngest", "SextantClient", "SextantPayload", "SextantObjectStore", "SextantTestSupport", "SextantSQLite", "SextantJSON",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
+        .testTarget(
+            name: "SextantFaultInjectionTests",
+            dependencies: ["SextantFaultInjection", "SextantStorage", "SextantPayload"], swiftSettings: strict),
         .testTarget(
             name: "SextantImportTests",
             dependencies: ["SextantImport", "SextantClient", "SextantPayload", "SextantJSON", "SextantTestSupport"],

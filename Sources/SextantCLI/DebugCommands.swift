@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SextantBench
+import SextantFaultInjection
 import SextantStorage
 
 #if canImport(Glibc)
@@ -9,7 +10,7 @@ import Glibc
 
 struct Debug: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Test and diagnosis tools.", shouldDisplay: false, subcommands: [CrashWriter.self])
+        abstract: "Test and diagnosis tools.", shouldDisplay: false, subcommands: [CrashWriter.self, PowerLoss.self])
 }
 
 /// The writer process of the crash trials (Tests/SextantStorageTests/CrashTrialTests):
@@ -62,5 +63,54 @@ struct CrashWriter: AsyncParsableCommand {
             group.cancelAll()
         }
         print("done")
+    }
+}
+
+/// Simulated power cuts against the storage layer on a fault-injecting file
+/// system (`tools/crash/power-loss` runs it): every acknowledged write must
+/// survive, nothing may be half-applied, and every collection must open.
+struct PowerLoss: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "power-loss", abstract: "Cut the power at random file operations during writes and checkpoints, then check.")
+
+    @Option(help: "Cuts to simulate.") var trials = 100
+    @Option(help: "Seeds the workload, the cut points and what each cut keeps.") var seed: UInt64 = 1
+    @Option(help: "Workload steps (batches, updates, deletes, checkpoints).") var steps = 40
+    @Option(help: "drop, prefix, tear or all (cycled).") var variant = "all"
+    @Flag(help: "Cut after every operation of the workload in turn, for each variant (ignores --trials).") var exhaustive = false
+    @Option(name: .customLong("cut-after"), help: "Replay one trial: cut after this many file operations (with --seed, --steps, --variant).")
+    var cutAfter: Int?
+
+    func run() async throws {
+        let variants: [FaultInjectionFileSystem.CutVariant]
+        if variant == "all" {
+            variants = FaultInjectionFileSystem.CutVariant.allCases
+        } else if let one = FaultInjectionFileSystem.CutVariant(rawValue: variant) {
+            variants = [one]
+        } else {
+            throw ValidationError("--variant must be drop, prefix, tear or all")
+        }
+        guard trials > 0, steps > 0 else { throw ValidationError("--trials and --steps must be positive") }
+        if let cutAfter {
+            let outcome = await PowerLossTrial(seed: seed, steps: steps, cutAfterOperations: cutAfter, variant: variants[0]).run()
+            print("cut after \(cutAfter) of the workload's file operations (\(variants[0].rawValue)): \(outcome.acknowledgedSteps) steps acknowledged, "
+                  + "\(outcome.expectedRecords) records expected")
+            for problem in outcome.problems { print("  \(problem)") }
+            if !outcome.problems.isEmpty { throw ExitCode(1) }
+            return
+        }
+        let started = Date()
+        let summary = await PowerLossRun(trials: trials, seed: seed, steps: steps, variants: variants, exhaustive: exhaustive).run {
+            index, trial, outcome in
+            if !outcome.problems.isEmpty {
+                print("trial \(index): cut after \(trial.cutAfterOperations ?? 0) operations (\(trial.variant.rawValue)): FAILED")
+                for problem in outcome.problems.prefix(5) + outcome.problems.suffix(1) { print("  \(problem)") }
+            }
+        }
+        let variantsText = summary.perVariant.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }
+        print("power-loss: \(summary.trials) cuts (\(variantsText.joined(separator: ", "))) over a workload of "
+              + "\(summary.workloadOperations) file operations, seed \(seed); \(summary.acknowledgedSteps) acknowledged steps checked; "
+              + "\(summary.failures.count) failed; \(Int(Date().timeIntervalSince(started))) s")
+        if !summary.failures.isEmpty { throw ExitCode(1) }
     }
 }
