@@ -239,7 +239,13 @@ public func openChromaSource(_ text: String, scratch: String, token: String? = n
         tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         tar.arguments = ["tar", text.hasSuffix(".tar") ? "-xf" : "-xzf", text, "-C", scratch, "--no-same-owner"]
         try tar.run()
-        tar.waitUntilExit()
+        // Polled, not waitUntilExit(): that spins a run loop and on Linux can miss an exit.
+        let deadline = Date().addingTimeInterval(3_600)
+        while tar.isRunning && Date() < deadline { usleep(10_000) }
+        if tar.isRunning {
+            tar.terminate()
+            throw ChromaImportError.source("tar did not finish unpacking \(text) within an hour")
+        }
         guard tar.terminationStatus == 0 else { throw ChromaImportError.source("tar could not unpack \(text) (status \(tar.terminationStatus))") }
         guard let found = try findPersistDirectory(scratch) else { throw ChromaImportError.format("\(text) holds no chroma.sqlite3") }
         directory = found

@@ -130,7 +130,7 @@ public final class Supervisor: @unchecked Sendable {
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            Self.awaitExit(process)
         }
     }
 
@@ -147,9 +147,17 @@ public final class Supervisor: @unchecked Sendable {
             if process.isRunning {
                 logger.error("\(child.spec.name) did not stop within \(Int(child.spec.stopTimeoutSeconds)) s; killing it")
                 kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                Self.awaitExit(process)
             }
-            logger.notice("\(child.spec.name) stopped (status \(process.terminationStatus))")
+            logger.notice("\(child.spec.name) stopped (status \(process.isRunning ? "unknown" : "\(process.terminationStatus)"))")
         }
+    }
+
+    /// Waits for a SIGKILLed child by polling: `waitUntilExit()` spins a run
+    /// loop and on Linux can miss an exit and wait forever. Bounded, since a
+    /// killed process is gone within milliseconds unless the kernel is stuck.
+    static func awaitExit(_ process: Process) {
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
     }
 }

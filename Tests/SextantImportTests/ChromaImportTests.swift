@@ -132,7 +132,7 @@ import Testing
         tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         tar.arguments = ["tar", "-czf", archive, "-C", directory.path, "chroma"]
         try tar.run()
-        tar.waitUntilExit()
+        tar.waitForExit()
         let (refused, refusedOutput) = try Self.runImport(["--from-chroma", archive, "--engine", engine2.address])
         #expect(refused == 2, "\(refusedOutput)")
         #expect(refusedOutput.contains("already holds records that no import made"), "\(refusedOutput)")

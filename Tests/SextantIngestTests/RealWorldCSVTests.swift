@@ -175,7 +175,8 @@ import Testing
              "--source", inbox, "--embedder", "sextant-hash"], logPath: root + "-ingest.log")
         // The worker's own high-water mark of resident memory, read while it runs.
         var peak = 0
-        while process.isRunning {
+        let deadline = Date().addingTimeInterval(900)
+        while process.isRunning && Date() < deadline {
             if let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
                let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
@@ -184,10 +185,11 @@ import Testing
             }
             usleep(20_000)
         }
+        if process.isRunning { process.killHard() }
         let log = (try? String(contentsOfFile: root + "-ingest.log", encoding: .utf8)) ?? ""
         let summary = log.split(separator: "\n").last { $0.hasPrefix("{") }
             .flatMap { try? JSONDecoder().decode(IngestSummary.self, from: Data($0.utf8)) }
-        return (process.terminationStatus, summary, log, peak)
+        return (process.exitStatus, summary, log, peak)
     }
 
     @Test(arguments: cases) func ingestsWithNoMapping(_ example: Case) async throws {

@@ -44,8 +44,9 @@ public final class EngineProcess: @unchecked Sendable {
     public func stop() -> Int32 {
         guard process.isRunning else { return process.terminationStatus }
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        return process.terminationStatus
+        // A graceful stop that hangs is a failure (status -9 or -1), not a stalled suite.
+        guard process.waitForExit(timeoutSeconds: 120) else { return -9 }
+        return process.exitStatus
     }
 
     public func kill9() { process.killHard() }
@@ -189,8 +190,9 @@ public final class UpProcess: @unchecked Sendable {
     public func stop() -> Int32 {
         guard process.isRunning else { return process.terminationStatus }
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        return process.terminationStatus
+        // A graceful stop that hangs is a failure (status -9 or -1), not a stalled suite.
+        guard process.waitForExit(timeoutSeconds: 120) else { return -9 }
+        return process.exitStatus
     }
 
     deinit {

@@ -85,20 +85,38 @@ public enum CapturedRun {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning { process.killHard() }
-        process.waitUntilExit()
         try? out.close()
         try? err.close()
         let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        return (process.terminationStatus, stdout, stderr)
+        return (process.exitStatus, stdout, stderr)
     }
 }
 
 extension Process {
+    /// Waits for the process to exit, by polling `isRunning`, for at most
+    /// `timeoutSeconds`, then SIGKILLs it. Never `waitUntilExit()`: that spins
+    /// a run loop on the calling thread and, on Linux, after hundreds of child
+    /// processes it can miss an exit and wait forever, which stalls the whole
+    /// suite instead of failing one test. Returns false when it had to kill.
+    @discardableResult
+    public func waitForExit(timeoutSeconds: Double = 120) -> Bool {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while isRunning && Date() < deadline { usleep(5_000) }
+        guard isRunning else { return true }
+        kill(processIdentifier, SIGKILL)
+        let killed = Date().addingTimeInterval(30)
+        while isRunning && Date() < killed { usleep(5_000) }
+        return false
+    }
+
+    /// The exit status, or -1 while Foundation still reports the process running.
+    public var exitStatus: Int32 { isRunning ? -1 : terminationStatus }
+
     /// SIGKILL and reap.
     public func killHard() {
         kill(processIdentifier, SIGKILL)
-        waitUntilExit()
+        waitForExit(timeoutSeconds: 30)
     }
 }
 
