@@ -171,6 +171,11 @@ class Client:
     def _ref(name):
         return pb.CollectionRef(name=name)
 
+    def checkpoint(self, collection=None):
+        """Folds the WAL into a new generation of files (one collection, or every one)."""
+        request = pb.CollectionRequest(collection=self._ref(collection)) if collection else pb.CollectionRequest()
+        return self._call("checkpoint", request, pb.CheckpointReply).lsn
+
     def heartbeat(self):
         return self._call("heartbeat", pb.Empty(), pb.HeartbeatReply).nanoseconds
 
