@@ -256,7 +256,7 @@ let package = Package(
                 "SextantJSON", "SextantChroma", "SextantLoad", "SextantAPI", "SextantEmbedding", "SextantSupervisor", "SextantIngest",
                 "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM", "SextantScraper",
                 "SextantAnswers", "SextantBots", "SextantConcurrency", "SextantPayload", "SextantSupport", "SextantRetrieval",
-                "SextantKernels", "SextantProtocol", "SextantDatasets", "SextantImport", "SextantFaultInjection",
+                "SextantKernels", "SextantProtocol", "SextantDatasets", "SextantImport", "SextantFaultInjection", "SextantSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),

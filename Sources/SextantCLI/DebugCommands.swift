@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SextantBench
 import SextantFaultInjection
+import SextantSQLite
 import SextantStorage
 
 #if canImport(Glibc)
@@ -10,7 +11,7 @@ import Glibc
 
 struct Debug: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Test and diagnosis tools.", shouldDisplay: false, subcommands: [CrashWriter.self, PowerLoss.self])
+        abstract: "Test and diagnosis tools.", shouldDisplay: false, subcommands: [CrashWriter.self, PowerLoss.self, SQLiteWriter.self])
 }
 
 /// The writer process of the crash trials (Tests/SextantStorageTests/CrashTrialTests):
@@ -112,5 +113,36 @@ struct PowerLoss: AsyncParsableCommand {
               + "\(summary.workloadOperations) file operations, seed \(seed); \(summary.acknowledgedSteps) acknowledged steps checked; "
               + "\(summary.failures.count) failed; \(Int(Date().timeIntervalSince(started))) s")
         if !summary.failures.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// The SQLite side of the power-loss cross-check (tools/crash/fuse_power_loss.py):
+/// commits one row per transaction through `SextantSQLite.Database`, opened as
+/// every service opens its database (WAL, synchronous=FULL), and appends each
+/// committed row's number to the ack log (on another file system) after COMMIT
+/// returns. It runs until it is killed.
+struct SQLiteWriter: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sqlite-writer")
+
+    @Option var database: String
+    @Option(name: .customLong("ack-log")) var ackLog: String
+
+    func run() async throws {
+        let db = try Database(path: database)
+        try db.execute("CREATE TABLE IF NOT EXISTS rows (n INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        try db.execute("CREATE TABLE IF NOT EXISTS latest (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)")
+        let log = open(ackLog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard log >= 0 else { throw ValidationError("cannot open \(ackLog)") }
+        var n: Int64 = (try db.query("SELECT COALESCE(MAX(n), 0) FROM rows").first?[0].integer) ?? 0
+        while true {
+            n += 1
+            let row = n
+            try db.transaction { transaction in
+                try transaction.query("INSERT INTO rows (n, body) VALUES (?, ?)", [.integer(row), .text(String(repeating: "x", count: Int(row % 700)))])
+                try transaction.query("INSERT INTO latest (id, n) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET n = excluded.n", [.integer(row)])
+            }
+            let line = Array("\(row)\n".utf8)
+            _ = line.withUnsafeBytes { write(log, $0.baseAddress, $0.count) }
+        }
     }
 }

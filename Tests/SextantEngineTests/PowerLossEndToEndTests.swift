@@ -2,7 +2,7 @@ import Foundation
 import SextantTestSupport
 import Testing
 
-/// The real `sextant engine` on a FUSE file system that keeps unsynced file
+/// The real `sextant engine`, and SQLite as the services open it, on a FUSE file system that keeps unsynced file
 /// data only in its own memory (tools/crash/volatile_fs.py): killing that
 /// process is a power cut. Every acknowledged write must survive it; and when
 /// the file system's fsync lies, the check must notice.
@@ -20,5 +20,6 @@ import Testing
             environment: ["SEXTANT_VOLATILE_FS_FSYNC_LIES": "1"], timeoutSeconds: 300)
         #expect(status == 1, "\(output.suffix(3_000))")
         #expect(output.contains("FAILED"), "\(output.suffix(3_000))")
+        #expect(output.contains("sqlite:"), "the SQLite side loses commits too: \(output.suffix(3_000))")
     }
 }

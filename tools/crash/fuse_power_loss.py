@@ -7,7 +7,11 @@ checkpoints) through the binary protocol and records each acknowledged one;
 at a random moment it SIGKILLs the file system (the power cut: unsynced data
 is gone) and then the engine, remounts, restarts the engine and checks that
 every acknowledged write is present and current, the batch in flight is all
-there or not at all, and the collection opens.
+there or not at all, and the collection opens. Beside the engine,
+`sextant debug sqlite-writer` commits rows through SextantSQLite (WAL mode,
+synchronous=FULL, as the services open their databases) on the same mount;
+every row whose COMMIT returned must be there after the cut, and the database
+must pass SQLite's integrity check.
 
     .venv-test/bin/python tools/crash/fuse_power_loss.py --trials 20 [--seed S]
 
@@ -19,6 +23,7 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -84,6 +89,10 @@ def trial(number, rng, work):
     fs_log = open(os.path.join(work, f"trial-{number}", "fs.log"), "ab")
     fs = mount(backing, mountpoint, fs_log)
     engine, port = start_engine(os.path.join(mountpoint, "data"), os.path.join(work, f"trial-{number}", "engine-before.log"))
+    sqlite_acks = os.path.join(work, f"trial-{number}", "sqlite-acks")
+    sqlite_writer = subprocess.Popen(
+        [SEXTANT, "debug", "sqlite-writer", "--database", os.path.join(mountpoint, "ledger.sqlite3"), "--ack-log", sqlite_acks],
+        stdout=fs_log, stderr=fs_log)
     acknowledged = {}  # id -> version (None: deleted)
     pending = None
     cut_at = rng.uniform(0.3, 2.5)
@@ -93,6 +102,7 @@ def trial(number, rng, work):
         if not stop.wait(cut_at):
             fs.kill()  # the power goes: unsynced file data is lost with this process
             engine.kill()
+            sqlite_writer.kill()
 
     timer = threading.Thread(target=cut)
     timer.start()
@@ -128,15 +138,20 @@ def trial(number, rng, work):
         timer.join()
         engine.kill()
         engine.wait()
+        sqlite_writer.kill()
+        sqlite_writer.wait()
         unmount(fs, mountpoint)
 
     problems = []
+    with open(sqlite_acks, "rb") if os.path.exists(sqlite_acks) else open(os.devnull, "rb") as handle:
+        committed = [int(line) for line in handle.read().split(b"\n") if line.strip()]
     fs = mount(backing, mountpoint, fs_log)
+    problems += check_sqlite(os.path.join(mountpoint, "ledger.sqlite3"), committed)
     try:
         engine, port = start_engine(os.path.join(mountpoint, "data"), os.path.join(work, f"trial-{number}", "engine-after.log"))
     except RuntimeError as error:
         unmount(fs, mountpoint)
-        return batches, [f"the engine does not start after the cut: {error}"]
+        return batches + len(committed), problems + [f"the engine does not start after the cut: {error}"]
     try:
         client = Client("127.0.0.1", port, timeout=30)
         try:
@@ -174,7 +189,27 @@ def trial(number, rng, work):
             engine.kill()
             engine.wait()
         unmount(fs, mountpoint)
-    return batches, problems
+    return batches + len(committed), problems
+
+
+def check_sqlite(path, committed):
+    if not committed:
+        return []
+    try:
+        db = sqlite3.connect(path)
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        rows = {n for (n,) in db.execute("SELECT n FROM rows")}
+        latest = db.execute("SELECT n FROM latest WHERE id = 1").fetchone()
+        db.close()
+    except sqlite3.Error as error:
+        return [f"sqlite: the database does not open after the cut: {error}"]
+    problems = [] if integrity == "ok" else [f"sqlite: integrity check says {integrity}"]
+    lost = [n for n in committed if n not in rows]
+    if lost:
+        problems.append(f"sqlite: {len(lost)} committed rows lost (first {lost[:5]}) of {len(committed)}")
+    if latest is None or latest[0] < max(committed):
+        problems.append(f"sqlite: latest row {latest} is older than the last commit {max(committed)}")
+    return problems
 
 
 def main():
