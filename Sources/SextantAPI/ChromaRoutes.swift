@@ -394,7 +394,7 @@ struct ChromaRoutes {
         out["metadatas"] = include.contains("metadatas")
             ? .array(records.map { record in record.metadata.flatMap { $0.isEmpty ? nil : ChromaGrammar.metadataJSON($0) } ?? .null }) : .null
         out["embeddings"] = include.contains("embeddings")
-            ? .array(records.map { $0.vector.map { .array($0.map { .double(Double($0)) }) } ?? .null }) : .null
+            ? .array(records.map { $0.vector.map { .array($0.map { JSONValue.float($0) }) } ?? .null }) : .null
         out["uris"] = include.contains("uris") ? .array(records.map { _ in .null }) : .null
         return out
     }
@@ -448,7 +448,7 @@ struct ChromaRoutes {
             out[key] = key != "ids" && lists.allSatisfy(\.isNull) ? .null : .array(lists)
         }
         out["distances"] = include.contains("distances")
-            ? .array(results.map { .array($0.map { $0.distance.map { .double(Double($0)) } ?? .null }) }) : .null
+            ? .array(results.map { .array($0.map { $0.distance.map { JSONValue.float($0) } ?? .null }) }) : .null
         return Reply.json(.object(out))
     }
 

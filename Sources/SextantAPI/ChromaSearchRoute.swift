@@ -62,7 +62,7 @@ extension ChromaRoutes {
         var out: [String: JSONValue] = ["ids": .array(ranked.map { .string($0.id) })]
         out["documents"] = include.contains(.documents) ? .array(ranked.map { records[$0.id]?.document.map(JSONValue.string) ?? .null }) : .null
         out["embeddings"] = include.contains(.vectors)
-            ? .array(ranked.map { records[$0.id]?.vector.map { .array($0.map { .double(Double($0)) }) } ?? .null }) : .null
+            ? .array(ranked.map { records[$0.id]?.vector.map { .array($0.map { JSONValue.float($0) }) } ?? .null }) : .null
         if search.wantsMetadata {
             let fields = search.selectedFields
             out["metadatas"] = .array(ranked.map { entry in

@@ -286,14 +286,14 @@ struct NativeRoutes {
         let hits: [JSONValue] = (results.first ?? []).map { record in
             var object: [String: JSONValue] = ["id": .string(record.id)]
             if let distance = record.distance {
-                object["distance"] = .double(Double(distance))
+                object["distance"] = JSONValue.float(distance)
                 object["score"] = .double(Self.score(distance, handle.info.metric))
             }
             // Lexical: BM25; hybrid: the fused score. Either is higher-is-better.
             if let score = record.score { object["score"] = .double(score) }
             if include.contains(.documents) { object["document"] = record.document.map(JSONValue.string) ?? .null }
             if include.contains(.metadatas) { object["metadata"] = record.metadata.map(ChromaGrammar.metadataJSON) ?? .null }
-            if include.contains(.vectors) { object["vector"] = record.vector.map { .array($0.map { .double(Double($0)) }) } ?? .null }
+            if include.contains(.vectors) { object["vector"] = record.vector.map { .array($0.map { JSONValue.float($0) }) } ?? .null }
             return .object(object)
         }
         let elapsed = ContinuousClock.now - start

@@ -30,7 +30,7 @@ extension MetadataValue {
             var object: [String: JSONValue] = [
                 "#type": .string("sparse_vector"),
                 "indices": .array(vector.indices.map { .int(Int64($0)) }),
-                "values": .array(vector.values.map { .double(Double($0)) }),
+                "values": .array(vector.values.map { JSONValue.float($0) }),
             ]
             if let labels = vector.labels { object["tokens"] = .array(labels.map(JSONValue.string)) }
             return .object(object)

@@ -42,6 +42,14 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
+    /// A float32 (a stored vector component, a distance) as the double its
+    /// shortest decimal text names, so it prints as float32 clients expect
+    /// ("0.1", not "0.10000000149011612") while every double prints exactly.
+    public static func float(_ value: Float) -> JSONValue {
+        guard value.isFinite else { return .double(Double(value)) }
+        return .double(Double(value.description) ?? Double(value))
+    }
+
     public var boolValue: Bool? {
         if case .bool(let flag) = self { return flag }
         return nil
@@ -183,8 +191,10 @@ public enum JSON {
             out.append(contentsOf: "null".utf8)
             return
         }
-        let asFloat = Float(number)
-        let text = Double(asFloat) == number && asFloat.isFinite ? asFloat.description : number.description
+        // Shortest text that parses back to exactly this double (float32
+        // values reach here already as the double their shortest text names:
+        // `JSONValue.float`).
+        let text = number.description
         var isFloatSyntax = false
         for byte in text.utf8 {
             out.append(byte)

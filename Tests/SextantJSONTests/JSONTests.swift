@@ -14,7 +14,12 @@ import Testing
         #expect(try JSON.parse("9007199254740993") == .int(9_007_199_254_740_993))
         // Floats are written so they read back as floats, and float32 values stay short.
         #expect(JSON.serialize(.double(3)) == "3.0")
-        #expect(JSON.serialize(.double(Double(Float(0.1)))) == "0.1")
+        #expect(JSON.serialize(JSONValue.float(0.1)) == "0.1")
+        // A double that happens to be exactly a float32 value still prints exactly
+        // (found by FuzzJSON: 2^64 came back as 1.8446744e+19).
+        for value in [18446744073709551616.0, Double(Float.greatestFiniteMagnitude), Double(Float(0.1))] {
+            #expect(try JSON.parse(JSON.serialize(.double(value))) == .double(value))
+        }
         #expect(try JSON.parse(JSON.serialize(.double(0.1))) == .double(0.1))
         #expect(JSON.serialize(.double(.nan)) == "null")
     }
