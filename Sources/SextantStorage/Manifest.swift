@@ -10,7 +10,7 @@ struct FileDigest: Codable, Equatable {
 /// The small checksummed file that says which generation of data files is
 /// current and which WAL position it covers. Replaced only by atomic rename.
 /// Layout: "SXM1", u32 CRC32C of the JSON body, the JSON body.
-struct Manifest: Codable, Equatable {
+package struct Manifest: Codable, Equatable {
     /// 2: a collection may quantize (its configuration says how, its index
     /// state carries the code book, its generation a codes file). Version 1
     /// manifests are read as unquantized collections, which they are.
@@ -31,7 +31,7 @@ struct Manifest: Codable, Equatable {
     static let fileName = "MANIFEST"
     static let magic: [UInt8] = Array("SXM1".utf8)
 
-    func encoded() throws -> [UInt8] {
+    package func encoded() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         let body: [UInt8]
@@ -43,7 +43,11 @@ struct Manifest: Codable, Equatable {
     }
 
     static func read(_ path: String, disk: Files) throws -> Manifest {
-        let bytes = try disk.readAll(path)
+        try decode(try disk.readAll(path), path: path)
+    }
+
+    /// A manifest from its bytes; `path` names it in errors.
+    package static func decode(_ bytes: [UInt8], path: String) throws -> Manifest {
         guard bytes.count > 8, Array(bytes[0..<4]) == magic else {
             throw StorageError.corrupted("\(path): not a Sextant manifest (bad magic or truncated)")
         }

@@ -109,7 +109,7 @@ enum RecordCodec {
 
 /// WAL payload of one batch: u32 operation count, then per operation
 /// u8 kind (1 put, 2 delete); put = heap record + dimensions × f16; delete = u16 + id.
-enum BatchCodec {
+package enum BatchCodec {
     static let put: UInt8 = 1
     static let delete: UInt8 = 2
 
@@ -149,18 +149,20 @@ enum BatchCodec {
     }
 
     /// The operations a batch holds, from its header alone (0 for a short payload).
-    static func operationCount(_ payload: [UInt8]) -> Int {
+    package static func operationCount(_ payload: [UInt8]) -> Int {
         guard payload.count >= 4 else { return 0 }
         return Int(payload.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) })
     }
 
-    static func decode(_ payload: [UInt8], dimensions: Int) throws -> [ResolvedOperation] {
+    package static func decode(_ payload: [UInt8], dimensions: Int) throws -> [ResolvedOperation] {
         let result: Result<[ResolvedOperation], StorageError> = payload.withUnsafeBytes { raw in
             var reader = ByteReader(raw)
             do {
                 let count = try reader.integer(UInt32.self)
                 var operations: [ResolvedOperation] = []
-                operations.reserveCapacity(Int(min(count, 1 << 20)))
+                // Every operation takes at least 3 bytes (kind and id length), so a
+                // damaged count cannot reserve more than the payload could hold.
+                operations.reserveCapacity(min(Int(count), raw.count / 3))
                 for _ in 0..<count {
                     switch try reader.integer(UInt8.self) {
                     case put:

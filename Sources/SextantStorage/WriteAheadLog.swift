@@ -19,11 +19,11 @@ public typealias LSN = UInt64
 ///
 /// An entry is one batch; it is valid only if the whole frame is present and
 /// the checksum matches, so a batch is either entirely in the log or not at all.
-enum WALFrame {
+package enum WALFrame {
     static let magic: UInt32 = 0x3157_5853  // "SXW1" little-endian
     static let headerBytes = 24
 
-    static func encode(lsn: LSN, kind: UInt8, payload: [UInt8]) -> [UInt8] {
+    package static func encode(lsn: LSN, kind: UInt8, payload: [UInt8]) -> [UInt8] {
         var frame = [UInt8](repeating: 0, count: headerBytes)
         frame.reserveCapacity(headerBytes + payload.count)
         frame.withUnsafeMutableBytes { header in
@@ -46,17 +46,17 @@ enum WALFrame {
 
     static func checksum(_ frame: [UInt8]) -> UInt32 { frame.withUnsafeBytes { checksum($0) } }
 
-    struct Entry {
-        let lsn: LSN
-        let kind: UInt8
-        let payloadRange: Range<Int>
-        let endOffset: Int
+    package struct Entry {
+        package let lsn: LSN
+        package let kind: UInt8
+        package let payloadRange: Range<Int>
+        package let endOffset: Int
     }
 
     /// Parses entries from `bytes`; stops at the first frame that is short, has a
     /// bad magic or checksum, or breaks the LSN sequence (consecutive from the
     /// first entry's). Returns the good entries.
-    static func scan(_ bytes: UnsafeRawBufferPointer) -> [Entry] {
+    package static func scan(_ bytes: UnsafeRawBufferPointer) -> [Entry] {
         var entries: [Entry] = []
         var offset = 0
         var expected: LSN? = nil
