@@ -40,6 +40,8 @@ public struct APIConfiguration: Sendable {
     public var maximumInFlight = APILimits.defaultMaximumInFlight
     /// A connection idle (nothing read or written) this long is closed.
     public var idleTimeoutSeconds: Int64 = 60
+    /// Seconds from a request's first byte to its last (head and body) before the connection is closed.
+    public var requestReadTimeoutSeconds: Int64 = 30
     /// The bot gateway's admin address (http://host:port) for the page's bots view; nil: none runs.
     public var botsAdminURL: String?
     /// The CA that signed the engine's certificate, for a `tls://` engine address
@@ -104,7 +106,12 @@ public enum APIServer {
         guard (configuration.tlsCertificatePath == nil) == (configuration.tlsKeyPath == nil) else { throw APIStartError.tlsIncomplete }
         // A connection that sends and receives nothing for this long is closed:
         // ten thousand clients that connect and wait cost descriptors only for a while.
-        let http = HTTP1Channel.Configuration(idleTimeout: .seconds(configuration.idleTimeoutSeconds))
+        // And a request must arrive whole within its own deadline: the idle timeout
+        // is reset by every byte, so it cannot stop a client that trickles them.
+        let readTimeout = TimeAmount.seconds(configuration.requestReadTimeoutSeconds)
+        let http = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [RequestDeadlineHandler(timeout: readTimeout)],
+            idleTimeout: .seconds(configuration.idleTimeoutSeconds))
         var server = HTTPServerBuilder.http1(configuration: http)
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
             server = try .tls(.http1(configuration: http),

@@ -41,6 +41,9 @@ struct APICommand: AsyncParsableCommand {
     var maxInFlight = APILimits.defaultMaximumInFlight
     @Option(name: .customLong("idle-timeout-seconds"), help: "A connection idle (nothing read or written) this long is closed.")
     var idleTimeoutSeconds: Int64 = 60
+    @Option(name: .customLong("request-read-timeout-seconds"),
+            help: "A request whose head and body have not all arrived this long after its first byte is cut off (slow clients).")
+    var requestReadTimeoutSeconds: Int64 = 30
     @Option(name: .customLong("bots"), help: "The bot gateway's admin address (http://host:port): the page manages bots through it.")
     var bots: String?
     @OptionGroup var answers: AnswerOptions
@@ -76,6 +79,10 @@ struct APICommand: AsyncParsableCommand {
         configuration.maximumInFlight = maxInFlight
         guard (1...86_400).contains(idleTimeoutSeconds) else { throw ValidationError("--idle-timeout-seconds must be in 1...86400") }
         configuration.idleTimeoutSeconds = idleTimeoutSeconds
+        guard (1...3_600).contains(requestReadTimeoutSeconds) else {
+            throw ValidationError("--request-read-timeout-seconds must be in 1...3600")
+        }
+        configuration.requestReadTimeoutSeconds = requestReadTimeoutSeconds
         configuration.botsAdminURL = bots.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         configuration.answerTimeoutMilliseconds = answers.answerTimeoutMilliseconds
         configuration.answerModel = try answers.model()

@@ -308,6 +308,56 @@ let curlQuestion = "command line tool for transferring data with URL syntax"
         #expect(try await http(.GET, url + "/healthz").status == 200)
     }
 
+    /// Clients that trickle a request a byte at a time (headers or body) keep
+    /// resetting the idle timeout; the request deadline cuts them off, and the
+    /// in-flight slots the body tricklers held come back.
+    @Test func tricklingClientsAreCutOffAtTheRequestDeadline() async throws {
+        let directory = TemporaryDirectory("sextant-api")
+        defer { directory.remove() }
+        let up = try UpProcess(dataRoot: directory.path + "/data", extraArguments: ["--no-ingest"])
+        defer { up.stop() }
+        let (api, url, port) = try await startAPI(
+            beside: up, in: directory, ["--request-read-timeout-seconds", "2", "--idle-timeout-seconds", "60", "--max-in-flight", "2"])
+        defer { api.killHard() }
+        let head = "POST /v1/collections/demo/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        // One trickles its headers; two send a whole head and trickle the body, holding both in-flight slots.
+        let headers = try RawSocket(port: port)
+        let bodies = [try RawSocket(port: port), try RawSocket(port: port)]
+        for socket in bodies { Self.sendQuietly(socket, Array((head + "Content-Length: 100000\r\n\r\n{").utf8)) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await http(.POST, url + "/v1/collections/demo/search", body: #"{"query": "x", "k": 1}"#).status == 429,
+                "the body tricklers hold the in-flight slots")
+        let started = Date()
+        var closedAfter: [Double?] = [nil, nil, nil]
+        let header = Array(head.utf8)
+        var sent = 0
+        while Date().timeIntervalSince(started) < 8 && closedAfter.contains(where: { $0 == nil }) {
+            for (index, socket) in ([headers] + bodies).enumerated() where closedAfter[index] == nil {
+                let byte: [UInt8] = index == 0 ? [header[sent % header.count]] : [32]
+                if !Self.sendQuietly(socket, byte) || Self.closedByPeer(socket) {
+                    closedAfter[index] = Date().timeIntervalSince(started)
+                }
+            }
+            sent += 1
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(closedAfter.allSatisfy { $0 != nil && $0! < 6 }, "cut off after \(closedAfter) s (deadline 2 s, idle timeout 60 s)")
+        // The slots are free again, and a whole request is answered as before.
+        #expect(try await http(.POST, url + "/v1/collections/demo/search", body: #"{"query": "\#(curlQuestion)", "k": 3}"#).status == 200)
+    }
+
+    /// Writes without SIGPIPE; false once the peer has gone.
+    static func sendQuietly(_ socket: RawSocket, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { Glibc.send(socket.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    /// True when the peer closed (end of file, or reset) without blocking.
+    static func closedByPeer(_ socket: RawSocket) -> Bool {
+        var byte: UInt8 = 0
+        let got = recv(socket.fd, &byte, 1, Int32(MSG_DONTWAIT))
+        return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    }
+
     /// Ten thousand connections held open to the API, half of them having
     /// sent half a request's headers: searches are still answered, and the
     /// idle ones are closed on the idle timeout.
