@@ -3,22 +3,6 @@ import SextantClient
 import SextantJSON
 import SextantPayload
 
-public enum IngestError: Error, Sendable, CustomStringConvertible, Equatable {
-    case mapping(String)
-    case source(String)
-    case embedderMismatch(String)
-    case engine(String)
-
-    public var description: String {
-        switch self {
-        case .mapping(let message): return "mapping: \(message)"
-        case .source(let message): return "source: \(message)"
-        case .embedderMismatch(let message): return message
-        case .engine(let message): return "engine: \(message)"
-        }
-    }
-}
-
 /// How CSV columns become a record. Documented in docs/INGEST.md; the one for
 /// the shared debian-minilm batches is tools/mappings/debian-minilm.json.
 public struct Mapping: Sendable, Equatable {

@@ -9,20 +9,6 @@ import SextantRetrieval
 import SextantSupport
 import SextantPayload
 
-public enum ScrapeError: Error, Sendable, CustomStringConvertible, Equatable {
-    case configuration(String)
-    case site(String)
-    case engine(String)
-
-    public var description: String {
-        switch self {
-        case .configuration(let message): return "configuration: \(message)"
-        case .site(let message): return "site: \(message)"
-        case .engine(let message): return "engine: \(message)"
-        }
-    }
-}
-
 /// An immutable compiled pattern; NSRegularExpression is documented thread-safe once built.
 public final class URLPattern: @unchecked Sendable {
     public let text: String

@@ -225,7 +225,7 @@ public final class Scraper: Sendable {
             else { continue }
             let text = String(decoding: body, as: UTF8.self)
             // The protocol wants absolute URLs; relative ones are read against the sitemap's own URL.
-            let locations = Self.sitemapLocations(text).compactMap { CanonicalURL.canonical($0, relativeTo: next) }
+            let locations = Sitemap.locations(text).compactMap { CanonicalURL.canonical($0, relativeTo: next) }
             if text.contains("<sitemapindex") {
                 pending += locations.filter { $0.hasPrefix(configuration.site.origin) }
             } else {
@@ -234,16 +234,6 @@ public final class Scraper: Sendable {
         }
         if !urls.isEmpty { logger.info("sitemaps list \(urls.count) URLs") }
         return urls.compactMap { CanonicalURL.canonical($0) }
-    }
-
-    static func sitemapLocations(_ xml: String) -> [String] {
-        var found: [String] = []
-        var rest = Substring(xml)
-        while let open = rest.range(of: "<loc>"), let close = rest.range(of: "</loc>", range: open.upperBound..<rest.endIndex) {
-            found.append(HTMLEntities.decode(rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)))
-            rest = rest[close.upperBound...]
-        }
-        return found
     }
 
     // MARK: - One page
