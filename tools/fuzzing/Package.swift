@@ -20,6 +20,11 @@ func fuzzer(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
 
 let package = Package(
     name: "SextantFuzz",
+    // The root package's versions (the offline mirror resolves only those).
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    ],
     targets: [
         .target(name: "CSextantKernels", path: "Modules/CSextantKernels"),
         .target(name: "CSextantSystem", path: "Modules/CSextantSystem"),
@@ -31,6 +36,12 @@ let package = Package(
         module("SextantKernels", ["CSextantKernels"]),
         module("SextantIndex", ["SextantKernels", "CSextantKernels"]),
         module("SextantConcurrency", ["CSextantSystem"]),
+        // Single files of modules whose other files need the network stack: the CSV
+        // reader, and the scraper's parsers of other people's documents.
+        module("IngestCSV"),
+        module("ScraperParsers"),
+        module("SextantProtocol", ["SextantPayload", .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         module("SextantStorage", ["SextantIndex", "SextantPayload", "SextantKernels", "SextantConcurrency", "SextantText",
                                   "CSextantKernels", "CSextantIO", "CSextantSystem"]),
 
@@ -40,5 +51,10 @@ let package = Package(
         fuzzer("FuzzRegex", ["FuzzDriver", "SextantPayload"]),
         fuzzer("FuzzMetadata", ["FuzzDriver", "SextantPayload"]),
         fuzzer("FuzzWAL", ["FuzzDriver", "SextantStorage"]),
+        fuzzer("FuzzCSV", ["FuzzDriver", "IngestCSV"]),
+        fuzzer("FuzzHTML", ["FuzzDriver", "ScraperParsers"]),
+        fuzzer("FuzzFrames", ["FuzzDriver", "SextantProtocol", .product(name: "NIOCore", package: "swift-nio"),
+                              .product(name: "NIOEmbedded", package: "swift-nio")]),
+        fuzzer("FuzzWire", ["FuzzDriver", "SextantProtocol", "SextantPayload", .product(name: "NIOCore", package: "swift-nio")]),
         fuzzer("FuzzManifest", ["FuzzDriver", "SextantStorage", "SextantKernels"]),
     ])

@@ -1,0 +1,1 @@
+../../../../Sources/SextantIngest/IngestError.swift

@@ -1,0 +1,1 @@
+../../../../Sources/SextantScraper/Sitemap.swift

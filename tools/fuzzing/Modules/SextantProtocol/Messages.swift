@@ -1,0 +1,1 @@
+../../../../Sources/SextantProtocol/Messages.swift
