@@ -10,6 +10,10 @@ public enum JSONValue: Sendable, Hashable {
     case bool(Bool)
     case int(Int64)
     case double(Double)
+    /// A float32 (a stored vector component, a distance): written at float32
+    /// precision ("0.1", not "0.10000000149011612"), while every double is
+    /// written exactly. The parser never makes one; it reads numbers as doubles.
+    case float(Float)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
@@ -38,16 +42,9 @@ public enum JSONValue: Sendable, Hashable {
         switch self {
         case .int(let number): return Double(number)
         case .double(let number): return number
+        case .float(let number): return Double(number)
         default: return nil
         }
-    }
-
-    /// A float32 (a stored vector component, a distance) as the double its
-    /// shortest decimal text names, so it prints as float32 clients expect
-    /// ("0.1", not "0.10000000149011612") while every double prints exactly.
-    public static func float(_ value: Float) -> JSONValue {
-        guard value.isFinite else { return .double(Double(value)) }
-        return .double(Double(value.description) ?? Double(value))
     }
 
     public var boolValue: Bool? {
@@ -70,7 +67,7 @@ public enum JSONValue: Sendable, Hashable {
         case .null: return "null"
         case .bool: return "boolean"
         case .int: return "integer"
-        case .double: return "number"
+        case .double, .float: return "number"
         case .string: return "string"
         case .array: return "array"
         case .object: return "object"
@@ -162,6 +159,8 @@ public enum JSON {
         case .int(let number): out.append(contentsOf: String(number).utf8)
         case .double(let number):
             writeNumber(number, &out)
+        case .float(let number):
+            writeNumber(number, &out)
         case .string(let text): writeString(text, &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
@@ -186,14 +185,12 @@ public enum JSON {
     /// float32 (vectors, distances) is written in float32's shortest form: 9
     /// digits instead of 17, half the bytes to send and parse. Always has a '.'
     /// or an exponent, so it reads back as a float, not an integer.
-    static func writeNumber(_ number: Double, _ out: inout [UInt8]) {
+    /// The shortest text that parses back to exactly `number` in its own precision.
+    static func writeNumber<Number: BinaryFloatingPoint & CustomStringConvertible>(_ number: Number, _ out: inout [UInt8]) {
         guard number.isFinite else {
             out.append(contentsOf: "null".utf8)
             return
         }
-        // Shortest text that parses back to exactly this double (float32
-        // values reach here already as the double their shortest text names:
-        // `JSONValue.float`).
         let text = number.description
         var isFloatSyntax = false
         for byte in text.utf8 {
