@@ -88,24 +88,38 @@ public struct RobotsPolicy: Sendable, Equatable {
         return allows(pathAndQuery: path + (components.percentEncodedQuery.map { "?" + $0 } ?? ""))
     }
 
-    /// `*` matches any run of characters; a final `$` anchors the end.
-    static func matches(pattern: String, path: String) -> Bool {
-        var pattern = Substring(pattern)
-        let anchored = pattern.hasSuffix("$")
-        if anchored { pattern = pattern.dropLast() }
-        let pieces = pattern.split(separator: "*", omittingEmptySubsequences: false)
-        var rest = Substring(path)
+    /// `*` matches any run of characters; a final `$` anchors the end. On
+    /// UTF-8 bytes, as the protocol defines it: Foundation's `range(of:)` on a
+    /// substring returned a range past its end for some inputs (NUL bytes and
+    /// invalid UTF-8 in a robots.txt, found by FuzzHTML), which trapped.
+    package static func matches(pattern: String, path: String) -> Bool {
+        var pattern = Array(pattern.utf8)
+        let anchored = pattern.last == UInt8(ascii: "$")
+        if anchored { pattern.removeLast() }
+        let pieces = pattern.split(separator: UInt8(ascii: "*"), omittingEmptySubsequences: false)
+        let path = Array(path.utf8)
+        var position = 0
         for (index, piece) in pieces.enumerated() {
             if index == 0 {
-                guard rest.hasPrefix(piece) else { return false }
-                rest = rest.dropFirst(piece.count)
+                guard path.count >= piece.count, path[0..<piece.count].elementsEqual(piece) else { return false }
+                position = piece.count
             } else if index == pieces.count - 1 && anchored {
-                return rest.hasSuffix(piece)
+                return path.count - position >= piece.count && path[(path.count - piece.count)...].elementsEqual(piece)
             } else if !piece.isEmpty {
-                guard let found = rest.range(of: piece) else { return false }
-                rest = rest[found.upperBound...]
+                guard let found = firstIndex(of: piece, in: path, from: position) else { return false }
+                position = found + piece.count
             }
         }
-        return !anchored || rest.isEmpty
+        return !anchored || position == path.count
+    }
+
+    /// Where `needle` first occurs in `haystack` at or after `start`.
+    static func firstIndex(of needle: ArraySlice<UInt8>, in haystack: [UInt8], from start: Int) -> Int? {
+        var candidate = start
+        while candidate + needle.count <= haystack.count {
+            if haystack[candidate..<(candidate + needle.count)].elementsEqual(needle) { return candidate }
+            candidate += 1
+        }
+        return nil
     }
 }

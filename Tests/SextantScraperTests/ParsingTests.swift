@@ -32,6 +32,18 @@ import Testing
         #expect(!ours.allows(pathAndQuery: "/tmp/a"))
         // Empty Disallow allows everything.
         #expect(RobotsPolicy(parsing: "User-agent: *\nDisallow:\n", userAgent: "sextantbot").allows(pathAndQuery: "/a"))
+        // Wildcards, anchors and bytes Foundation's substring search mishandled
+        // (NUL and invalid UTF-8 in someone's robots.txt trapped the scraper; found by FuzzHTML).
+        let hostile = RobotsPolicy(
+            parsing: "User-agent: SextantBot\nDisallow: /**/*b\u{0}\u{0}\u{0}\u{FFFD}*$\nDisallow: /a*b*c$\nAllow: /a*b\n",
+            userAgent: "sextantbot")
+        #expect(hostile.allows(pathAndQuery: "/x/y/b"))
+        #expect(!hostile.allows(pathAndQuery: "/a/1/b/2/c"))
+        #expect(hostile.allows(pathAndQuery: "/a/1/b/2/c/d"))
+        #expect(hostile.allows(url: "https://example.org/a/b"))
+        #expect(RobotsPolicy.matches(pattern: "/**/*b*$", path: "/q/b/z"))
+        #expect(!RobotsPolicy.matches(pattern: "/*.pdf$", path: "/a.pdf?x=1"))
+        #expect(RobotsPolicy.matches(pattern: "/*.pdf", path: "/a.pdf?x=1"))
     }
 
     @Test func canonicalURLsDropFragmentsTrackingAndDefaults() {
