@@ -112,14 +112,18 @@ package struct PowerLossTrial: Sendable {
         engine = nil
 
         var problems: [String] = []
-        let image = disk.survivingImage(variant, seed: seed ^ (UInt64(cutAfterOperations ?? 0) &* 0x5EED))
-        let before = Self.tree(image, Self.root)
+        let imageSeed = seed ^ (UInt64(cutAfterOperations ?? 0) &* 0x5EED)
+        let image = disk.survivingImage(variant, seed: imageSeed)
         problems += await Self.check(image, created: created, model: model, pending: pending, phase: "after the cut")
         if problems.isEmpty {
             problems += await Self.writeAfterRecovery(image, created: created, model: &model)
         }
         if !problems.isEmpty { problems.append("the file operations before the cut: " + trace.joined(separator: "; ")) }
-        if !problems.isEmpty { problems.append("files after the cut: " + before.joined(separator: "; ")) }
+        if !problems.isEmpty {
+            // Recovery has changed `image` by now; the same seed rebuilds what the cut left.
+            let left = Self.tree(disk.survivingImage(variant, seed: imageSeed), Self.root)
+            problems.append("files after the cut: " + left.joined(separator: "; "))
+        }
         return Outcome(operations: operations, acknowledgedSteps: acknowledged, expectedRecords: model.count, problems: problems)
     }
 

@@ -165,7 +165,7 @@ struct Files: Sendable {
 
 /// Writes a file in chunks while computing its checksum; fsync is separate so a
 /// checkpoint can write everything first and sync afterwards.
-struct ChecksummedWriter: @unchecked Sendable {
+struct ChecksummedWriter {
     let path: String
     let file: FileDescriptor
     private let system: any FileSystem
