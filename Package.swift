@@ -251,6 +251,20 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // `sextant soak`: weeks of the feed and minutes of many API clients against the real processes.
+        .target(
+            name: "SextantSoak",
+            dependencies: [
+                "SextantClient", "SextantBackup", "SextantObjectStore", "SextantDatasets", "SextantPayload", "SextantJSON",
+                "SextantChroma", "COpenBLAS",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+
         .executableTarget(
             name: "SextantCLI",
             dependencies: [
@@ -259,6 +273,7 @@ let package = Package(
                 "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM", "SextantScraper",
                 "SextantAnswers", "SextantBots", "SextantConcurrency", "SextantPayload", "SextantSupport", "SextantRetrieval",
                 "SextantKernels", "SextantProtocol", "SextantDatasets", "SextantImport", "SextantFaultInjection", "SextantSQLite",
+                "SextantSoak",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -270,6 +285,8 @@ let package = Package(
 
         // Tests sit beside the module they test; shared helpers live in SextantTestSupport.
         .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
+        .testTarget(name: "SextantSoakTests", dependencies: ["SextantSoak", "SextantDatasets", "SextantJSON", "SextantTestSupport"],
+                    swiftSettings: strict),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "CSextantKernels", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(name: "SextantObjectStoreTests", dependencies: ["SextantObjectStore", "SextantTestSupport"], swiftSettings: strict),
         .testTarget(name: "SextantTextTests", dependencies: ["SextantText", "SextantDatasets", "SextantTestSupport"], swiftSettings: strict),
