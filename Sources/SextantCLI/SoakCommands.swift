@@ -50,6 +50,8 @@ struct SoakFeedCommand: AsyncParsableCommand {
     @Option(name: .customLong("steady-from-day"), help: "The day the targets compare the rest of the run against.")
     var steadyFromDay = 15
     @Option(help: "Feed seed.") var seed: UInt64 = 1
+    @Option(help: "The collection's search ef (default: the engine's; a million scaled records need about 192 for recall@10 0.95).")
+    var ef: Int?
     @Flag(name: .customLong("no-text-index"), help: "Create the collection without its BM25 index.") var noTextIndex = false
     @Flag(name: .customLong("keep-data"), help: "Keep the engine's data and the backups afterwards.") var keepData = false
     @Option(name: .customLong("engine-arg"), parsing: .singleValue, help: "An extra argument for `sextant engine` (repeatable).")
@@ -75,9 +77,14 @@ struct SoakFeedCommand: AsyncParsableCommand {
         configuration.backupsPerDay = backupsPerDay
         configuration.steadyFromDay = steadyFromDay
         configuration.textIndex = !noTextIndex
+        if let ef {
+            guard (1...4_096).contains(ef) else { throw ValidationError("--ef must be in 1...4096") }
+            configuration.ef = ef
+        }
         configuration.keepData = keepData
         configuration.engineArguments = engineArguments
         let quiet = json
+        SoakChildren.stopOnSignals()
         let report = try await FeedSoak(configuration: configuration).run { message in
             if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
         }
@@ -111,6 +118,7 @@ struct SoakAPICommand: AsyncParsableCommand {
         configuration.apiArguments = apiArguments
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let quiet = json
+        SoakChildren.stopOnSignals()
         let report = try await APISoak(configuration: configuration).run { message in
             if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
         }

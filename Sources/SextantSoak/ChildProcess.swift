@@ -1,8 +1,42 @@
+import Dispatch
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The soak's running children. An interrupted soak (Ctrl-C, SIGTERM) takes
+/// them down with it rather than leaving an engine holding its port and data.
+public enum SoakChildren {
+    static let running = Mutex<Set<Int32>>([])
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+    /// On SIGINT or SIGTERM: SIGTERM every child, then exit with 128 + the signal.
+    public static func stopOnSignals() {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                let pids = running.withLock { $0 }
+                for pid in pids { kill(pid, SIGTERM) }
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline, pids.contains(where: { kill($0, 0) == 0 && !isZombie($0) }) { usleep(50_000) }
+                exit(128 + number)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/stat"), let data = try? handle.readToEnd() else { return true }
+        try? handle.close()
+        let text = String(decoding: data, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return true }
+        return text[text.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+}
 
 /// A `sextant` part the soak runs as its own process, as it runs in
 /// production: its memory is then the kernel's figure for that process alone,
@@ -28,6 +62,8 @@ final class ChildProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         try? handle.close()
+        let pid = process.processIdentifier
+        SoakChildren.running.withLock { _ = $0.insert(pid) }
         port = 0
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while Date() < deadline {
@@ -54,6 +90,8 @@ final class ChildProcess: @unchecked Sendable {
     /// Returns the exit status, or nil when the process had to be killed.
     @discardableResult
     func stop(timeoutSeconds: Double = 120) -> Int32? {
+        let pid = process.processIdentifier
+        defer { if !process.isRunning { SoakChildren.running.withLock { _ = $0.remove(pid) } } }
         guard process.isRunning else { return process.terminationStatus }
         kill(process.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(timeoutSeconds)

@@ -37,6 +37,9 @@ public struct FeedSoak: Sendable {
         public var backupsPerDay = 4
         public var keepBackups = 2
         public var textIndex = true
+        /// The collection's search ef (nil: the engine's default). A million scaled
+        /// records need about 192 for recall@10 0.95 (docs/BENCHMARKS.md).
+        public var ef: Int?
         /// The first day of the steady state the targets compare against.
         public var steadyFromDay = 15
         public var engineArguments: [String] = []
@@ -91,6 +94,7 @@ public struct FeedSoak: Sendable {
     public struct Report: Codable, Sendable {
         public var plan: SoakFeed.Plan
         public var day_seconds: Double
+        public var ef: Int?
         public var clients: Int
         public var queries_per_second_per_client: Double
         public var wall_seconds: Double
@@ -148,7 +152,8 @@ public struct FeedSoak: Sendable {
         let searcher = try await SextantClient.connect(queryConfiguration)
         let collectionName = "tenders"
         let collection = try await admin.createCollection(
-            name: collectionName, dimension: reader.dimensions, metric: .cosine, textIndex: settings.textIndex ? TextIndexOptions() : nil)
+            name: collectionName, dimension: reader.dimensions, metric: .cosine, ef: settings.ef,
+            textIndex: settings.textIndex ? TextIndexOptions() : nil)
         let writeHandle = try await writer.getCollection(name: collectionName)
         let searchHandle = try await searcher.getCollection(name: collectionName)
 
@@ -244,7 +249,7 @@ public struct FeedSoak: Sendable {
         try Self.writeCSV(days, to: csv)
         let plot = SoakPlot.draw(csv: csv, png: work + "/soak.png", title: "sextant soak feed: \(settings.plan.days) days of \(settings.plan.recordsPerDay) records")
         let targets = Self.targets(days, steadyFromDay: settings.steadyFromDay, reopenMatches: reopenCount == expected)
-        return Report(plan: settings.plan, day_seconds: settings.daySeconds, clients: settings.clients,
+        return Report(plan: settings.plan, day_seconds: settings.daySeconds, ef: settings.ef, clients: settings.clients,
                       queries_per_second_per_client: settings.queriesPerSecondPerClient, wall_seconds: wallSeconds, days: days,
                       targets: targets, reopen_milliseconds: reopenMilliseconds, reopen_count: reopenCount,
                       backup_failures: backups.failures, csv: csv, plot: plot)

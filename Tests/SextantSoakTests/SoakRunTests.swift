@@ -76,4 +76,35 @@ struct SoakRunTests {
         #expect(stderr.contains("make_scaled.py --records 2400000"), "\(stderr)")
         #expect(!FileManager.default.fileExists(atPath: work.file("engine.log")), "no engine was started")
     }
+
+    @Test func anInterruptedSoakTakesItsEngineDownWithIt() throws {
+        let work = TemporaryDirectory("sextant-soak-interrupted")
+        defer { work.remove() }
+        let soak = try SextantBinary.start([
+            "soak", "feed", "--dataset", TestDataset.debianMiniLM, "--work", work.path, "--days", "2", "--records-per-day", "2000",
+            "--day-seconds", "600",
+        ], logPath: work.file("soak.log"))
+        var enginePID: Int32?
+        let deadline = Date().addingTimeInterval(60)
+        while enginePID == nil, Date() < deadline, soak.isRunning {
+            let log = (try? String(contentsOfFile: work.file("soak.log"), encoding: .utf8)) ?? ""
+            if let range = log.range(of: "engine pid ") { enginePID = Int32(log[range.upperBound...].prefix { $0.isNumber }) }
+            usleep(50_000)
+        }
+        let pid = try #require(enginePID, "the soak reported its engine")
+        #expect(kill(pid, 0) == 0, "the engine runs")
+        kill(soak.processIdentifier, SIGTERM)
+        #expect(soak.waitForExit(timeoutSeconds: 90), "the soak exits on SIGTERM")
+        #expect(soak.exitStatus == 128 + SIGTERM)
+        // The engine was the soak's child: once stopped and reaped it is gone (or, reparented, a zombie no longer running).
+        let gone = Date().addingTimeInterval(30)
+        func running() -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+                return false
+            }
+            return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+        }
+        while running() && Date() < gone { usleep(50_000) }
+        #expect(!running(), "the engine stopped with the soak")
+    }
 }
