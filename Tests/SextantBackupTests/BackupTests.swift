@@ -267,4 +267,10 @@ import Testing
         #expect(status == 0, "\(output)")
         #expect(output.contains("deploy files: ok"))
     }
+
+    @Test func kubernetesManifestsRenderValidateAndUseRealFlags() throws {
+        let (status, output) = try TestPython.run("tools/python/check_kubernetes.py", [TestDataset.packageRoot, SextantBinary.path])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("kubernetes manifests: ok"))
+    }
 }
