@@ -92,6 +92,9 @@ struct EngineCommand: AsyncParsableCommand {
     @Option(name: .customLong("unindexed-limit-under-reads"),
             help: "The same bound while queries run (a query in the last \(StorageLimits.readerActivityWindowMilliseconds) ms); default: --unindexed-limit.")
     var unindexedLimitUnderReads: Int?
+    @Option(name: .customLong("automatic-index-records"),
+            help: "A collection this large indexes a metadata field by itself once \(StorageLimits.automaticPayloadIndexFilterUses) filters have used it without an index (0: never).")
+    var automaticIndexRecords = StorageLimits.automaticPayloadIndexRecords
     @Option(name: .customLong("background-priority"),
             help: "Scheduling priority of write processing, indexing and checkpoint threads: a nice value 0-19 (default 10), or 'idle' (SCHED_IDLE: only CPU nothing else wants; under a saturating query load writes can then wait past their deadlines).")
     var backgroundPriority: String?
@@ -157,6 +160,8 @@ struct EngineCommand: AsyncParsableCommand {
         guard underReads >= 64 else { throw ValidationError("--unindexed-limit-under-reads must be at least 64") }
         configuration.backgroundPriority = priority
         configuration.tailLimits = TailLimits(always: unindexedLimit, underReads: min(underReads, unindexedLimit))
+        guard automaticIndexRecords >= 0 else { throw ValidationError("--automatic-index-records must be 0 or more") }
+        configuration.automaticIndexRecords = automaticIndexRecords
         configuration.serverVersion = Runtime.version
         configuration.allocator = Runtime.allocator
         configuration.kernels = Runtime.kernels

@@ -212,10 +212,11 @@ public struct CollectionHandle: Sendable {
                            maximum: reply.hasMaximum ? reply.maximum : nil, numbers: Int(reply.numbers), indexed: reply.indexed)
     }
 
-    /// Renames the collection, replaces its metadata, and/or builds or drops
-    /// its text index (a build reads every record: writes wait meanwhile).
-    public func modify(name: String? = nil, metadata: Metadata? = nil, textIndex: TextIndexChange? = nil) async throws
-        -> CollectionHandle
+    /// Renames the collection, replaces its metadata, builds or drops its text
+    /// index, and/or replaces its indexed metadata fields (a build reads every
+    /// record: writes wait meanwhile; an empty list drops them all).
+    public func modify(name: String? = nil, metadata: Metadata? = nil, textIndex: TextIndexChange? = nil,
+                       payloadIndexes: [String]? = nil) async throws -> CollectionHandle
     {
         var request = Sextant_V1_ModifyCollectionRequest()
         request.collection = reference
@@ -226,6 +227,7 @@ public struct CollectionHandle: Sendable {
         case .drop: request.dropTextIndex = true
         case nil: break
         }
+        if let payloadIndexes { request.payloadIndexes.fields = payloadIndexes }
         let info = try await client.call(.modifyCollection, request, as: Sextant_V1_CollectionInfo.self, idempotent: true)
         return CollectionHandle(client: client, info: CollectionInfo(info))
     }

@@ -37,6 +37,8 @@ public struct EngineConfiguration: Sendable {
     /// bigger write bursts at full speed and a smaller one keeps queries cheaper
     /// during ingest.
     public var tailLimits = TailLimits()
+    /// Collections at least this large index a field they are often filtered on by themselves (0: never).
+    public var automaticIndexRecords = StorageLimits.automaticPayloadIndexRecords
     /// How long a graceful shutdown waits for in-flight requests.
     public var drainTimeoutMilliseconds: Int64 = 30_000
     /// A connection's handshake, and any frame once begun, must arrive whole within this.
@@ -118,7 +120,8 @@ public final class EngineServer: Sendable {
         StorageLog.setSink { [logger] message in logger.notice("\(message)") }
         let storage = try StorageEngine(
             directory: configuration.dataDirectory, indexerThreads: configuration.indexerThreads,
-            indexerPriority: configuration.backgroundPriority, tailLimits: configuration.tailLimits)
+            indexerPriority: configuration.backgroundPriority, tailLimits: configuration.tailLimits,
+            automaticIndexRecords: configuration.automaticIndexRecords)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         // Queries run on the event loops (small ones inline): give them short slices.
         for loop in group.makeIterator() { loop.execute { LatencySensitive.markCurrentThread() } }

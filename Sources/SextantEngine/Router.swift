@@ -332,6 +332,7 @@ final class Router: Sendable {
             throw RequestError(.invalidArgument, "text_index and drop_text_index together")
         }
         if request.hasTextIndex { try Convert.textIndex(request.textIndex).validate() }
+        if request.hasPayloadIndexes { try CollectionConfiguration.validatePayloadIndexes(request.payloadIndexes.fields) }
         try checkDeadline(deadline)
         try await target.modify(name: request.hasNewName ? request.newName : nil, metadata: metadata)
         if request.hasTextIndex {
@@ -339,6 +340,7 @@ final class Router: Sendable {
         } else if request.dropTextIndex {
             try await target.setTextIndex(nil)
         }
+        if request.hasPayloadIndexes { try await target.setPayloadIndexes(request.payloadIndexes.fields) }
         return encode(Convert.info(target))
     }
 

@@ -85,6 +85,7 @@ extension Collection {
                     return documentFilter == nil ? generation.records.isLive(slot) : generation.records.matches(slot, nil, documentFilter)
                 }, matches: accept)
             } else {
+                if let filter { noteUnindexedFilter(filter) }
                 slotFilter = SlotFilter(matches: accept)
             }
         }
@@ -157,6 +158,7 @@ extension Collection {
         } else if let filter, let indexed = payload.candidates(filter) {
             candidates = indexed.slots  // in slot order, as the full range would give them
         } else {
+            if let filter { noteUnindexedFilter(filter) }
             candidates = Array(0..<UInt32(generation.index.slotHighWater))
         }
         var results: [RecordView] = []
@@ -210,6 +212,7 @@ extension Collection {
         var slots: [UInt32]?
         if filtered {
             let indexed = filter.flatMap { payload.candidates($0) }
+            if indexed == nil, let filter { noteUnindexedFilter(filter) }
             let range = indexed?.slots ?? Array(0..<UInt32(generation.index.slotHighWater))
             slots = range.filter { generation.records.matches($0, filter, documentFilter) }
         }

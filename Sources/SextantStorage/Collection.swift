@@ -82,6 +82,12 @@ public final class Collection: @unchecked Sendable {
     let sparse = CollectionSparseIndexes()
     /// Exact indexes over the declared metadata fields.
     let payload = CollectionPayloadIndexes()
+    /// Records past which a field filtered on often enough is indexed by itself
+    /// (`StorageLimits.automaticPayloadIndexRecords`; 0: never). Set by the engine.
+    public let automaticIndexRecords = Atomic<Int>(StorageLimits.automaticPayloadIndexRecords)
+    /// Filters on each key no index answered, since the last automatic index.
+    let unindexedFilterUses = Mutex<[String: Int]>([:])
+    let automaticIndexRunning = Atomic<Bool>(false)
     /// Per metadata key, the value types records have held under it
     /// (`MetadataTypes`): grows with writes, written with each checkpoint.
     let fieldTypes = Mutex<[String: UInt8]>([:])
@@ -252,6 +258,10 @@ public final class Collection: @unchecked Sendable {
                 if configuration.textIndex != previous.textIndex {
                     // The records applied so far are exactly those the enabling write saw.
                     text.reset(configuration.textIndex.map { text.build($0, from: current.withLock { $0 }) })
+                }
+                if configuration.payloadIndexes != previous.payloadIndexes {
+                    payload.reset(configuration.payloadIndexes.isEmpty
+                        ? nil : CollectionPayloadIndexes.build(configuration.payloadIndexes, from: current.withLock { $0 }))
                 }
             default:
                 throw StorageError.corrupted("\(wal.directory): entry \(entry.lsn) has unknown kind \(entry.kind)")

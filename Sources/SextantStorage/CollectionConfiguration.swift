@@ -70,7 +70,7 @@ public struct CollectionConfiguration: Codable, Sendable, Equatable {
 
     public static let maximumPayloadIndexes = 32
 
-    static func validatePayloadIndexes(_ fields: [String]) throws {
+    public static func validatePayloadIndexes(_ fields: [String]) throws {
         guard fields.count <= maximumPayloadIndexes else {
             throw StorageError.invalidArgument("at most \(maximumPayloadIndexes) indexed metadata fields, got \(fields.count)")
         }

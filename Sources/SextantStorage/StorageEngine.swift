@@ -16,14 +16,19 @@ public final class StorageEngine: @unchecked Sendable {
 
     /// The unindexed tail's bounds every collection gets.
     public let tailLimits: TailLimits
+    /// Collections at least this large index a field they are often filtered
+    /// on by themselves (`StorageLimits.automaticPayloadIndexRecords`; 0: never).
+    public let automaticIndexRecords: Int
 
     /// Opens every collection under `directory` (creating the folder if needed).
     /// A collection whose files fail their checksums fails the open, naming the file.
     public init(directory: String, io: DurableIO = .shared, indexerThreads: Int = 1, indexerPriority: BackgroundPriority = .default,
-                tailLimits: TailLimits = TailLimits()) throws {
+                tailLimits: TailLimits = TailLimits(), automaticIndexRecords: Int = StorageLimits.automaticPayloadIndexRecords) throws {
+        precondition(automaticIndexRecords >= 0, "a record count")
         self.directory = directory
         self.io = io
         self.tailLimits = tailLimits
+        self.automaticIndexRecords = automaticIndexRecords
         indexer = Indexer(threads: indexerThreads, priority: indexerPriority)
         let root = directory + "/collections"
         let disk = io.disk
@@ -36,6 +41,7 @@ public final class StorageEngine: @unchecked Sendable {
                 continue
             }
             let collection = try Collection.open(directory: path, io: io, limits: tailLimits)
+            collection.automaticIndexRecords.store(automaticIndexRecords, ordering: .relaxed)
             opened[collection.id] = collection
             indexer.register(collection)
         }
@@ -80,6 +86,7 @@ public final class StorageEngine: @unchecked Sendable {
                 try io.disk.syncDirectory(root)
                 return try Collection.open(directory: final, io: io, limits: limits)
             }
+            collection.automaticIndexRecords.store(automaticIndexRecords, ordering: .relaxed)
             collections.withLock { $0[collection.id] = collection }
             indexer.register(collection)
             return (collection, true)

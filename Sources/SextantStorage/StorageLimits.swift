@@ -56,6 +56,14 @@ public enum StorageLimits {
     public static func tailRerankCount(k: Int, tailRecords: Int) -> Int {
         min(max(16 * k, tailRecords / 16), max(1_024, 64 * k))
     }
+    /// A collection this large indexes a metadata field by itself once
+    /// `automaticPayloadIndexFilterUses` queries or gets have filtered on it
+    /// without an index (`sextant engine --automatic-index-records`, 0: never).
+    /// Below it a filter's record-by-record check is cheap enough.
+    public static let automaticPayloadIndexRecords = 100_000
+    public static let automaticPayloadIndexFilterUses = 32
+    /// Distinct unindexed keys counted per collection; keys beyond are not counted.
+    public static let maximumCountedFilterKeys = 1_024
     /// WAL bytes after which a checkpoint folds the log into the files.
     public static let checkpointWALBytes = 64 << 20
 }

@@ -65,6 +65,16 @@ import Testing
             let dropped = try await plain.modify(textIndex: .drop)
             #expect(dropped.info.textIndex == nil)
             await expectCode(.failedPrecondition) { _ = try await plain.search(mode: .lexical, texts: ["road"], k: 3) }
+
+            // Indexed metadata fields, likewise added to and dropped from an existing collection.
+            try await plain.upsert(ids: ["p0", "p1"], vectors: [data[0], data[1]], metadatas: [["kind": .string("road")], ["kind": .string("rail")]])
+            #expect(!(try await plain.facets(field: "kind")).indexed)
+            let fields = try await plain.modify(payloadIndexes: ["kind"])
+            #expect(fields.info.payloadIndexes == ["kind"])
+            let facets = try await plain.facets(field: "kind")
+            #expect(facets.indexed && facets.values.map(\.count) == [1, 1])
+            await expectCode(.invalidArgument) { _ = try await plain.modify(payloadIndexes: ["kind", "kind"]) }
+            #expect(try await plain.modify(payloadIndexes: []).info.payloadIndexes.isEmpty)
             #expect(try await client.heartbeat() > 0)
         }
     }

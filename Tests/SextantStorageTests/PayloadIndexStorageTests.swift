@@ -140,3 +140,97 @@ import Testing
         }
     }
 }
+
+/// Indexes added to a collection that already holds records, by a call or by
+/// the collection itself once a field is filtered on often enough: answers
+/// unchanged, the index in use, and the change durable through the WAL and a
+/// checkpoint.
+@Suite struct PayloadIndexChangeTests {
+    @Test func indexesAddedLaterAnswerAsBeforeAndSurviveReopens() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let records = PayloadIndexStorageTests.records(4_000, seed: 3)
+        var before: [String: [String]] = [:]
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "later", dimension: 16, metric: .l2))
+            try await collection.write(.add(records))
+            for filter in PayloadIndexStorageTests.filters {
+                before["\(filter)"] = try collection.get(filter: filter, include: []).map(\.id)
+            }
+            #expect(!(try collection.facets(field: "bucket")).indexed)
+            try await collection.setPayloadIndexes(["bucket", "section"])
+            #expect(collection.configuration.payloadIndexes == ["bucket", "section"])
+            #expect(try collection.facets(field: "bucket").indexed && collection.facets(field: "section").indexed)
+            for filter in PayloadIndexStorageTests.filters {
+                #expect(try collection.get(filter: filter, include: []).map(\.id) == before["\(filter)"], "\(filter)")
+            }
+            // Kept by later writes like a declared index.
+            try await collection.write(.update([RecordInput(id: "p7", metadata: ["bucket": .int(2)])], ignoreMissing: false))
+            #expect(try collection.get(filter: .eq("bucket", .int(2)), include: []).map(\.id).contains("p7"))
+            await #expect(throws: StorageError.self) { try await collection.setPayloadIndexes(["bucket", "bucket"]) }
+        }
+        // Replayed from the WAL: the configuration entry rebuilds the index at its point.
+        try await withEngine(directory) { engine in
+            let collection = try #require(engine.collection(named: "later"))
+            #expect(collection.configuration.payloadIndexes == ["bucket", "section"])
+            #expect(try collection.facets(field: "section").indexed)
+            #expect(try collection.get(filter: .eq("bucket", .int(2)), include: []).map(\.id).contains("p7"))
+            try await collection.setPayloadIndexes([])
+            #expect(!(try collection.facets(field: "section")).indexed)
+            try await collection.setPayloadIndexes(["price"])
+            try await collection.checkpoint()
+        }
+        // From the checkpoint's manifest.
+        try await withEngine(directory) { engine in
+            let collection = try #require(engine.collection(named: "later"))
+            #expect(collection.configuration.payloadIndexes == ["price"])
+            #expect(try collection.facets(field: "price").indexed && !(try collection.facets(field: "bucket")).indexed)
+        }
+    }
+
+    @Test func aFieldFilteredOftenEnoughInALargeCollectionIndexesItself() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try await withEngine(directory) { engine in
+            let (collection, _) = try await engine.create(CollectionConfiguration(name: "auto", dimension: 16, metric: .l2))
+            let records = PayloadIndexStorageTests.records(3_000, seed: 4)
+            try await collection.write(.add(records))
+            let query = randomVectors(count: 1, dimensions: 16, seed: 5)[0]
+            // Below the size bound nothing is indexed, however often a field is used.
+            collection.automaticIndexRecords.store(10_000, ordering: .relaxed)
+            for _ in 0..<(2 * StorageLimits.automaticPayloadIndexFilterUses) {
+                _ = try collection.query([query], k: 5, filter: .eq("section", .string("a")))
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(collection.configuration.payloadIndexes.isEmpty)
+            // Past it, the uses of one field trigger one background build; other fields stay as they are.
+            collection.automaticIndexRecords.store(2_000, ordering: .relaxed)
+            let expected = try collection.get(filter: .eq("bucket", .int(1)), include: []).map(\.id)
+            for use in 0..<StorageLimits.automaticPayloadIndexFilterUses {
+                if use % 2 == 0 {
+                    _ = try collection.query([query], k: 5, filter: .eq("bucket", .int(1)))
+                } else {
+                    _ = try collection.get(filter: .eq("bucket", .int(1)), include: [])
+                }
+            }
+            let deadline = Date().addingTimeInterval(30)
+            while collection.configuration.payloadIndexes != ["bucket"] && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(collection.configuration.payloadIndexes == ["bucket"])
+            #expect(try collection.facets(field: "bucket").indexed)
+            #expect(try collection.get(filter: .eq("bucket", .int(1)), include: []).map(\.id) == expected)
+            // Off means off.
+            collection.automaticIndexRecords.store(0, ordering: .relaxed)
+            for _ in 0..<(2 * StorageLimits.automaticPayloadIndexFilterUses) {
+                _ = try collection.get(filter: .eq("price", .double(1)), include: [])
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(collection.configuration.payloadIndexes == ["bucket"])
+        }
+        try await withEngine(directory) { engine in
+            let reopened = try #require(engine.collection(named: "auto"))
+            #expect(reopened.configuration.payloadIndexes == ["bucket"], "durable")
+        }
+    }
+}

@@ -1029,6 +1029,16 @@ public nonisolated struct Sextant_V1_ModifyCollectionRequest: Sendable {
   /// removes it (not with text_index)
   public var dropTextIndex: Bool = false
 
+  /// replaces the indexed metadata fields (built from the records) when present
+  public var payloadIndexes: Sextant_V1_IndexedFields {
+    get {_payloadIndexes ?? Sextant_V1_IndexedFields()}
+    set {_payloadIndexes = newValue}
+  }
+  /// Returns true if `payloadIndexes` has been explicitly set.
+  public var hasPayloadIndexes: Bool {self._payloadIndexes != nil}
+  /// Clears the value of `payloadIndexes`. Subsequent reads from it will return its default value.
+  public mutating func clearPayloadIndexes() {self._payloadIndexes = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1037,6 +1047,20 @@ public nonisolated struct Sextant_V1_ModifyCollectionRequest: Sendable {
   fileprivate var _newName: String? = nil
   fileprivate var _newMetadata: Sextant_V1_Metadata? = nil
   fileprivate var _textIndex: Sextant_V1_TextIndex? = nil
+  fileprivate var _payloadIndexes: Sextant_V1_IndexedFields? = nil
+}
+
+public nonisolated struct Sextant_V1_IndexedFields: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// at most 32, distinct; empty drops every payload index
+  public var fields: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Sextant_V1_CountReply: Sendable {
@@ -3211,7 +3235,7 @@ nonisolated extension Sextant_V1_ListCollectionsReply: SwiftProtobuf.Message, Sw
 
 nonisolated extension Sextant_V1_ModifyCollectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModifyCollectionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}new_name\0\u{3}new_metadata\0\u{3}text_index\0\u{3}drop_text_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}new_name\0\u{3}new_metadata\0\u{3}text_index\0\u{3}drop_text_index\0\u{3}payload_indexes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3224,6 +3248,7 @@ nonisolated extension Sextant_V1_ModifyCollectionRequest: SwiftProtobuf.Message,
       case 3: try { try decoder.decodeSingularMessageField(value: &self._newMetadata) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._textIndex) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.dropTextIndex) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._payloadIndexes) }()
       default: break
       }
     }
@@ -3249,6 +3274,9 @@ nonisolated extension Sextant_V1_ModifyCollectionRequest: SwiftProtobuf.Message,
     if self.dropTextIndex != false {
       try visitor.visitSingularBoolField(value: self.dropTextIndex, fieldNumber: 5)
     }
+    try { if let v = self._payloadIndexes {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3258,6 +3286,37 @@ nonisolated extension Sextant_V1_ModifyCollectionRequest: SwiftProtobuf.Message,
     if lhs._newMetadata != rhs._newMetadata {return false}
     if lhs._textIndex != rhs._textIndex {return false}
     if lhs.dropTextIndex != rhs.dropTextIndex {return false}
+    if lhs._payloadIndexes != rhs._payloadIndexes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sextant_V1_IndexedFields: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".IndexedFields"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}fields\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.fields) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.fields.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.fields, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sextant_V1_IndexedFields, rhs: Sextant_V1_IndexedFields) -> Bool {
+    if lhs.fields != rhs.fields {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
