@@ -106,7 +106,9 @@ public struct FilteredBenchmark {
         let root = configuration.workDirectory + "/sextant-bench-filtered-\(getpid())"
         try? FileManager.default.removeItem(atPath: root)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let engine = try StorageEngine(directory: root, indexerThreads: max(1, ProcessInfo.processInfo.activeProcessorCount))
+        // Unindexed means unindexed: no automatic index either, however many filtered queries run.
+        let engine = try StorageEngine(directory: root, indexerThreads: max(1, ProcessInfo.processInfo.activeProcessorCount),
+                                       automaticIndexRecords: configuration.indexed ? StorageLimits.automaticPayloadIndexRecords : 0)
         let (collection, _) = try await engine.create(CollectionConfiguration(
             name: "filtered", dimension: dimensions, metric: .cosine, payloadIndexes: configuration.indexed ? ["draw", "buyer"] : []))
         let start = ContinuousClock.now
