@@ -45,7 +45,8 @@ struct SoakFeedCommand: AsyncParsableCommand {
     @Option(help: "Query clients.") var clients = 8
     @Option(name: .customLong("qps-per-client"), help: "Each client's queries per second (0: as fast as answers come).")
     var qpsPerClient = 25.0
-    @Option(name: .customLong("recall-queries"), help: "Queries whose recall@10 is measured each day.") var recallQueries = 200
+    @Option(name: .customLong("recall-queries"), help: "Queries whose recall@10 is measured each day (the same first N every day).")
+    var recallQueries = 1_000
     @Option(name: .customLong("backups-per-day"), help: "Backups per simulated day (to a folder store under --work).") var backupsPerDay = 4
     @Option(name: .customLong("steady-from-day"), help: "The day the targets compare the rest of the run against.")
     var steadyFromDay = 15

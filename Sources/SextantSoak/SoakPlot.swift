@@ -24,7 +24,7 @@ enum SoakPlot {
             set xlabel 'simulated day'
             set multiplot layout 2,2 title '\(title.replacingOccurrences(of: "'", with: ""))'
             set title 'records'
-            set format y '%.0s%c'
+            set format y '%.1s%c'
             plot '\(csv)' every ::1 using 1:7 with linespoints title 'live', '' every ::1 using 1:9 with linespoints title 'dead slots awaiting reuse'
             set title 'bytes (GiB)'
             set format y '%.2f'
