@@ -170,7 +170,7 @@ let package = Package(
             swiftSettings: strict),
 
         // A file system that forgets what was not synced, and the power-loss trials run on it.
-        .target(name: "SextantFaultInjection", dependencies: ["SextantStorage", "SextantPayload"], swiftSettings: strict),
+        .target(name: "SextantFaultInjection", dependencies: ["SextantStorage", "SextantPayload", "SextantSupport"], swiftSettings: strict),
 
         // The website scraper: crawl, extract, chunk, diff against what the collection holds.
         .target(
@@ -256,7 +256,7 @@ let package = Package(
             name: "SextantSoak",
             dependencies: [
                 "SextantClient", "SextantBackup", "SextantObjectStore", "SextantDatasets", "SextantPayload", "SextantJSON",
-                "SextantChroma", "COpenBLAS",
+                "SextantChroma", "SextantSupport", "COpenBLAS",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

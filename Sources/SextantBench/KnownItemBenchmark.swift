@@ -2,6 +2,7 @@ import Foundation
 import SextantDatasets
 import SextantPayload
 import SextantStorage
+import SextantSupport
 import SextantText
 
 /// `sextant bench known-item`: can a user find a record again from a few of
@@ -51,7 +52,7 @@ public struct KnownItemBenchmark {
         for (index, document) in documents.enumerated() {
             for word in Set(document.split(whereSeparator: { $0.isWhitespace })) { holders[word, default: []].append(index) }
         }
-        var generator = SplitMix(seed: seed)
+        var generator = SplitMix64(seed: seed)
         var chosen: [(record: Int, text: String)] = []
         var attempts = 0
         var skipped = 0
@@ -130,17 +131,4 @@ public struct KnownItemBenchmark {
 struct KnownItemError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A small seeded generator, so the drawn records and windows are the same on every machine.
-struct SplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

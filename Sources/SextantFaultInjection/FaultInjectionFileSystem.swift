@@ -1,4 +1,5 @@
 import SextantStorage
+import SextantSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -420,18 +421,5 @@ package final class FaultInjectionFileSystem: FileSystem, @unchecked Sendable {
             let entries = state.directories[id]?.entries ?? [:]
             state.directories[id]?.durable = entries
         }
-    }
-}
-
-/// A small, fast, seedable generator: the same seed cuts the same way.
-package struct SplitMix64: Sendable {
-    private var value: UInt64
-    package init(seed: UInt64) { value = seed }
-    package mutating func next() -> UInt64 {
-        value &+= 0x9E37_79B9_7F4A_7C15
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,3 +1,5 @@
+import SextantSupport
+
 /// Many power cuts: first the workload once without a cut, to count its file
 /// operations; then each trial cuts after a seeded-random operation (or, when
 /// `exhaustive`, after every one in turn), cycling through the cut variants.

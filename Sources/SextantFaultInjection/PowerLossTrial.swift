@@ -1,5 +1,6 @@
 import SextantPayload
 import SextantStorage
+import SextantSupport
 
 /// One simulated power cut: a seeded workload of batch writes, re-upserts,
 /// updates, deletes and checkpoints (each checkpoint rotates the WAL) runs on

@@ -1,4 +1,5 @@
 import SextantPayload
+import SextantSupport
 
 /// Seed 003's tender feed as a deterministic model: what each simulated day
 /// deletes and writes, and which records are live afterwards, so the soak can
@@ -147,24 +148,6 @@ public struct SoakFeed: Sendable {
         }
         livePosition[Int(tender)] = -1
     }
-}
-
-/// A small, fast, seedable generator (Steele, Lea and Flood's SplitMix64), so
-/// that a soak replays the same feed on every run.
-struct SplitMix64: Sendable {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
 
 public enum SoakError: Error, CustomStringConvertible, Equatable {
