@@ -284,7 +284,7 @@ let package = Package(
             swiftSettings: strict),
 
         // Tests sit beside the module they test; shared helpers live in SextantTestSupport.
-        .target(name: "SextantTestSupport", path: "Tests/SextantTestSupport", swiftSettings: strict),
+        .target(name: "SextantTestSupport", dependencies: ["SextantSupport"], path: "Tests/SextantTestSupport", swiftSettings: strict),
         .testTarget(name: "SextantSoakTests", dependencies: ["SextantSoak", "SextantDatasets", "SextantJSON", "SextantTestSupport"],
                     swiftSettings: strict),
         .testTarget(name: "SextantKernelsTests", dependencies: ["SextantKernels", "CSextantKernels", "SextantTestSupport"], swiftSettings: strict),

@@ -1,4 +1,5 @@
 import Foundation
+@_exported import SextantSupport
 
 /// Locates the shared debian-minilm dataset: $SEXTANT_DATASET, else
 /// ../shared/data/debian-minilm next to the checkout, else /work/shared/....
@@ -22,18 +23,8 @@ public enum TestDataset {
     }
 }
 
-/// A deterministic generator for tests (splitmix64).
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The tests' deterministic generator: the one the benchmarks, trials and soaks use.
+public typealias SeededGenerator = SplitMix64
 
 public func randomVectors(count: Int, dimensions: Int, seed: UInt64) -> [[Float]] {
     var generator = SeededGenerator(seed: seed)
