@@ -40,7 +40,7 @@ extension Collection {
             try await Blocking.run(at: indexer?.priority) { [self] in
                 try Generation.finish(dump, directory: generationDirectory, disk: disk)
                 try disk.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
-                wal.discard(covered)
+                wal.discard(covered, keepingFrom: firstUnshippedLSN.load(ordering: .acquiring))
                 for name in disk.list(directory) where name.hasPrefix("gen-") && name != Manifest.generationDirectory(number) {
                     disk.removeTree(directory + "/" + name)
                 }

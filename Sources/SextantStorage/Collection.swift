@@ -104,6 +104,12 @@ public final class Collection: @unchecked Sendable {
     /// unit vectors: the first vector of another length (under l2 or ip) turns the
     /// code ranking off for this collection until the process restarts.
     let tailCodesRank = Atomic<Bool>(true)
+    /// The first LSN a log shipper has not yet sent (0: none ships this
+    /// collection): checkpoints keep the WAL segments from it on.
+    package let firstUnshippedLSN = Atomic<UInt64>(0)
+    /// On a read replica: CLOCK_MONOTONIC_COARSE milliseconds when the
+    /// follower last found nothing newer in the shipped log (0: never yet).
+    package let replicaCaughtUpMilliseconds = Atomic<UInt64>(0)
     weak var indexer: Indexer?
 
     struct MutationState {
@@ -247,25 +253,33 @@ public final class Collection: @unchecked Sendable {
                 let operations = try BatchCodec.decode(entry.payload, dimensions: layout.dimensions)
                 try state.withLock { (state) throws in try apply(operations, &state) }
             case EntryKind.configuration:
-                let configuration: CollectionConfiguration
-                do { configuration = try JSONDecoder().decode(CollectionConfiguration.self, from: Data(entry.payload)) } catch {
-                    throw StorageError.corrupted("\(wal.directory): configuration entry \(entry.lsn) does not decode")
-                }
-                let previous = state.withLock { state in
-                    defer { state.configuration = configuration }
-                    return state.configuration
-                }
-                if configuration.textIndex != previous.textIndex {
-                    // The records applied so far are exactly those the enabling write saw.
-                    text.reset(configuration.textIndex.map { text.build($0, from: current.withLock { $0 }) })
-                }
-                if configuration.payloadIndexes != previous.payloadIndexes {
-                    payload.reset(configuration.payloadIndexes.isEmpty
-                        ? nil : CollectionPayloadIndexes.build(configuration.payloadIndexes, from: current.withLock { $0 }))
-                }
+                applyConfiguration(try decodeConfiguration(entry.payload, lsn: entry.lsn))
             default:
                 throw StorageError.corrupted("\(wal.directory): entry \(entry.lsn) has unknown kind \(entry.kind)")
             }
+        }
+    }
+
+    func decodeConfiguration(_ payload: [UInt8], lsn: LSN) throws -> CollectionConfiguration {
+        do { return try JSONDecoder().decode(CollectionConfiguration.self, from: Data(payload)) } catch {
+            throw StorageError.corrupted("\(wal.directory): configuration entry \(lsn) does not decode")
+        }
+    }
+
+    /// A logged configuration, replayed (at open, or from a primary's shipped
+    /// log): indexes it turns on are built from the records applied so far,
+    /// exactly those the change saw when it was logged.
+    func applyConfiguration(_ configuration: CollectionConfiguration) {
+        let previous = state.withLock { state in
+            defer { state.configuration = configuration }
+            return state.configuration
+        }
+        if configuration.textIndex != previous.textIndex {
+            text.reset(configuration.textIndex.map { text.build($0, from: current.withLock { $0 }) })
+        }
+        if configuration.payloadIndexes != previous.payloadIndexes {
+            payload.reset(configuration.payloadIndexes.isEmpty
+                ? nil : CollectionPayloadIndexes.build(configuration.payloadIndexes, from: current.withLock { $0 }))
         }
     }
 
@@ -319,24 +333,28 @@ public final class Collection: @unchecked Sendable {
         case .delete, .deleteWhere: return
         }
         guard let dimension = records.first(where: { $0.vector != nil })?.vector?.count, dimension > 0 else { return }
-        try await writerLock.withLock {
-            guard isDimensionPending else { return }
-            var configuration = self.configuration
-            configuration.dimension = dimension
-            let layout = try configuration.layout()
-            let manifest = Manifest(
-                configuration: configuration, generation: 0, checkpointLSN: wal.lastLSN, index: HNSWState(), heapUsedBytes: 0,
-                liveRecords: 0, files: [:])
-            try disk.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
-            let generation = try Generation.empty(layout: layout, disk: disk)
-            tail.prepareCodes(dimensions: dimension)
-            current.withLock { $0 = generation }
-            state.withLock {
-                $0.configuration = configuration
-                $0.checkpointLSN = manifest.checkpointLSN
-            }
-            decidedDimension.store(dimension, ordering: .releasing)
+        try await writerLock.withLock { try decideDimensionLocked(dimension) }
+    }
+
+    /// The same for a known dimension (a follower learns it from its primary's
+    /// description of the collection). Call with the writer lock held.
+    func decideDimensionLocked(_ dimension: Int) throws {
+        guard isDimensionPending else { return }
+        var configuration = self.configuration
+        configuration.dimension = dimension
+        let layout = try configuration.layout()
+        let manifest = Manifest(
+            configuration: configuration, generation: 0, checkpointLSN: wal.lastLSN, index: HNSWState(), heapUsedBytes: 0,
+            liveRecords: 0, files: [:])
+        try disk.writeAtomically(directory + "/" + Manifest.fileName, try manifest.encoded())
+        let generation = try Generation.empty(layout: layout, disk: disk)
+        tail.prepareCodes(dimensions: dimension)
+        current.withLock { $0 = generation }
+        state.withLock {
+            $0.configuration = configuration
+            $0.checkpointLSN = manifest.checkpointLSN
         }
+        decidedDimension.store(dimension, ordering: .releasing)
     }
 
     /// Checkpoints (so the next open replays nothing) and stops accepting writes.

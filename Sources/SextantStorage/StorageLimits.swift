@@ -66,4 +66,10 @@ public enum StorageLimits {
     public static let maximumCountedFilterKeys = 1_024
     /// WAL bytes after which a checkpoint folds the log into the files.
     public static let checkpointWALBytes = 64 << 20
+    /// WAL bytes a collection keeps past its checkpoint for a shipper that has
+    /// not sent them yet (an unreachable bucket); beyond, the oldest go and the
+    /// followers behind them need a newer snapshot.
+    public static let maximumUnshippedWALBytes = 1 << 30
+    /// Bytes of log one shipped object holds at most (one larger entry goes alone).
+    public static let maximumShippedChunkBytes = 16 << 20
 }

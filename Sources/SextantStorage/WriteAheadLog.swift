@@ -345,13 +345,91 @@ final class WriteAheadLog: @unchecked Sendable {
         return try result.get()
     }
 
-    /// Deletes segments a durable checkpoint has made redundant.
-    func discard(_ segments: [Segment]) {
-        for segment in segments {
+    /// Deletes segments a durable checkpoint has made redundant, except those
+    /// still holding entries from `firstUnshipped` on (0: nothing is shipped),
+    /// which go back to the retired list until a later checkpoint finds them
+    /// shipped, within `StorageLimits.maximumUnshippedWALBytes`: past that
+    /// bound the oldest go anyway and the shipper finds a gap (its followers
+    /// then need a newer snapshot).
+    func discard(_ segments: [Segment], keepingFrom firstUnshipped: LSN = 0) {
+        var doomed = segments
+        if firstUnshipped > 0 {
+            let following = state.withLock { ($0.retired.first ?? $0.segment).firstLSN }
+            var kept: [Segment] = []
+            var keptBytes = 0
+            // Newest first, so that the bound drops the oldest.
+            for index in segments.indices.reversed() {
+                let nextFirst = index + 1 < segments.count ? segments[index + 1].firstLSN : following
+                guard nextFirst > firstUnshipped else { break }  // ends before the first unshipped entry
+                guard keptBytes + segments[index].sizeBytes <= StorageLimits.maximumUnshippedWALBytes else {
+                    StorageLog.write("wal: over \(StorageLimits.maximumUnshippedWALBytes) bytes not yet shipped in \(directory); "
+                        + "discarding from LSN \(segments[index].firstLSN) down (followers behind it need a newer snapshot)")
+                    break
+                }
+                keptBytes += segments[index].sizeBytes
+                kept.insert(segments[index], at: 0)
+            }
+            if !kept.isEmpty {
+                doomed.removeLast(kept.count)
+                state.withLock { $0.retired.insert(contentsOf: kept, at: 0) }
+            }
+        }
+        for segment in doomed {
             disk.system.close(segment.file)
             disk.system.unlink(segment.path)
         }
         try? disk.syncDirectory(directory)
+    }
+
+    /// Durable entries from `cursor.nextLSN` on, as frames, about `maximumBytes`
+    /// at most (always one whole entry when one is there). Acknowledged entries
+    /// only: nothing past the durable LSN leaves the log, so a reader never sees
+    /// a batch the writer could still lose.
+    func readDurable(_ cursor: WALReadCursor, maximumBytes: Int) throws -> WALDurableRead {
+        precondition(maximumBytes > 0 && cursor.nextLSN > 0, "a positive read")
+        let (segments, durable) = state.withLock { state in
+            ((state.retired + [state.segment]).map { (firstLSN: $0.firstLSN, path: $0.path) }, state.durableLSN)
+        }
+        guard cursor.nextLSN <= durable else { return .nothing }
+        guard let index = segments.lastIndex(where: { $0.firstLSN <= cursor.nextLSN }) else {
+            return .gap(oldestLSN: segments.first?.firstLSN ?? durable + 1)
+        }
+        let segment = segments[index]
+        var offset = segment.firstLSN == cursor.segmentFirstLSN ? cursor.offset : 0
+        let system = disk.system
+        let file: FileDescriptor
+        do { file = try system.open(segment.path, .read) } catch { return .nothing }  // rotated away meanwhile: next round
+        defer { system.close(file) }
+        let size = try system.sizeBytes(file)
+        var header = [UInt8](repeating: 0, count: WALFrame.headerBytes)
+        var frames: [UInt8] = []
+        var first: LSN = 0
+        var last: LSN = 0
+        var next = cursor.nextLSN
+        while offset + WALFrame.headerBytes <= size && next <= durable {
+            let got = try header.withUnsafeMutableBytes { try system.read(file, into: $0, at: offset) }
+            guard got == WALFrame.headerBytes else { break }
+            let length = header.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self))) }
+            guard length <= StorageLimits.maximumEntryBytes, offset + WALFrame.headerBytes + length <= size else { break }
+            if !frames.isEmpty && frames.count + WALFrame.headerBytes + length > maximumBytes { break }
+            var frame = [UInt8](repeating: 0, count: WALFrame.headerBytes + length)
+            let read = try frame.withUnsafeMutableBytes { try system.read(file, into: $0, at: offset) }
+            guard read == frame.count, let entry = frame.withUnsafeBytes({ WALFrame.scan($0) }).first else { break }
+            offset += frame.count
+            if entry.lsn < next { continue }  // before the cursor (a read from the segment's start)
+            guard entry.lsn == next else { return .gap(oldestLSN: entry.lsn) }
+            if first == 0 { first = entry.lsn }
+            last = entry.lsn
+            frames += frame
+            next += 1
+        }
+        var after = WALReadCursor(nextLSN: next)
+        after.segmentFirstLSN = segment.firstLSN
+        after.offset = offset
+        // The segment holding the cursor's entry is the last one starting at or
+        // before it, so an exhausted segment means the entry is not durable yet.
+        if first == 0 { return .nothing }
+        return .entries(frames: frames, first: first, last: last, next: after)
     }
 
     /// The live segments and their durable sizes (for snapshots): every byte
@@ -362,4 +440,22 @@ final class WriteAheadLog: @unchecked Sendable {
             return (state.retired + [state.segment]).map { ($0.path, $0.firstLSN, $0.sizeBytes) }
         }
     }
+}
+
+/// Where a reader of the durable log (the shipper) stands: the LSN it reads
+/// next and, as a hint, the segment and byte offset where that entry starts.
+package struct WALReadCursor: Sendable, Equatable {
+    package var nextLSN: LSN
+    package var segmentFirstLSN: LSN = 0
+    package var offset = 0
+    package init(nextLSN: LSN) { self.nextLSN = nextLSN }
+}
+
+package enum WALDurableRead: Equatable {
+    /// Whole frames `first...last`, as they are in the log.
+    case entries(frames: [UInt8], first: LSN, last: LSN, next: WALReadCursor)
+    /// Nothing durable after the cursor yet.
+    case nothing
+    /// The entry at the cursor is no longer in the log (a checkpoint discarded it).
+    case gap(oldestLSN: LSN)
 }
