@@ -222,6 +222,15 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Log shipping and read replicas: a primary's WAL to object storage, followers applying it.
+        .target(
+            name: "SextantReplication",
+            dependencies: [
+                "SextantStorage", "SextantObjectStore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
         // `sextant up`: runs the parts as separate processes and keeps them running.
         .target(
             name: "SextantSupervisor",
@@ -273,7 +282,7 @@ let package = Package(
                 "SextantObjectStore", "SextantRemoteModels", "SextantBackup", "SextantMiniLM", "SextantScraper",
                 "SextantAnswers", "SextantBots", "SextantConcurrency", "SextantPayload", "SextantSupport", "SextantRetrieval",
                 "SextantKernels", "SextantProtocol", "SextantDatasets", "SextantImport", "SextantFaultInjection", "SextantSQLite",
-                "SextantSoak",
+                "SextantSoak", "SextantReplication",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -306,6 +315,11 @@ let package = Package(
         .testTarget(
             name: "SextantBackupTests",
             dependencies: ["SextantBackup", "SextantClient", "SextantPayload", "SextantObjectStore", "SextantSQLite", "SextantTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SextantReplicationTests",
+            dependencies: ["SextantReplication", "SextantStorage", "SextantObjectStore", "SextantPayload", "SextantTestSupport",
+                           "SextantClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(
             name: "SextantScraperTests",
