@@ -17,8 +17,9 @@ struct BackupLifecycleOptions: ParsableArguments {
 
     /// The lifecycle for `--backup-to` (nil without it), after restoring the newest
     /// backup into an empty data root.
-    func start(dataRoot: String, logger: Logger) async throws -> BackupLifecycle? {
-        guard let backupTo else { return nil }
+    /// `location` overrides `--backup-to` (`sextant engine --ship-to` keeps its snapshots there).
+    func start(dataRoot: String, logger: Logger, location: String? = nil) async throws -> BackupLifecycle? {
+        guard let backupTo = location ?? backupTo else { return nil }
         let interval: Double
         do { interval = try Schedule.parseDuration(backupEvery) } catch { throw ValidationError("--backup-every: \(error)") }
         guard backupKeep >= 1 else { throw ValidationError("--backup-keep must be at least 1") }

@@ -62,6 +62,10 @@ struct CollectionsCommand: AsyncParsableCommand {
                 object["unindexed_records"] = .int(Int64(entry.unindexedRecords))
                 object["indexed_records"] = .int(Int64(entry.indexedRecords))
                 object["durable_lsn"] = .int(Int64(clamping: entry.durableLSN))
+                if entry.isReplica {
+                    object["applied_lsn"] = .int(Int64(clamping: entry.lastLSN))
+                    object["replica_lag_seconds"] = entry.replicaLagMilliseconds.map { .double(Double($0) / 1_000) } ?? .null
+                }
             }
             printJSON(.object(object))
         }

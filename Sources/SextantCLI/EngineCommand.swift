@@ -114,6 +114,14 @@ struct EngineCommand: AsyncParsableCommand {
           help: "Listen beyond loopback without TLS (the token and records cross the network in clear); refused otherwise.")
     var insecurePlaintext = false
     @OptionGroup var backup: BackupLifecycleOptions
+    @Option(name: .customLong("ship-to"),
+            help: "s3://, gs:// or file:/// location: ship the log there as it is written (read replicas follow it) and keep snapshots there as --backup-to does; an empty data folder starts from them.")
+    var shipTo: String?
+    @Option(name: .customLong("follow"),
+            help: "Be a read replica of the primary shipping to this location: start from its newest snapshot, apply its log as it arrives, refuse writes.")
+    var follow: String?
+    @Option(name: .customLong("ship-interval-ms"), help: "How often the log is shipped (--ship-to) or looked for (--follow).")
+    var shipIntervalMilliseconds = 1_000
 
     func run() async throws {
         let logger = Logs.make("sextant.engine")
@@ -166,8 +174,19 @@ struct EngineCommand: AsyncParsableCommand {
         configuration.allocator = Runtime.allocator
         configuration.kernels = Runtime.kernels
         logger.notice("\(Runtime.startupLine)")
-        // With --backup-to, an empty data root (a fresh container) first gets the newest backup back.
-        let backups = try await backup.start(dataRoot: data.data, logger: logger)
+        guard shipTo == nil || follow == nil else { throw ValidationError("--ship-to and --follow exclude each other") }
+        guard follow == nil || backup.backupTo == nil else {
+            throw ValidationError("a read replica (--follow) takes no backups: its primary's --ship-to holds them")
+        }
+        if let shipTo, let backupTo = backup.backupTo, backupTo != shipTo {
+            throw ValidationError("--ship-to keeps the snapshots too: give --backup-to the same location or leave it out")
+        }
+        guard (50...600_000).contains(shipIntervalMilliseconds) else { throw ValidationError("--ship-interval-ms must be in 50...600000") }
+        // With --backup-to (or --ship-to), an empty data root (a fresh container) first gets the newest backup back.
+        let backups = try await backup.start(dataRoot: data.data, logger: logger, location: shipTo)
+        let replication = try await Replication.prepare(shipTo: shipTo, follow: follow, dataRoot: data.data,
+                                                        s3: try backup.s3.settings(), backups: backups, logger: logger)
+        replication?.configure(&configuration)
         let server: EngineServer
         do { server = try await EngineServer.start(configuration, logger: logger) } catch let error as EngineStartError {
             throw ValidationError(error.description)
@@ -176,13 +195,17 @@ struct EngineCommand: AsyncParsableCommand {
         logger.notice("data in \(configuration.dataDirectory); \(server.storage.list().count) collections open")
         let own = unix.map { "unix:" + $0 } ?? server.addresses.first.map { "\($0.ipAddress ?? "127.0.0.1"):\($0.port ?? 7700)" }
         let periodic = backups.flatMap { lifecycle in own.map { lifecycle.periodic(engine: $0, token: configuration.token) } }
+        let replicating = replication?.run(storage: server.storage, intervalMilliseconds: shipIntervalMilliseconds)
         let signal = await Signals.wait()
         logger.notice("received signal \(signal)")
         periodic?.cancel()
+        replicating?.cancel()
+        await replicating?.value
         // Stop accepting and checkpoint first, then back up the closed files: the
         // backup holds every acknowledged write, and it is incremental, so it fits
         // the platform's shutdown grace period.
         try await server.shutdown()
+        await replication?.finish(storage: server.storage)
         if let backups { await backups.shutdownBackup(engine: nil, token: nil) }
     }
 }

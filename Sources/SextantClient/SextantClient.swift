@@ -242,7 +242,8 @@ public final class SextantClient: Sendable {
                 lastLSN: $0.lastLsn, durableLSN: $0.durableLsn, checkpointLSN: $0.checkpointLsn, generation: $0.generation,
                 walBytes: Int($0.walBytes), diskBytes: Int($0.diskBytes), capacitySlots: Int($0.capacitySlots),
                 vectorBytes: Int($0.vectorBytes), graphBytes: Int($0.graphBytes), codeBytes: Int($0.codeBytes),
-                heapBytes: Int($0.heapBytes), residentSearchBytes: Int($0.residentSearchBytes))
+                heapBytes: Int($0.heapBytes), residentSearchBytes: Int($0.residentSearchBytes), isReplica: $0.replica,
+                replicaLagMilliseconds: $0.replica && $0.replicaLagMilliseconds != .max ? $0.replicaLagMilliseconds : nil)
         }
     }
 

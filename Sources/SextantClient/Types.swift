@@ -218,6 +218,11 @@ public struct CollectionStatistics: Sendable, Equatable {
     public var codeBytes: Int
     public var heapBytes: Int
     public var residentSearchBytes: Int
+    /// A read replica's collection (`sextant engine --follow`).
+    public var isReplica = false
+    /// On a replica: milliseconds since it last found nothing newer in its
+    /// primary's shipped log; nil before its first round found that end.
+    public var replicaLagMilliseconds: UInt64? = nil
 }
 
 /// A metadata field's values among the records a filter matches.

@@ -230,7 +230,7 @@ enum Convert {
         return reply
     }
 
-    static func stats(_ collections: [Collection]) -> Sextant_V1_StatsReply {
+    static func stats(_ collections: [Collection], replica: Bool = false) -> Sextant_V1_StatsReply {
         var reply = Sextant_V1_StatsReply()
         reply.collections = collections.map { collection in
             let stats = collection.stats()
@@ -253,6 +253,11 @@ enum Convert {
             out.codeBytes = UInt64(stats.codeBytes)
             out.heapBytes = UInt64(stats.heapBytes)
             out.residentSearchBytes = UInt64(stats.residentSearchBytes)
+            if replica {
+                out.replica = true
+                // Before the first round found the end of the shipped log, the lag is unknown: the most a uint64 holds.
+                out.replicaLagMilliseconds = collection.replicaLagMilliseconds ?? UInt64.max
+            }
             return out
         }
         return reply

@@ -49,6 +49,12 @@ public struct EngineConfiguration: Sendable {
     public var serverVersion = "0.1.0"
     public var allocator = "unknown"
     public var kernels = "unknown"
+    /// A read replica: the location whose shipped log it follows. Writes are
+    /// refused (FAILED_PRECONDITION, naming it); every read is served.
+    public var readReplicaOf: String?
+    /// Runs once the collections are open and before anything listens (a
+    /// primary applying its shipped log after a restore, a follower catching up).
+    public var beforeListening: (@Sendable (StorageEngine) async throws -> Void)?
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -137,7 +143,9 @@ public final class EngineServer: Sendable {
         info.maxBatchRecords = UInt32(ProtocolLimits.maximumBatchRecords)
         info.maxInFlight = UInt32(configuration.maximumInFlight)
         let writeExecutor = NicedExecutor(threads: System.coreCount, priority: configuration.backgroundPriority, name: "sextant-write")
-        let router = Router(storage: storage, pool: pool, logger: logger, info: info, writeExecutor: writeExecutor)
+        if let beforeListening = configuration.beforeListening { try await beforeListening(storage) }
+        let router = Router(storage: storage, pool: pool, logger: logger, info: info, writeExecutor: writeExecutor,
+                            readReplicaOf: configuration.readReplicaOf)
         let connections = ConnectionRegistry(maximum: configuration.maximumConnections)
         let settings = ConnectionSettings(
             token: configuration.token ?? "", maximumFrameBytes: configuration.maximumFrameBytes,

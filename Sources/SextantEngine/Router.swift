@@ -32,8 +32,13 @@ final class Router: Sendable {
     /// core busy, they get the CPU first (see docs/BENCHMARKS.md, engine under ingest).
     let writeExecutor: NicedExecutor
 
-    init(storage: StorageEngine, pool: NIOThreadPool, logger: Logger, info: Sextant_V1_ServerInfo, writeExecutor: NicedExecutor) {
+    /// Set on a read replica: writes are refused with this location in the message.
+    let readReplicaOf: String?
+
+    init(storage: StorageEngine, pool: NIOThreadPool, logger: Logger, info: Sextant_V1_ServerInfo, writeExecutor: NicedExecutor,
+         readReplicaOf: String? = nil) {
         self.writeExecutor = writeExecutor
+        self.readReplicaOf = readReplicaOf
         self.storage = storage
         self.pool = pool
         self.logger = logger
@@ -61,17 +66,17 @@ final class Router: Sendable {
         case .getCollection: respond(run { try getCollection(body) })
         case .listCollections: respond(run { try listCollections(body) })
         case .count: respond(run { try count(body) })
-        case .stats: respond(.success(encode(Convert.stats(storage.list()))))
+        case .stats: respond(.success(encode(Convert.stats(storage.list(), replica: readReplicaOf != nil))))
         case .get: read(run { ReadRequest.get(try MessageCodec.decode(Sextant_V1_GetRequest.self, from: body)) }, deadline, respond)
         case .query: read(run { ReadRequest.query(try MessageCodec.decode(Sextant_V1_QueryRequest.self, from: body)) }, deadline, respond)
         case .facets: read(run { ReadRequest.facets(try MessageCodec.decode(Sextant_V1_FacetsRequest.self, from: body)) }, deadline, respond)
-        case .createCollection: write(respond) { [self] in try await createCollection(body, deadline) }
-        case .deleteCollection: write(respond) { [self] in try await deleteCollection(body, deadline) }
-        case .modifyCollection: write(respond) { [self] in try await modifyCollection(body, deadline) }
-        case .add: write(respond) { [self] in try await writeRecords(.add, body, deadline) }
-        case .upsert: write(respond) { [self] in try await writeRecords(.upsert, body, deadline) }
-        case .update: write(respond) { [self] in try await writeRecords(.update, body, deadline) }
-        case .delete: write(respond) { [self] in try await delete(body, deadline) }
+        case .createCollection: replicatedWrite(respond) { [self] in try await createCollection(body, deadline) }
+        case .deleteCollection: replicatedWrite(respond) { [self] in try await deleteCollection(body, deadline) }
+        case .modifyCollection: replicatedWrite(respond) { [self] in try await modifyCollection(body, deadline) }
+        case .add: replicatedWrite(respond) { [self] in try await writeRecords(.add, body, deadline) }
+        case .upsert: replicatedWrite(respond) { [self] in try await writeRecords(.upsert, body, deadline) }
+        case .update: replicatedWrite(respond) { [self] in try await writeRecords(.update, body, deadline) }
+        case .delete: replicatedWrite(respond) { [self] in try await delete(body, deadline) }
         case .checkpoint: write(respond) { [self] in try await checkpoint(body) }
         case .snapshot: write(respond) { [self] in try await snapshot(body) }
         }
@@ -84,6 +89,17 @@ final class Router: Sendable {
     }
 
     /// Writes and administration run as tasks on the niced write threads.
+    /// A change to the collections: refused on a read replica, whose
+    /// collections change only by its primary's shipped log.
+    private func replicatedWrite(_ respond: @escaping Respond, _ body: @escaping @Sendable () async throws -> ByteBuffer) {
+        if let primary = readReplicaOf {
+            respond(.failure(RequestError(.failedPrecondition,
+                                          "this engine is a read replica following \(primary): send writes to its primary")))
+            return
+        }
+        write(respond, body)
+    }
+
     private func write(_ respond: @escaping Respond, _ body: @escaping @Sendable () async throws -> ByteBuffer) {
         Task(executorPreference: writeExecutor) {
             do { respond(.success(try await body())) } catch { respond(.failure(RequestError(error))) }

@@ -1731,6 +1731,19 @@ public nonisolated struct Sextant_V1_CollectionStats: @unchecked Sendable {
     set {_uniqueStorage()._residentSearchBytes = newValue}
   }
 
+  /// A read replica (`sextant engine --follow`): true, and the milliseconds since
+  /// it last found nothing newer in its primary's shipped log (its staleness
+  /// bound; the most a uint64 holds until the first round finds that end).
+  public var replica: Bool {
+    get {_storage._replica}
+    set {_uniqueStorage()._replica = newValue}
+  }
+
+  public var replicaLagMilliseconds: UInt64 {
+    get {_storage._replicaLagMilliseconds}
+    set {_uniqueStorage()._replicaLagMilliseconds = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4071,7 +4084,7 @@ nonisolated extension Sextant_V1_QueryReply: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Sextant_V1_CollectionStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{3}live_records\0\u{3}unindexed_records\0\u{3}indexed_records\0\u{3}deleted_awaiting_reclaim\0\u{3}last_lsn\0\u{3}durable_lsn\0\u{3}checkpoint_lsn\0\u{1}generation\0\u{3}wal_bytes\0\u{3}disk_bytes\0\u{3}capacity_slots\0\u{3}vector_bytes\0\u{3}graph_bytes\0\u{3}code_bytes\0\u{3}heap_bytes\0\u{3}resident_search_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{3}live_records\0\u{3}unindexed_records\0\u{3}indexed_records\0\u{3}deleted_awaiting_reclaim\0\u{3}last_lsn\0\u{3}durable_lsn\0\u{3}checkpoint_lsn\0\u{1}generation\0\u{3}wal_bytes\0\u{3}disk_bytes\0\u{3}capacity_slots\0\u{3}vector_bytes\0\u{3}graph_bytes\0\u{3}code_bytes\0\u{3}heap_bytes\0\u{3}resident_search_bytes\0\u{1}replica\0\u{3}replica_lag_milliseconds\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -4092,6 +4105,8 @@ nonisolated extension Sextant_V1_CollectionStats: SwiftProtobuf.Message, SwiftPr
     var _codeBytes: UInt64 = 0
     var _heapBytes: UInt64 = 0
     var _residentSearchBytes: UInt64 = 0
+    var _replica: Bool = false
+    var _replicaLagMilliseconds: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4120,6 +4135,8 @@ nonisolated extension Sextant_V1_CollectionStats: SwiftProtobuf.Message, SwiftPr
       _codeBytes = source._codeBytes
       _heapBytes = source._heapBytes
       _residentSearchBytes = source._residentSearchBytes
+      _replica = source._replica
+      _replicaLagMilliseconds = source._replicaLagMilliseconds
     }
   }
 
@@ -4156,6 +4173,8 @@ nonisolated extension Sextant_V1_CollectionStats: SwiftProtobuf.Message, SwiftPr
         case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._codeBytes) }()
         case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._heapBytes) }()
         case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._residentSearchBytes) }()
+        case 19: try { try decoder.decodeSingularBoolField(value: &_storage._replica) }()
+        case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._replicaLagMilliseconds) }()
         default: break
         }
       }
@@ -4218,6 +4237,12 @@ nonisolated extension Sextant_V1_CollectionStats: SwiftProtobuf.Message, SwiftPr
       if _storage._residentSearchBytes != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._residentSearchBytes, fieldNumber: 18)
       }
+      if _storage._replica != false {
+        try visitor.visitSingularBoolField(value: _storage._replica, fieldNumber: 19)
+      }
+      if _storage._replicaLagMilliseconds != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._replicaLagMilliseconds, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4245,6 +4270,8 @@ nonisolated extension Sextant_V1_CollectionStats: SwiftProtobuf.Message, SwiftPr
         if _storage._codeBytes != rhs_storage._codeBytes {return false}
         if _storage._heapBytes != rhs_storage._heapBytes {return false}
         if _storage._residentSearchBytes != rhs_storage._residentSearchBytes {return false}
+        if _storage._replica != rhs_storage._replica {return false}
+        if _storage._replicaLagMilliseconds != rhs_storage._replicaLagMilliseconds {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -1,0 +1,92 @@
+import Logging
+import SextantBackup
+import SextantEngine
+import SextantObjectStore
+import SextantReplication
+import SextantStorage
+
+/// `sextant engine --ship-to` and `--follow`: which side of the shipped log
+/// this engine is, and the tasks that keep it moving.
+struct Replication: Sendable {
+    enum Role: Sendable { case primary, replica }
+    let role: Role
+    let store: any ObjectStore
+    let backups: BackupLifecycle?
+    let logger: Logger
+
+    /// A replica with an empty data folder first restores the newest snapshot
+    /// (as a primary with `--ship-to` already did through its backup lifecycle).
+    static func prepare(shipTo: String?, follow: String?, dataRoot: String, s3: S3Settings, backups: BackupLifecycle?,
+                        logger: Logger) async throws -> Replication? {
+        if let shipTo {
+            return Replication(role: .primary, store: try ObjectStoreLocation.open(shipTo, settings: s3), backups: backups, logger: logger)
+        }
+        guard let follow else { return nil }
+        let store = try ObjectStoreLocation.open(follow, settings: s3)
+        let service = BackupService(store: store, dataRoot: dataRoot, logger: logger)
+        if !service.hasEngineData() {
+            if try await service.list().isEmpty {
+                logger.notice("no snapshot in \(store.displayName) yet; following its log from an empty start")
+            } else {
+                let report = try await service.restore(id: nil)
+                logger.notice("restored snapshot \(report.id) (\(report.records) records) from \(store.displayName)")
+            }
+        }
+        return Replication(role: .replica, store: store, backups: nil, logger: logger)
+    }
+
+    /// Before the engine listens, it applies what was shipped after its
+    /// snapshot: a primary so that new writes follow the shipped ones, a
+    /// replica so that it starts current.
+    func configure(_ configuration: inout EngineConfiguration) {
+        let (store, logger) = (store, logger)
+        if role == .replica { configuration.readReplicaOf = store.displayName }
+        configuration.beforeListening = { storage in
+            let applied = try await LogFollower(storage: storage, store: store, logger: logger).followOnce()
+            if applied > 0 { logger.notice("applied \(applied) log entries shipped to \(store.displayName)") }
+        }
+    }
+
+    func run(storage: StorageEngine, intervalMilliseconds: Int) -> Task<Void, Never> {
+        switch role {
+        case .primary:
+            let shipper = LogShipper(storage: storage, store: store, logger: logger, retainedSnapshotLSNs: retainedSnapshotLSNs)
+            logger.notice("shipping the log to \(store.displayName) every \(intervalMilliseconds) ms")
+            return Task { await shipper.run(intervalMilliseconds: intervalMilliseconds) }
+        case .replica:
+            let follower = LogFollower(storage: storage, store: store, logger: logger)
+            logger.notice("following the log shipped to \(store.displayName) every \(intervalMilliseconds) ms")
+            return Task { await follower.run(intervalMilliseconds: intervalMilliseconds) }
+        }
+    }
+
+    /// After the engine stopped taking writes: ship the last of the log.
+    func finish(storage: StorageEngine) async {
+        guard role == .primary else { return }
+        do {
+            let shipped = try await LogShipper(storage: storage, store: store, logger: logger).shipOnce()
+            logger.notice("shipped the last \(shipped) log entries to \(store.displayName)")
+        } catch {
+            logger.error("the last log entries were not shipped to \(store.displayName): \(error); they are in the local WAL and the shutdown snapshot")
+        }
+    }
+
+    /// For each collection every kept snapshot holds, the oldest one's LSN: the
+    /// shipped log before it is needed by no one who starts from a snapshot.
+    private var retainedSnapshotLSNs: @Sendable () async throws -> [String: LSN] {
+        let service = backups?.service
+        return {
+            guard let service else { return [:] }
+            let manifests = try await service.list()
+            guard let first = manifests.first else { return [:] }
+            var oldest: [String: LSN] = Dictionary(first.collections.map { ($0.id, $0.lsn) }, uniquingKeysWith: { a, _ in a })
+            for manifest in manifests.dropFirst() {
+                let here = Dictionary(manifest.collections.map { ($0.id, $0.lsn) }, uniquingKeysWith: { a, _ in a })
+                var kept: [String: LSN] = [:]
+                for (id, lsn) in oldest { if let other = here[id] { kept[id] = min(lsn, other) } }
+                oldest = kept
+            }
+            return oldest
+        }
+    }
+}
