@@ -8,12 +8,13 @@ import SextantConcurrency
 import SextantLoad
 import SextantMiniLM
 import SextantPayload
+import SextantSoak
 import SextantStorage
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that run the engine's own code.", subcommands: [BenchANN.self, BenchStorage.self, BenchScale.self, BenchIngest.self, BenchBM25.self, BenchKnownItem.self,
-                      BenchFiltered.self])
+                      BenchFiltered.self, BenchReplica.self])
 }
 
 struct BenchANN: ParsableCommand {
@@ -336,6 +337,39 @@ struct BenchIngest: AsyncParsableCommand {
         benchmark.textIndex = !noTextIndex
         let quiet = json
         let report = try await benchmark.run { message in
+            if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    }
+}
+
+struct BenchReplica: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replica",
+        abstract: "A primary (--ship-to) and a read replica (--follow) as processes: the lag from a write's acknowledgement to the replica answering with it.")
+
+    @Option(help: "Folder for both engines' data and logs (emptied first).") var work = "/tmp/sextant-bench-replica"
+    @Option(help: "s3://, gs:// or file:/// location (default: a folder under --work).") var location: String?
+    @Option(help: "Writes, one after another.") var writes = 200
+    @Option(name: .customLong("records-per-write"), help: "Records in each write.") var recordsPerWrite = 100
+    @Option(help: "Vector dimensions.") var dimensions = 384
+    @Option(name: .customLong("pause-ms"), help: "Pause after each write reached the replica.") var pauseMilliseconds = 50
+    @Option(name: .customLong("ship-interval-ms"), help: "The engines' --ship-interval-ms.") var shipIntervalMilliseconds = 1_000
+    @Flag(help: "Print only the JSON line.") var json = false
+
+    func run() async throws {
+        var configuration = ReplicaLag.Configuration(executable: ownExecutable(), workDirectory: work)
+        configuration.location = location
+        configuration.writes = writes
+        configuration.recordsPerWrite = recordsPerWrite
+        configuration.dimensions = dimensions
+        configuration.pauseMilliseconds = pauseMilliseconds
+        configuration.shipIntervalMilliseconds = shipIntervalMilliseconds
+        let quiet = json
+        SoakChildren.stopOnSignals()
+        let report = try await ReplicaLag(configuration: configuration).run { message in
             if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
         }
         let encoder = JSONEncoder()

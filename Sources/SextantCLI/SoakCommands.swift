@@ -9,7 +9,7 @@ struct Soak: AsyncParsableCommand {
 }
 
 /// The path of this very binary, which the soaks run the engine and the API with.
-private func ownExecutable() -> String {
+func ownExecutable() -> String {
     let path = CommandLine.arguments[0]
     if path.hasPrefix("/") { return path }
     if path.contains("/") { return FileManager.default.currentDirectoryPath + "/" + path }

@@ -66,6 +66,21 @@ struct SoakRunTests {
         #expect(FileManager.default.fileExists(atPath: work.file("api-soak.csv")))
     }
 
+    @Test func theReplicaLagBenchmarkSeesEveryWriteOnTheReplica() throws {
+        let work = TemporaryDirectory("sextant-bench-replica")
+        defer { work.remove() }
+        let (status, stdout, stderr) = try SextantBinary.run([
+            "bench", "replica", "--work", work.path, "--writes", "5", "--records-per-write", "20", "--dimensions", "16",
+            "--ship-interval-ms", "100", "--pause-ms", "10", "--json",
+        ])
+        #expect(status == 0, "\(stderr.suffix(3_000))")
+        let report = try Self.report(stdout)
+        #expect(report["replica_records"]?.intValue == 100)
+        let p50 = try #require(report["lag_p50_ms"]?.doubleValue)
+        let maximum = try #require(report["lag_max_ms"]?.doubleValue)
+        #expect(p50 > 0 && p50 <= maximum)
+    }
+
     @Test func aFeedLongerThanTheVectorFileIsRefusedBeforeAnythingStarts() throws {
         let work = TemporaryDirectory("sextant-soak-refused")
         defer { work.remove() }
