@@ -28,13 +28,53 @@ public struct FolderStore: ObjectStore {
     }
 
     public func list(prefix: String) async throws -> [ObjectInfo] {
-        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }
+        // Walk only the folder the prefix names (a log's pieces, not every blob).
+        let folder = prefix.contains("/") ? String(prefix[..<(prefix.lastIndex(of: "/") ?? prefix.startIndex)]) : ""
+        guard !folder.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+            throw ObjectStoreError(.invalidLocation, "invalid prefix '\(prefix)'")
+        }
+        let start = folder.isEmpty ? root : root + "/" + folder
+        guard let enumerator = FileManager.default.enumerator(atPath: start) else { return [] }
         var found: [ObjectInfo] = []
-        while let relative = enumerator.nextObject() as? String {
-            guard relative.hasPrefix(prefix), !relative.contains(".partial-") else { continue }
+        while let below = enumerator.nextObject() as? String {
+            let relative = folder.isEmpty ? below : folder + "/" + below
+            guard relative.hasPrefix(prefix), !relative.contains(".partial-"), !relative.hasSuffix(Self.lockSuffix) else { continue }
             if let info = info(relative, root + "/" + relative) { found.append(info) }
         }
         return found.sorted { $0.key < $1.key }
+    }
+
+    public func readVersioned(_ key: String, maximumBytes: Int) async throws -> (bytes: [UInt8], etag: String) {
+        let bytes = try await read(key, maximumBytes: maximumBytes)
+        return (bytes, sha256Hex(bytes))
+    }
+
+    static let lockSuffix = ".condition-lock"
+
+    /// Check and write under an exclusive lock on a file beside the object, so
+    /// that processes sharing the folder see one winner; the ETag is the
+    /// content's SHA-256 (a folder has no versions of its own).
+    public func write(_ bytes: [UInt8], to key: String, if condition: WriteCondition) async throws -> String {
+        let target = try path(key)
+        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let lock = open(target + Self.lockSuffix, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw ObjectStoreError(.io, "cannot open \(target + Self.lockSuffix): \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw ObjectStoreError(.io, "cannot lock \(target): \(String(cString: strerror(errno)))") }
+        }
+        defer { flock(lock, LOCK_UN) }
+        let current = FileManager.default.contents(atPath: target).map { sha256Hex([UInt8]($0)) }
+        switch condition {
+        case .absent where current != nil, .matches where current == nil:
+            throw ObjectStoreError(.preconditionFailed, "\(displayName)/\(key): the condition \(condition) does not hold")
+        case .matches(let etag) where current != etag:
+            throw ObjectStoreError(.preconditionFailed, "\(displayName)/\(key): the condition \(condition) does not hold")
+        default:
+            break
+        }
+        try LocalFiles.writeDurably(bytes, to: target)
+        return sha256Hex(bytes)
     }
 
     public func head(_ key: String) async throws -> ObjectInfo? { info(key, try path(key)) }

@@ -19,6 +19,9 @@ public struct ObjectInfo: Sendable, Equatable {
 public struct ObjectStoreError: Error, Sendable, CustomStringConvertible, Equatable {
     public enum Kind: Sendable, Equatable {
         case notFound, accessDenied, invalidLocation, remote, transport, io
+        /// A conditional write's condition did not hold (HTTP 412, or S3's 409
+        /// for a conditional write racing another).
+        case preconditionFailed
     }
     public let kind: Kind
     public let message: String
@@ -43,7 +46,20 @@ public protocol ObjectStore: Sendable {
     /// Uploads a local file; `sha256Hex` is its checksum when the caller already has it.
     func upload(file path: String, to key: String, sha256Hex: String?) async throws
     func write(_ bytes: [UInt8], to key: String) async throws
+    /// Writes only if `condition` holds at the store, atomically (S3's
+    /// If-None-Match / If-Match); returns the new object's ETag. Throws
+    /// `.preconditionFailed` when it does not hold.
+    func write(_ bytes: [UInt8], to key: String, if condition: WriteCondition) async throws -> String
+    /// The object and the ETag a conditional write compares with, in one read.
+    func readVersioned(_ key: String, maximumBytes: Int) async throws -> (bytes: [UInt8], etag: String)
     func delete(_ key: String) async throws
+}
+
+/// The condition of a conditional write: the object is absent, or is exactly
+/// the version with this ETag. What a lease in a bucket needs, and no more.
+public enum WriteCondition: Sendable, Equatable {
+    case absent
+    case matches(etag: String)
 }
 
 /// Where a store lives, parsed from `s3://bucket/prefix`, `file:///path` or a plain path.

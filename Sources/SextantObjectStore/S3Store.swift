@@ -90,12 +90,12 @@ public struct S3Store: ObjectStore {
     private func send(_ method: HTTPMethod, path: String, query: [(String, String)] = [], payloadSHA256: String,
                       contentLength: Int? = nil, body: (@Sendable () throws -> HTTPClientRequest.Body)? = nil,
                       collectUpTo maximumBytes: Int = 16 << 20,
-                      streamInto file: String? = nil) async throws -> Reply {
+                      streamInto file: String? = nil, extraHeaders: [(String, String)] = []) async throws -> Reply {
         do {
             return try await settings.retry.run({ _ in
                 let reply = try await sendOnce(method, path: path, query: query, payloadSHA256: payloadSHA256,
                                                contentLength: contentLength, body: try body?(), maximumBytes: maximumBytes,
-                                               streamInto: file)
+                                               streamInto: file, extraHeaders: extraHeaders)
                 if reply.status >= 500 || reply.status == 429 { throw BusyReply(reply: reply) }
                 return reply
             }, classify: { error in error is ObjectStoreError ? .fail : .retry })
@@ -113,9 +113,10 @@ public struct S3Store: ObjectStore {
 
     private func sendOnce(_ method: HTTPMethod, path: String, query: [(String, String)], payloadSHA256: String,
                           contentLength: Int?, body: HTTPClientRequest.Body?, maximumBytes: Int,
-                          streamInto file: String?) async throws -> Reply {
+                          streamInto file: String?, extraHeaders: [(String, String)]) async throws -> Reply {
         var headers: [(String, String)] = [("host", host)]
         if let contentLength { headers.append(("content-length", "\(contentLength)")) }
+        headers += extraHeaders
         if let signer {
             headers = signer.sign(method: method.rawValue, path: path, query: query, headers: headers,
                                   payloadSHA256Hex: payloadSHA256, date: Date())
@@ -220,6 +221,13 @@ public struct S3Store: ObjectStore {
         return reply.body
     }
 
+    public func readVersioned(_ key: String, maximumBytes: Int) async throws -> (bytes: [UInt8], etag: String) {
+        let reply = try await send(.GET, path: objectPath(key), payloadSHA256: SigV4Signer.emptyPayloadSHA256,
+                                   collectUpTo: maximumBytes)
+        guard reply.status == 200 else { throw failure(reply, "get \(key) from") }
+        return (reply.body, (reply.headers.first(name: "etag") ?? "").replacingOccurrences(of: "\"", with: ""))
+    }
+
     public func upload(file path: String, to key: String, sha256Hex checksum: String?) async throws {
         let digest = try checksum ?? sha256Hex(ofFile: path)
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
@@ -236,6 +244,21 @@ public struct S3Store: ObjectStore {
         let reply = try await send(.PUT, path: objectPath(key), payloadSHA256: sha256Hex(bytes), contentLength: bytes.count,
                                    body: { .bytes(bytes) })
         guard reply.status == 200 else { throw failure(reply, "put \(key) to") }
+    }
+
+    public func write(_ bytes: [UInt8], to key: String, if condition: WriteCondition) async throws -> String {
+        let header: (String, String)
+        switch condition {
+        case .absent: header = ("if-none-match", "*")
+        case .matches(let etag): header = ("if-match", "\"\(etag)\"")
+        }
+        let reply = try await send(.PUT, path: objectPath(key), payloadSHA256: sha256Hex(bytes), contentLength: bytes.count,
+                                   body: { .bytes(bytes) }, extraHeaders: [header])
+        if reply.status == 412 || reply.status == 409 {
+            throw ObjectStoreError(.preconditionFailed, "put \(key) to \(displayName): the condition \(condition) does not hold")
+        }
+        guard reply.status == 200 else { throw failure(reply, "put \(key) to") }
+        return (reply.headers.first(name: "etag") ?? "").replacingOccurrences(of: "\"", with: "")
     }
 
     /// Creates the bucket if it does not exist (for tests and first-time backup set-up).
