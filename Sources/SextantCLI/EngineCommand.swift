@@ -5,6 +5,7 @@ import Logging
 import SextantClient
 import SextantConcurrency
 import SextantEngine
+import SextantReplication
 import SextantStorage
 
 #if canImport(Glibc)
@@ -122,6 +123,9 @@ struct EngineCommand: AsyncParsableCommand {
     var follow: String?
     @Option(name: .customLong("ship-interval-ms"), help: "How often the log is shipped (--ship-to) or looked for (--follow).")
     var shipIntervalMilliseconds = 1_000
+    @Option(name: .customLong("lease-seconds"),
+            help: "With --ship-to: the term of the primary's lease on the location, renewed every third of it; a second primary waits out a lapsed one and refuses a live one.")
+    var leaseSeconds = 15.0
 
     func run() async throws {
         let logger = Logs.make("sextant.engine")
@@ -182,10 +186,17 @@ struct EngineCommand: AsyncParsableCommand {
             throw ValidationError("--ship-to keeps the snapshots too: give --backup-to the same location or leave it out")
         }
         guard (50...600_000).contains(shipIntervalMilliseconds) else { throw ValidationError("--ship-interval-ms must be in 50...600000") }
+        guard (1...3_600).contains(leaseSeconds) else { throw ValidationError("--lease-seconds must be in 1...3600") }
+        let s3 = try backup.s3.settings()
+        // One primary per location: the lease comes before anything is restored from it or shipped to it.
+        let lease: PrimaryLease?
+        do { lease = try await Replication.lease(shipTo: shipTo, s3: s3, termSeconds: leaseSeconds, logger: logger) } catch let error as ReplicationError {
+            throw ValidationError(error.description)
+        }
         // With --backup-to (or --ship-to), an empty data root (a fresh container) first gets the newest backup back.
         let backups = try await backup.start(dataRoot: data.data, logger: logger, location: shipTo)
         let replication = try await Replication.prepare(shipTo: shipTo, follow: follow, dataRoot: data.data,
-                                                        s3: try backup.s3.settings(), backups: backups, logger: logger)
+                                                        s3: s3, backups: backups, lease: lease, logger: logger)
         replication?.configure(&configuration)
         let server: EngineServer
         do { server = try await EngineServer.start(configuration, logger: logger) } catch let error as EngineStartError {
@@ -207,5 +218,6 @@ struct EngineCommand: AsyncParsableCommand {
         try await server.shutdown()
         await replication?.finish(storage: server.storage)
         if let backups { await backups.shutdownBackup(engine: nil, token: nil) }
+        await replication?.release()
     }
 }

@@ -12,14 +12,26 @@ struct Replication: Sendable {
     let role: Role
     let store: any ObjectStore
     let backups: BackupLifecycle?
+    /// A primary's lease on its location, taken before anything is restored or shipped.
+    let lease: PrimaryLease?
     let logger: Logger
+
+    /// `--ship-to`: the lease, taken now (waiting out one left by a dead primary).
+    static func lease(shipTo: String?, s3: S3Settings, termSeconds: Double, logger: Logger) async throws -> PrimaryLease? {
+        guard let shipTo else { return nil }
+        let lease = PrimaryLease(store: try ObjectStoreLocation.open(shipTo, settings: s3), holder: PrimaryLease.processHolder(),
+                                 termSeconds: termSeconds, logger: logger)
+        try await lease.acquire()
+        return lease
+    }
 
     /// A replica with an empty data folder first restores the newest snapshot
     /// (as a primary with `--ship-to` already did through its backup lifecycle).
     static func prepare(shipTo: String?, follow: String?, dataRoot: String, s3: S3Settings, backups: BackupLifecycle?,
-                        logger: Logger) async throws -> Replication? {
+                        lease: PrimaryLease?, logger: Logger) async throws -> Replication? {
         if let shipTo {
-            return Replication(role: .primary, store: try ObjectStoreLocation.open(shipTo, settings: s3), backups: backups, logger: logger)
+            return Replication(role: .primary, store: try ObjectStoreLocation.open(shipTo, settings: s3), backups: backups, lease: lease,
+                               logger: logger)
         }
         guard let follow else { return nil }
         let store = try ObjectStoreLocation.open(follow, settings: s3)
@@ -32,7 +44,7 @@ struct Replication: Sendable {
                 logger.notice("restored snapshot \(report.id) (\(report.records) records) from \(store.displayName)")
             }
         }
-        return Replication(role: .replica, store: store, backups: nil, logger: logger)
+        return Replication(role: .replica, store: store, backups: nil, lease: nil, logger: logger)
     }
 
     /// Before the engine listens, it applies what was shipped after its
@@ -41,6 +53,11 @@ struct Replication: Sendable {
     func configure(_ configuration: inout EngineConfiguration) {
         let (store, logger) = (store, logger)
         if role == .replica { configuration.readReplicaOf = store.displayName }
+        if let lease {
+            configuration.writeGate = {
+                lease.isValid ? nil : "this primary does not hold its lease on \(store.displayName) (another primary may): it acknowledges no writes"
+            }
+        }
         configuration.beforeListening = { storage in
             let applied = try await LogFollower(storage: storage, store: store, logger: logger).followOnce()
             if applied > 0 { logger.notice("applied \(applied) log entries shipped to \(store.displayName)") }
@@ -50,9 +67,16 @@ struct Replication: Sendable {
     func run(storage: StorageEngine, intervalMilliseconds: Int) -> Task<Void, Never> {
         switch role {
         case .primary:
-            let shipper = LogShipper(storage: storage, store: store, logger: logger, retainedSnapshotLSNs: retainedSnapshotLSNs)
+            let lease = self.lease
+            let shipper = LogShipper(storage: storage, store: store, logger: logger, retainedSnapshotLSNs: retainedSnapshotLSNs,
+                                     mayShip: { lease?.isValid ?? true })
             logger.notice("shipping the log to \(store.displayName) every \(intervalMilliseconds) ms")
-            return Task { await shipper.run(intervalMilliseconds: intervalMilliseconds) }
+            return Task {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await shipper.run(intervalMilliseconds: intervalMilliseconds) }
+                    if let lease { group.addTask { await lease.run() } }
+                }
+            }
         case .replica:
             let follower = LogFollower(storage: storage, store: store, logger: logger)
             logger.notice("following the log shipped to \(store.displayName) every \(intervalMilliseconds) ms")
@@ -64,12 +88,16 @@ struct Replication: Sendable {
     func finish(storage: StorageEngine) async {
         guard role == .primary else { return }
         do {
-            let shipped = try await LogShipper(storage: storage, store: store, logger: logger).shipOnce()
+            let lease = self.lease
+            let shipped = try await LogShipper(storage: storage, store: store, logger: logger, mayShip: { lease?.isValid ?? true }).shipOnce()
             logger.notice("shipped the last \(shipped) log entries to \(store.displayName)")
         } catch {
             logger.error("the last log entries were not shipped to \(store.displayName): \(error); they are in the local WAL and the shutdown snapshot")
         }
     }
+
+    /// After the shutdown snapshot: the next primary need not wait for the lease to lapse.
+    func release() async { await lease?.release() }
 
     /// For each collection every kept snapshot holds, the oldest one's LSN: the
     /// shipped log before it is needed by no one who starts from a snapshot.

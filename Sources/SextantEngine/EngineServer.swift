@@ -52,6 +52,10 @@ public struct EngineConfiguration: Sendable {
     /// A read replica: the location whose shipped log it follows. Writes are
     /// refused (FAILED_PRECONDITION, naming it); every read is served.
     public var readReplicaOf: String?
+    /// Asked before a change to the collections is applied and again before it
+    /// is acknowledged: a message means no (a primary that does not hold its
+    /// lease), answered UNAVAILABLE.
+    public var writeGate: (@Sendable () -> String?)?
     /// Runs once the collections are open and before anything listens (a
     /// primary applying its shipped log after a restore, a follower catching up).
     public var beforeListening: (@Sendable (StorageEngine) async throws -> Void)?
@@ -145,7 +149,7 @@ public final class EngineServer: Sendable {
         let writeExecutor = NicedExecutor(threads: System.coreCount, priority: configuration.backgroundPriority, name: "sextant-write")
         if let beforeListening = configuration.beforeListening { try await beforeListening(storage) }
         let router = Router(storage: storage, pool: pool, logger: logger, info: info, writeExecutor: writeExecutor,
-                            readReplicaOf: configuration.readReplicaOf)
+                            readReplicaOf: configuration.readReplicaOf, writeGate: configuration.writeGate)
         let connections = ConnectionRegistry(maximum: configuration.maximumConnections)
         let settings = ConnectionSettings(
             token: configuration.token ?? "", maximumFrameBytes: configuration.maximumFrameBytes,

@@ -34,11 +34,13 @@ final class Router: Sendable {
 
     /// Set on a read replica: writes are refused with this location in the message.
     let readReplicaOf: String?
+    let writeGate: (@Sendable () -> String?)?
 
     init(storage: StorageEngine, pool: NIOThreadPool, logger: Logger, info: Sextant_V1_ServerInfo, writeExecutor: NicedExecutor,
-         readReplicaOf: String? = nil) {
+         readReplicaOf: String? = nil, writeGate: (@Sendable () -> String?)? = nil) {
         self.writeExecutor = writeExecutor
         self.readReplicaOf = readReplicaOf
+        self.writeGate = writeGate
         self.storage = storage
         self.pool = pool
         self.logger = logger
@@ -97,7 +99,15 @@ final class Router: Sendable {
                                           "this engine is a read replica following \(primary): send writes to its primary")))
             return
         }
-        write(respond, body)
+        guard let gate = writeGate else { return write(respond, body) }
+        if let refusal = gate() { return respond(.failure(RequestError(.unavailable, refusal))) }
+        write(respond) {
+            let reply = try await body()
+            // Applied and durable here, but a primary that lost its lease meanwhile
+            // must not tell the client so: its successor may never see this write.
+            if let refusal = gate() { throw RequestError(.unavailable, refusal + " (the write was not acknowledged)") }
+            return reply
+        }
     }
 
     private func write(_ respond: @escaping Respond, _ body: @escaping @Sendable () async throws -> ByteBuffer) {

@@ -17,6 +17,8 @@ public actor LogShipper {
     /// For each collection id, the LSN the oldest snapshot still kept holds:
     /// pieces at or below it are no longer needed by anyone who starts from a snapshot.
     let retainedSnapshotLSNs: @Sendable () async throws -> [String: LSN]
+    /// False while this primary may not write to the location (its lease is not held).
+    let mayShip: @Sendable () -> Bool
 
     private var cursors: [String: Collection.LogCursor] = [:]
     private var described: [String: CollectionConfiguration] = [:]
@@ -26,7 +28,9 @@ public actor LogShipper {
     public var collectEverySeconds = 60.0
 
     public init(storage: StorageEngine, store: any ObjectStore, logger: Logger,
-                retainedSnapshotLSNs: @escaping @Sendable () async throws -> [String: LSN] = { [:] }) {
+                retainedSnapshotLSNs: @escaping @Sendable () async throws -> [String: LSN] = { [:] },
+                mayShip: @escaping @Sendable () -> Bool = { true }) {
+        self.mayShip = mayShip
         self.storage = storage
         self.store = store
         self.logger = logger
@@ -36,6 +40,7 @@ public actor LogShipper {
     /// Ships what is durable now; returns the number of entries sent.
     @discardableResult
     public func shipOnce() async throws -> Int {
+        guard mayShip() else { throw ReplicationError("this primary does not hold the lease on \(store.displayName): nothing is shipped") }
         var shipped = 0
         let collections = storage.list()
         let present = Set(collections.map(\.id))

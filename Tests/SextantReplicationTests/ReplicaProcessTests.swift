@@ -35,7 +35,7 @@ private func waitForCount(_ collection: CollectionHandle, _ expected: Int, timeo
                            "AWS_ENDPOINT_URL": moto.url]
         try await S3Store(bucket: "site", prefix: "", settings: S3Settings(environment: environment)).createBucket()
         let location = "s3://site/tenders"
-        let ship = ["--ship-to", location, "--ship-interval-ms", "100"]
+        let ship = ["--ship-to", location, "--ship-interval-ms", "100", "--lease-seconds", "2"]
         let follow = ["--follow", location, "--ship-interval-ms", "100"]
 
         let primary = try EngineProcess(dataRoot: directory.file("primary"), extraArguments: ship, environment: environment)
@@ -89,11 +89,22 @@ private func waitForCount(_ collection: CollectionHandle, _ expected: Int, timeo
         #expect(try await waitForCount(copy, 3_900) == 3_900)
         #expect(!replica.log.contains("restored snapshot"), "an existing folder is a cache, not restored again")
 
+        // A second primary on the same location, while the first lives, refuses to start.
+        let second = try SextantBinary.start(["engine", "--data", directory.file("second"), "--listen", "127.0.0.1:0"] + ship,
+                                             logPath: directory.file("second.log"), environment: environment)
+        #expect(second.waitForExit(timeoutSeconds: 60), "a second primary kept running")
+        if second.isRunning { second.killHard() }
+        #expect(second.exitStatus != 0)
+        let secondLog = (try? String(contentsOfFile: directory.file("second.log"), encoding: .utf8)) ?? ""
+        #expect(secondLog.contains("another primary"), "\(secondLog.suffix(2_000))")
+        #expect(try await tenders.count() == 3_900, "the first primary still takes writes")
+
         // The primary's volume is lost after the replica saw every write (so all
         // were shipped): a new primary on an empty folder restores the snapshot and
         // the shipped log after it, and new writes follow the shipped ones.
         primary.kill9()
         await client.close()
+        // It waits out the dead primary's lease (2 s here) before it restores anything.
         let newPrimary = try EngineProcess(dataRoot: directory.file("primary-new"), extraArguments: ship, environment: environment)
         defer { newPrimary.stop() }
         let client2 = try await SextantClient.connect(to: newPrimary.address)
