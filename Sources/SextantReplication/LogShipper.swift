@@ -130,8 +130,10 @@ public actor LogShipper {
     }
 
     /// Ships every `intervalMilliseconds` until cancelled; a failed round is
-    /// logged and retried on the next.
-    public func run(intervalMilliseconds: Int) async {
+    /// logged and retried on the next. With `positions` (writes waiting to be
+    /// shipped before they are acknowledged) a waiting write starts a round at
+    /// once, within 2 ms, and each round releases the writes it shipped.
+    public func run(intervalMilliseconds: Int, positions: ShippedPositions? = nil) async {
         precondition(intervalMilliseconds > 0, "validated by the command line")
         var failing = false
         while !Task.isCancelled {
@@ -143,7 +145,16 @@ public actor LogShipper {
                 if !failing { logger.error("log shipping to \(store.displayName) failed: \(error); retrying every round") }
                 failing = true
             }
-            try? await Task.sleep(for: .milliseconds(intervalMilliseconds))
+            positions?.settle(storage)
+            guard let positions else {
+                try? await Task.sleep(for: .milliseconds(intervalMilliseconds))
+                continue
+            }
+            let until = ContinuousClock.now + .milliseconds(intervalMilliseconds)
+            while !Task.isCancelled && ContinuousClock.now < until && !positions.wanted.exchange(false, ordering: .acquiringAndReleasing) {
+                try? await Task.sleep(for: .milliseconds(2))
+            }
         }
+        positions?.settle(storage)
     }
 }

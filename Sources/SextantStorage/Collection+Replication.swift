@@ -82,6 +82,7 @@ extension Collection {
                             let lsn = try wal.enqueue(kind: EntryKind.batch, payload: payload)
                             precondition(lsn == entry.lsn, "a follower logs the primary's entry under the primary's LSN")
                             try apply(operations, &state)
+                            appliedLSNValue.store(lsn, ordering: .releasing)
                             return .applied(lsn: lsn, affected: operations.count)
                         }
                     case EntryKind.configuration:
@@ -89,6 +90,7 @@ extension Collection {
                         let lsn = try wal.enqueue(kind: EntryKind.configuration, payload: payload)
                         precondition(lsn == entry.lsn, "a follower logs the primary's entry under the primary's LSN")
                         applyConfiguration(configuration)
+                        appliedLSNValue.store(lsn, ordering: .releasing)
                         return .applied(lsn: lsn, affected: 0)
                     default:
                         throw StorageError.corrupted("shipped log of '\(name)': entry \(entry.lsn) has unknown kind \(entry.kind)")

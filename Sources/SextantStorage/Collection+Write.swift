@@ -39,6 +39,7 @@ extension Collection {
                     }
                     let lsn = try wal.enqueue(kind: EntryKind.batch, payload: payload)
                     try apply(resolved.operations, &state) { pacer.step() }
+                    appliedLSNValue.store(lsn, ordering: .releasing)
                     return .applied(lsn: lsn, affected: resolved.affected)
                 }
             }
@@ -57,6 +58,7 @@ extension Collection {
         indexer?.wake()
         try await wal.waitDurable(lsn)
         if wal.bytesSinceCheckpoint >= StorageLimits.checkpointWALBytes { scheduleCheckpoint() }
+        if let gate = acknowledgementGate.withLock({ $0 }) { try await gate(self, lsn) }
         return WriteOutcome(lsn: lsn, affected: affected)
     }
 

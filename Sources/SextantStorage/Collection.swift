@@ -110,6 +110,14 @@ public final class Collection: @unchecked Sendable {
     /// On a read replica: CLOCK_MONOTONIC_COARSE milliseconds when the
     /// follower last found nothing newer in the shipped log (0: never yet).
     package let replicaCaughtUpMilliseconds = Atomic<UInt64>(0)
+    /// The newest batch whose records readers can see (set after its apply,
+    /// unlike the WAL's last LSN, which moves before it): what `min_lsn` waits for.
+    let appliedLSNValue = Atomic<UInt64>(0)
+    public var appliedLSN: LSN { appliedLSNValue.load(ordering: .acquiring) }
+    /// Awaited after a write is durable and before it is acknowledged
+    /// (`sextant engine --ack-after-ship`: until it is in object storage).
+    public typealias AcknowledgementGate = @Sendable (_ collection: Collection, _ lsn: LSN) async throws -> Void
+    let acknowledgementGate = Mutex<AcknowledgementGate?>(nil)
     weak var indexer: Indexer?
 
     struct MutationState {
@@ -212,6 +220,7 @@ public final class Collection: @unchecked Sendable {
             collection.payload.reset(CollectionPayloadIndexes.build(manifest.configuration.payloadIndexes, from: generation))
         }
         try collection.replay(recovered)
+        collection.appliedLSNValue.store(wal.lastLSN, ordering: .releasing)
         collection.requeueUnlinked()
         return collection
     }

@@ -19,12 +19,16 @@ public final class StorageEngine: @unchecked Sendable {
     /// Collections at least this large index a field they are often filtered
     /// on by themselves (`StorageLimits.automaticPayloadIndexRecords`; 0: never).
     public let automaticIndexRecords: Int
+    /// Awaited before every write's acknowledgement, in every collection (nil: none).
+    public let acknowledgementGate: Collection.AcknowledgementGate?
 
     /// Opens every collection under `directory` (creating the folder if needed).
     /// A collection whose files fail their checksums fails the open, naming the file.
     public init(directory: String, io: DurableIO = .shared, indexerThreads: Int = 1, indexerPriority: BackgroundPriority = .default,
-                tailLimits: TailLimits = TailLimits(), automaticIndexRecords: Int = StorageLimits.automaticPayloadIndexRecords) throws {
+                tailLimits: TailLimits = TailLimits(), automaticIndexRecords: Int = StorageLimits.automaticPayloadIndexRecords,
+                acknowledgementGate: Collection.AcknowledgementGate? = nil) throws {
         precondition(automaticIndexRecords >= 0, "a record count")
+        self.acknowledgementGate = acknowledgementGate
         self.directory = directory
         self.io = io
         self.tailLimits = tailLimits
@@ -42,6 +46,7 @@ public final class StorageEngine: @unchecked Sendable {
             }
             let collection = try Collection.open(directory: path, io: io, limits: tailLimits)
             collection.automaticIndexRecords.store(automaticIndexRecords, ordering: .relaxed)
+            collection.acknowledgementGate.withLock { $0 = acknowledgementGate }
             opened[collection.id] = collection
             indexer.register(collection)
         }
@@ -87,6 +92,7 @@ public final class StorageEngine: @unchecked Sendable {
                 return try Collection.open(directory: final, io: io, limits: limits)
             }
             collection.automaticIndexRecords.store(automaticIndexRecords, ordering: .relaxed)
+            collection.acknowledgementGate.withLock { $0 = acknowledgementGate }
             collections.withLock { $0[collection.id] = collection }
             indexer.register(collection)
             return (collection, true)
