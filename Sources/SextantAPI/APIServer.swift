@@ -82,8 +82,7 @@ public enum APIServer {
         if !isLoopback(configuration.host) && (configuration.apiKey ?? "").isEmpty {
             throw APIStartError.keyRequired(configuration.host)
         }
-        var clientConfiguration = ClientConfiguration(
-            address: try EngineAddress(parsing: configuration.engineAddress), token: configuration.engineToken)
+        var clientConfiguration = try ClientConfiguration(endpoints: configuration.engineAddress, token: configuration.engineToken)
         clientConfiguration.connections = configuration.engineConnections
         clientConfiguration.clientName = "sextant-api"
         if let caFile = configuration.engineCAFile { clientConfiguration.caFile = caFile }
@@ -163,8 +162,9 @@ public enum APIServer {
             }
         }
         router.get("/metrics") { _, _ in
-            Reply.text(metrics.render() + IngestMetrics.render(ledgerPath: ingestLedgerPath),
-                       contentType: "text/plain; version=0.0.4; charset=utf-8")
+            let positions = ReplicationMetrics.render(await engine.client.statsByEndpoint())
+            return Reply.text(metrics.render() + IngestMetrics.render(ledgerPath: ingestLedgerPath) + positions,
+                              contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/") { _, _ in Reply.text(WebPage.html, contentType: "text/html; charset=utf-8") }
         NativeRoutes(engine: engine, embedders: embedders, feedback: feedback, ingestLedgerPath: ingestLedgerPath,

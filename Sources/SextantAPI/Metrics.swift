@@ -201,3 +201,33 @@ enum IngestMetrics {
             """
     }
 }
+
+/// Each engine's position in every collection's log, from the client's
+/// endpoints (the primary and its read replicas): applied LSN, and a replica's
+/// lag behind the primary's shipped log.
+enum ReplicationMetrics {
+    static func render(_ endpoints: [(endpoint: String, isPrimary: Bool, stats: [CollectionStatistics]?)]) -> String {
+        var up = "# HELP sextant_engine_up Whether the engine answered the API's stats call (1) or not (0).\n# TYPE sextant_engine_up gauge\n"
+        var applied = "# HELP sextant_collection_applied_lsn The last log entry the engine applied in the collection (the primary's LSN on a replica).\n# TYPE sextant_collection_applied_lsn gauge\n"
+        var lag = "# HELP sextant_replica_lag_seconds Seconds since a read replica last found nothing newer in its primary's shipped log.\n# TYPE sextant_replica_lag_seconds gauge\n"
+        for entry in endpoints {
+            let role = entry.isPrimary ? "primary" : "replica"
+            let engine = "engine=\"\(label(entry.endpoint))\",role=\"\(role)\""
+            up += "sextant_engine_up{\(engine)} \(entry.stats == nil ? 0 : 1)\n"
+            for collection in entry.stats ?? [] {
+                let labels = engine + ",collection=\"\(label(collection.name))\""
+                applied += "sextant_collection_applied_lsn{\(labels)} \(collection.lastLSN)\n"
+                if collection.isReplica, let milliseconds = collection.replicaLagMilliseconds {
+                    lag += "sextant_replica_lag_seconds{\(labels)} \(String(format: "%.3f", Double(milliseconds) / 1_000))\n"
+                }
+            }
+        }
+        return up + applied + lag
+    }
+
+    /// Prometheus label values escape the backslash, the double quote and the line feed.
+    static func label(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+}

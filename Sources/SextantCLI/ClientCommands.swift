@@ -7,14 +7,14 @@ import SextantPayload
 
 /// Options of every command that talks to an engine.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Engine address: host:port, tls://host:port, or unix:/path.") var engine = "127.0.0.1:7700"
+    @Option(help: "Engine address: host:port, tls://host:port, or unix:/path; then, comma-separated, any read replicas (reads go to them, writes to the first).") var engine = "127.0.0.1:7700"
     @Option(name: .customLong("token-file"), help: "File holding the engine's token.") var tokenFile: String?
     @Option(name: .customLong("engine-ca-file"),
             help: "CA certificate (PEM) that signed a tls:// engine's certificate; default $SEXTANT_ENGINE_CA_FILE, then the system's store.")
     var engineCAFile: String?
 
     func configuration() throws -> ClientConfiguration {
-        var configuration = ClientConfiguration(address: try EngineAddress(parsing: engine), token: try Secrets.read(tokenFile))
+        var configuration = try ClientConfiguration(endpoints: engine, token: try Secrets.read(tokenFile))
         if let engineCAFile { configuration.caFile = engineCAFile }
         return configuration
     }

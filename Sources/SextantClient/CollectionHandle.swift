@@ -73,6 +73,7 @@ public struct CollectionHandle: Sendable {
         if let filter { request.where = filter.wire }
         if let whereDocument { request.whereDocument = whereDocument.wire }
         let reply = try await client.call(.delete, request, as: Sextant_V1_WriteReply.self, idempotent: ids != nil && filter == nil && whereDocument == nil)
+        client.noteWritten(collectionID: info.id, lsn: reply.lsn)
         return Int(reply.affected)
     }
 
@@ -288,6 +289,7 @@ public struct CollectionHandle: Sendable {
         var pacer = ReaderPacer(readers: BackgroundPriority.currentThreadIsBackground)
         let body = WriteRequestEncoding.encode(request) { pacer.step() }
         let reply = try await client.call(method, body: body, as: Sextant_V1_WriteReply.self, idempotent: idempotent)
+        client.noteWritten(collectionID: info.id, lsn: reply.lsn)
         return WriteResult(lsn: reply.lsn, affected: Int(reply.affected))
     }
 }

@@ -25,11 +25,29 @@ public struct ClientConfiguration: Sendable {
     /// service (API, worker, scraper, bots, backup) follows one setting.
     public var caFile: String?
 
+    /// Read replicas (`sextant engine --follow`) of the engine at `address`:
+    /// reads go to the least busy healthy one, with the primary as the last
+    /// resort; writes and administration always go to `address`.
+    public var replicas: [EngineAddress] = []
+
     public init(address: EngineAddress, token: String? = nil) {
         self.address = address
         self.token = token
         caFile = ProcessInfo.processInfo.environment["SEXTANT_ENGINE_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
     }
+
+    /// `primary[,replica,...]`, as every command's `--engine` takes it.
+    public init(endpoints: String, token: String? = nil) throws {
+        let parts = endpoints.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard let first = parts.first else { throw SextantError(.invalidArgument, "no engine address in '\(endpoints)'") }
+        guard parts.count <= ClientConfiguration.maximumReplicas + 1 else {
+            throw SextantError(.invalidArgument, "at most \(ClientConfiguration.maximumReplicas) replicas beside the primary")
+        }
+        self.init(address: try EngineAddress(parsing: first), token: token)
+        replicas = try parts.dropFirst().map { try EngineAddress(parsing: $0) }
+    }
+
+    public static let maximumReplicas = 64
 }
 
 /// The Swift client of the engine: the only way the search API, ingestion
@@ -56,6 +74,11 @@ public final class SextantClient: Sendable {
     /// one there (a private group has as many loops as the pool has connections,
     /// at most two); otherwise its calls go round-robin like anyone's.
     public let executors: [EventLoopExecutor]
+    /// One client per read replica, connected on first use.
+    private let replicaEndpoints: [ReplicaEndpoint]
+    /// Per collection id, the LSN of this client's last acknowledged write: reads
+    /// carry it as `min_lsn` when replicas may answer them (read your writes).
+    private let writtenLSNs = Mutex<[String: UInt64]>([:])
 
     private init(configuration: ClientConfiguration, group: any EventLoopGroup, ownsGroup: Bool, tls: NIOSSLContext?) {
         self.configuration = configuration
@@ -67,6 +90,15 @@ public final class SextantClient: Sendable {
         reconnecting = (0..<max(1, configuration.connections)).map { _ in AsyncSerialGate() }
         executors = group.makeIterator().map(EventLoopExecutor.init)
         assert(!executors.isEmpty, "an event loop group has at least one loop")
+        replicaEndpoints = configuration.replicas.map { address in
+            var replica = configuration
+            replica.address = address
+            replica.replicas = []
+            replica.retry.attempts = 1  // a failing replica hands the read to the next, at once
+            let replicaTLS: NIOSSLContext?
+            if case .tls = address { replicaTLS = try? SextantTLS.clientContext(caFile: configuration.caFile) } else { replicaTLS = nil }
+            return ReplicaEndpoint(client: SextantClient(configuration: replica, group: group, ownsGroup: false, tls: replicaTLS))
+        }
     }
 
     /// The executor for the `number`-th of several concurrent callers: callers
@@ -108,6 +140,7 @@ public final class SextantClient: Sendable {
     }
 
     public func close() async {
+        for replica in replicaEndpoints { await replica.client.close() }
         let connections = slots.withLock { current -> [Connection?] in
             defer { current = Array(repeating: nil, count: current.count) }
             return current
@@ -147,13 +180,84 @@ public final class SextantClient: Sendable {
         _ method: Method, _ request: some SwiftProtobuf.Message, as _: Reply.Type, idempotent: Bool,
         timeoutMilliseconds: Int64? = nil
     ) async throws -> Reply {
-        try await call(method, body: MessageCodec.encode(request), as: Reply.self, idempotent: idempotent,
-                       timeoutMilliseconds: timeoutMilliseconds)
+        guard !replicaEndpoints.isEmpty else {
+            return try await call(method, body: MessageCodec.encode(request), as: Reply.self, idempotent: idempotent,
+                                  timeoutMilliseconds: timeoutMilliseconds)
+        }
+        let message = withWrittenLSN(request)
+        return try await call(method, body: MessageCodec.encode(message), as: Reply.self, idempotent: idempotent,
+                              timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// Called with every acknowledged write's LSN.
+    func noteWritten(collectionID: String, lsn: UInt64) {
+        guard !replicaEndpoints.isEmpty, lsn > 0 else { return }
+        writtenLSNs.withLock { $0[collectionID] = max($0[collectionID] ?? 0, lsn) }
+    }
+
+    private func writtenLSN(_ reference: Sextant_V1_CollectionRef) -> UInt64 {
+        guard case .id(let id) = reference.by else { return 0 }
+        return writtenLSNs.withLock { $0[id] ?? 0 }
+    }
+
+    /// The read with `min_lsn` set to this client's last write to its collection.
+    private func withWrittenLSN(_ request: some SwiftProtobuf.Message) -> any SwiftProtobuf.Message {
+        switch request {
+        case var get as Sextant_V1_GetRequest:
+            get.minLsn = max(get.minLsn, writtenLSN(get.collection))
+            return get
+        case var query as Sextant_V1_QueryRequest:
+            query.minLsn = max(query.minLsn, writtenLSN(query.collection))
+            return query
+        case var facets as Sextant_V1_FacetsRequest:
+            facets.minLsn = max(facets.minLsn, writtenLSN(facets.collection))
+            return facets
+        default:
+            return request
+        }
+    }
+
+    /// Methods a read replica answers as its primary would.
+    static func isReplicaRead(_ method: Method) -> Bool {
+        switch method.known {
+        case .get?, .query?, .facets?, .count?, .getCollection?, .listCollections?: return true
+        default: return false
+        }
     }
 
     /// The same with the request already encoded.
     public func call<Reply: SwiftProtobuf.Message>(
         _ method: Method, body: ByteBuffer, as _: Reply.Type, idempotent: Bool, timeoutMilliseconds: Int64? = nil
+    ) async throws -> Reply {
+        if !replicaEndpoints.isEmpty && Self.isReplicaRead(method) {
+            // The least busy healthy replica first, then the others; UNAVAILABLE (behind
+            // min_lsn, restarting, unreachable) or NOT_FOUND (a collection it has not
+            // seen yet) passes the read on, and the primary answers last.
+            let now = ReplicaEndpoint.nowMilliseconds()
+            let order = replicaEndpoints.sorted { a, b in
+                let (aHealthy, bHealthy) = (a.isHealthy(at: now), b.isHealthy(at: now))
+                if aHealthy != bHealthy { return aHealthy }
+                return a.inFlight.load(ordering: .relaxed) < b.inFlight.load(ordering: .relaxed)
+            }
+            for replica in order where replica.isHealthy(at: now) {
+                replica.inFlight.add(1, ordering: .relaxed)
+                defer { replica.inFlight.subtract(1, ordering: .relaxed) }
+                do {
+                    return try await replica.client.call(method, body: body, as: Reply.self, idempotent: idempotent,
+                                                         timeoutMilliseconds: timeoutMilliseconds)
+                } catch {
+                    let code = (error as? SextantError)?.code
+                    guard code == .unavailable || code == .notFound else { throw error }
+                    if code == .unavailable { replica.markUnhealthy() }
+                }
+            }
+        }
+        return try await callPrimary(method, body: body, as: Reply.self, idempotent: idempotent,
+                                     timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    private func callPrimary<Reply: SwiftProtobuf.Message>(
+        _ method: Method, body: ByteBuffer, as _: Reply.Type, idempotent: Bool, timeoutMilliseconds: Int64?
     ) async throws -> Reply {
         let timeout = TimeAmount.milliseconds(timeoutMilliseconds ?? configuration.timeoutMilliseconds)
         var policy = configuration.retry
@@ -233,8 +337,9 @@ public final class SextantClient: Sendable {
         _ = try await call(.deleteCollection, request, as: Sextant_V1_Empty.self, idempotent: false)
     }
 
-    public func stats() async throws -> [CollectionStatistics] {
-        let reply = try await call(.stats, Sextant_V1_Empty(), as: Sextant_V1_StatsReply.self, idempotent: true)
+    public func stats(timeoutMilliseconds: Int64? = nil) async throws -> [CollectionStatistics] {
+        let reply = try await call(.stats, Sextant_V1_Empty(), as: Sextant_V1_StatsReply.self, idempotent: true,
+                                   timeoutMilliseconds: timeoutMilliseconds)
         return reply.collections.map {
             CollectionStatistics(
                 id: $0.id, name: $0.name, liveRecords: Int($0.liveRecords), unindexedRecords: Int($0.unindexedRecords),
@@ -245,6 +350,19 @@ public final class SextantClient: Sendable {
                 heapBytes: Int($0.heapBytes), residentSearchBytes: Int($0.residentSearchBytes), isReplica: $0.replica,
                 replicaLagMilliseconds: $0.replica && $0.replicaLagMilliseconds != .max ? $0.replicaLagMilliseconds : nil)
         }
+    }
+
+    /// Every endpoint's statistics (the primary first, then each replica), or
+    /// nil for one that did not answer within `timeoutMilliseconds`: what a
+    /// monitoring page shows, a replica's lag included.
+    public func statsByEndpoint(timeoutMilliseconds: Int64 = 2_000) async -> [(endpoint: String, isPrimary: Bool, stats: [CollectionStatistics]?)] {
+        var results: [(endpoint: String, isPrimary: Bool, stats: [CollectionStatistics]?)] = []
+        results.append((configuration.address.description, true, try? await stats(timeoutMilliseconds: timeoutMilliseconds)))
+        for replica in replicaEndpoints {
+            results.append((replica.client.configuration.address.description, false,
+                            try? await replica.client.stats(timeoutMilliseconds: timeoutMilliseconds)))
+        }
+        return results
     }
 
     /// Checkpoints one collection, or all.
@@ -302,3 +420,21 @@ final class AsyncSerialGate: Sendable {
 
 import SwiftProtobuf
 import SextantPayload
+
+/// A read replica as the client sees it: its own connections, the reads in
+/// flight there, and how long it sits out after an UNAVAILABLE.
+final class ReplicaEndpoint: Sendable {
+    let client: SextantClient
+    let inFlight = Atomic<Int>(0)
+    private let unhealthyUntilMilliseconds = Atomic<UInt64>(0)
+    /// A replica that answered UNAVAILABLE is skipped this long, then tried again.
+    static let pauseMilliseconds: UInt64 = 1_000
+
+    init(client: SextantClient) { self.client = client }
+
+    static func nowMilliseconds() -> UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
+
+    func isHealthy(at now: UInt64) -> Bool { now >= unhealthyUntilMilliseconds.load(ordering: .relaxed) }
+
+    func markUnhealthy() { unhealthyUntilMilliseconds.store(Self.nowMilliseconds() + Self.pauseMilliseconds, ordering: .relaxed) }
+}

@@ -18,6 +18,10 @@ enum EngineLimits {
     /// frame's header and whatever arrived with it).
     static let decoderSlackBytes = 65_536
 
+    /// How long a read carrying `min_lsn` waits for a collection behind it (a
+    /// read replica catching up) before UNAVAILABLE sends the client elsewhere.
+    static let minimumLSNWaitMilliseconds: Int64 = 2_000
+
     /// Responses one connection may have queued unsent: four of the largest
     /// frames. A client that reads slowly but reads stays far below it; one
     /// that stopped reading is closed here, or by the stall timeout first.

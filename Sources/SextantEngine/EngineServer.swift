@@ -56,6 +56,9 @@ public struct EngineConfiguration: Sendable {
     /// is acknowledged: a message means no (a primary that does not hold its
     /// lease), answered UNAVAILABLE.
     public var writeGate: (@Sendable () -> String?)?
+    /// Awaited after each write is durable, before it is acknowledged
+    /// (`--ack-after-ship`: until its entry is in object storage).
+    public var acknowledgementGate: Collection.AcknowledgementGate?
     /// Runs once the collections are open and before anything listens (a
     /// primary applying its shipped log after a restore, a follower catching up).
     public var beforeListening: (@Sendable (StorageEngine) async throws -> Void)?
@@ -131,7 +134,7 @@ public final class EngineServer: Sendable {
         let storage = try StorageEngine(
             directory: configuration.dataDirectory, indexerThreads: configuration.indexerThreads,
             indexerPriority: configuration.backgroundPriority, tailLimits: configuration.tailLimits,
-            automaticIndexRecords: configuration.automaticIndexRecords)
+            automaticIndexRecords: configuration.automaticIndexRecords, acknowledgementGate: configuration.acknowledgementGate)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         // Queries run on the event loops (small ones inline): give them short slices.
         for loop in group.makeIterator() { loop.execute { LatencySensitive.markCurrentThread() } }

@@ -190,6 +190,23 @@ final class Router: Sendable {
             case .facets: return true  // counts over a filter's matches: off the event loop
             }
         }
+
+        /// Read your writes: the LSN the collection must have reached (0: any).
+        var minimumLSN: UInt64 {
+            switch self {
+            case .get(let request): request.minLsn
+            case .query(let request): request.minLsn
+            case .facets(let request): request.minLsn
+            }
+        }
+
+        var collection: (reference: Sextant_V1_CollectionRef, present: Bool) {
+            switch self {
+            case .get(let request): (request.collection, request.hasCollection)
+            case .query(let request): (request.collection, request.hasCollection)
+            case .facets(let request): (request.collection, request.hasCollection)
+            }
+        }
     }
 
     private func read(_ decoded: Result<ReadRequest, RequestError>, _ deadline: NIODeadline?, _ respond: @escaping Respond) {
@@ -204,6 +221,28 @@ final class Router: Sendable {
             case .get(let get): return run { try self.get(get) }
             case .query(let query): return run { try self.query(query) }
             case .facets(let facets): return run { try self.facets(facets) }
+            }
+        }
+        let minimum = request.minimumLSN
+        if minimum > 0 {
+            let target: Collection
+            do { target = try collection(request.collection.reference, present: request.collection.present) } catch {
+                return respond(.failure(RequestError(error)))
+            }
+            if target.appliedLSN < minimum {
+                // Behind the client's last write: wait off the event loop, a bounded time.
+                let remaining = deadline.map { max(0, ($0 - .now()).nanoseconds / 1_000_000) } ?? Int64.max
+                let waitMilliseconds = min(EngineLimits.minimumLSNWaitMilliseconds, remaining)
+                Task { [pool] in
+                    let until = ContinuousClock.now + .milliseconds(waitMilliseconds)
+                    while target.appliedLSN < minimum && ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(2)) }
+                    guard target.appliedLSN >= minimum else {
+                        return respond(.failure(RequestError(.unavailable,
+                            "collection '\(target.name)' is at LSN \(target.appliedLSN) here, behind the \(minimum) asked for: try another engine")))
+                    }
+                    pool.submit { _ in respond(work()) }
+                }
+                return
             }
         }
         if request.isHeavy {

@@ -1209,72 +1209,84 @@ public nonisolated struct Sextant_V1_DeleteRequest: Sendable {
   fileprivate var _whereDocument: Sextant_V1_WhereDocument? = nil
 }
 
-public nonisolated struct Sextant_V1_GetRequest: Sendable {
+public nonisolated struct Sextant_V1_GetRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var collection: Sextant_V1_CollectionRef {
-    get {_collection ?? Sextant_V1_CollectionRef()}
-    set {_collection = newValue}
+    get {_storage._collection ?? Sextant_V1_CollectionRef()}
+    set {_uniqueStorage()._collection = newValue}
   }
   /// Returns true if `collection` has been explicitly set.
-  public var hasCollection: Bool {self._collection != nil}
+  public var hasCollection: Bool {_storage._collection != nil}
   /// Clears the value of `collection`. Subsequent reads from it will return its default value.
-  public mutating func clearCollection() {self._collection = nil}
+  public mutating func clearCollection() {_uniqueStorage()._collection = nil}
 
-  public var ids: [String] = []
+  public var ids: [String] {
+    get {_storage._ids}
+    set {_uniqueStorage()._ids = newValue}
+  }
 
   /// distinguishes "no ids given" from "an empty id list"
-  public var byIds: Bool = false
+  public var byIds: Bool {
+    get {_storage._byIds}
+    set {_uniqueStorage()._byIds = newValue}
+  }
 
   public var `where`: Sextant_V1_Where {
-    get {_where ?? Sextant_V1_Where()}
-    set {_where = newValue}
+    get {_storage._where ?? Sextant_V1_Where()}
+    set {_uniqueStorage()._where = newValue}
   }
   /// Returns true if ``where`` has been explicitly set.
-  public var hasWhere: Bool {self._where != nil}
+  public var hasWhere: Bool {_storage._where != nil}
   /// Clears the value of ``where``. Subsequent reads from it will return its default value.
-  public mutating func clearWhere() {self._where = nil}
+  public mutating func clearWhere() {_uniqueStorage()._where = nil}
 
   public var whereDocument: Sextant_V1_WhereDocument {
-    get {_whereDocument ?? Sextant_V1_WhereDocument()}
-    set {_whereDocument = newValue}
+    get {_storage._whereDocument ?? Sextant_V1_WhereDocument()}
+    set {_uniqueStorage()._whereDocument = newValue}
   }
   /// Returns true if `whereDocument` has been explicitly set.
-  public var hasWhereDocument: Bool {self._whereDocument != nil}
+  public var hasWhereDocument: Bool {_storage._whereDocument != nil}
   /// Clears the value of `whereDocument`. Subsequent reads from it will return its default value.
-  public mutating func clearWhereDocument() {self._whereDocument = nil}
+  public mutating func clearWhereDocument() {_uniqueStorage()._whereDocument = nil}
 
-  public var offset: UInt32 = 0
+  public var offset: UInt32 {
+    get {_storage._offset}
+    set {_uniqueStorage()._offset = newValue}
+  }
 
   public var limit: UInt32 {
-    get {_limit ?? 0}
-    set {_limit = newValue}
+    get {_storage._limit ?? 0}
+    set {_uniqueStorage()._limit = newValue}
   }
   /// Returns true if `limit` has been explicitly set.
-  public var hasLimit: Bool {self._limit != nil}
+  public var hasLimit: Bool {_storage._limit != nil}
   /// Clears the value of `limit`. Subsequent reads from it will return its default value.
-  public mutating func clearLimit() {self._limit = nil}
+  public mutating func clearLimit() {_uniqueStorage()._limit = nil}
 
   public var include: Sextant_V1_Include {
-    get {_include ?? Sextant_V1_Include()}
-    set {_include = newValue}
+    get {_storage._include ?? Sextant_V1_Include()}
+    set {_uniqueStorage()._include = newValue}
   }
   /// Returns true if `include` has been explicitly set.
-  public var hasInclude: Bool {self._include != nil}
+  public var hasInclude: Bool {_storage._include != nil}
   /// Clears the value of `include`. Subsequent reads from it will return its default value.
-  public mutating func clearInclude() {self._include = nil}
+  public mutating func clearInclude() {_uniqueStorage()._include = nil}
+
+  /// Read your writes: an engine whose collection is behind this LSN (a read
+  /// replica) waits up to 2 s for it, then answers UNAVAILABLE. 0: any.
+  public var minLsn: UInt64 {
+    get {_storage._minLsn}
+    set {_uniqueStorage()._minLsn = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _collection: Sextant_V1_CollectionRef? = nil
-  fileprivate var _where: Sextant_V1_Where? = nil
-  fileprivate var _whereDocument: Sextant_V1_WhereDocument? = nil
-  fileprivate var _limit: UInt32? = nil
-  fileprivate var _include: Sextant_V1_Include? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Sextant_V1_RecordResult: Sendable {
@@ -1496,6 +1508,12 @@ public nonisolated struct Sextant_V1_QueryRequest: @unchecked Sendable {
     set {_uniqueStorage()._sparseQueries = newValue}
   }
 
+  /// as in GetRequest
+  public var minLsn: UInt64 {
+    get {_storage._minLsn}
+    set {_uniqueStorage()._minLsn = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1540,6 +1558,9 @@ public nonisolated struct Sextant_V1_FacetsRequest: Sendable {
 
   /// most common values returned, 1...1000 (0 = 10)
   public var limit: UInt32 = 0
+
+  /// as in GetRequest
+  public var minLsn: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3549,68 +3570,125 @@ nonisolated extension Sextant_V1_DeleteRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Sextant_V1_GetRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}ids\0\u{3}by_ids\0\u{1}where\0\u{3}where_document\0\u{1}offset\0\u{1}limit\0\u{1}include\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}ids\0\u{3}by_ids\0\u{1}where\0\u{3}where_document\0\u{1}offset\0\u{1}limit\0\u{1}include\0\u{3}min_lsn\0")
+
+  fileprivate class _StorageClass {
+    var _collection: Sextant_V1_CollectionRef? = nil
+    var _ids: [String] = []
+    var _byIds: Bool = false
+    var _where: Sextant_V1_Where? = nil
+    var _whereDocument: Sextant_V1_WhereDocument? = nil
+    var _offset: UInt32 = 0
+    var _limit: UInt32? = nil
+    var _include: Sextant_V1_Include? = nil
+    var _minLsn: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _collection = source._collection
+      _ids = source._ids
+      _byIds = source._byIds
+      _where = source._where
+      _whereDocument = source._whereDocument
+      _offset = source._offset
+      _limit = source._limit
+      _include = source._include
+      _minLsn = source._minLsn
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._collection) }()
-      case 2: try { try decoder.decodeRepeatedStringField(value: &self.ids) }()
-      case 3: try { try decoder.decodeSingularBoolField(value: &self.byIds) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._where) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._whereDocument) }()
-      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.offset) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self._limit) }()
-      case 8: try { try decoder.decodeSingularMessageField(value: &self._include) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._collection) }()
+        case 2: try { try decoder.decodeRepeatedStringField(value: &_storage._ids) }()
+        case 3: try { try decoder.decodeSingularBoolField(value: &_storage._byIds) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._where) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._whereDocument) }()
+        case 6: try { try decoder.decodeSingularUInt32Field(value: &_storage._offset) }()
+        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._limit) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._include) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._minLsn) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._collection {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    if !self.ids.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.ids, fieldNumber: 2)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._collection {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._ids.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._ids, fieldNumber: 2)
+      }
+      if _storage._byIds != false {
+        try visitor.visitSingularBoolField(value: _storage._byIds, fieldNumber: 3)
+      }
+      try { if let v = _storage._where {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      try { if let v = _storage._whereDocument {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      if _storage._offset != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._offset, fieldNumber: 6)
+      }
+      try { if let v = _storage._limit {
+        try visitor.visitSingularUInt32Field(value: v, fieldNumber: 7)
+      } }()
+      try { if let v = _storage._include {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      if _storage._minLsn != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._minLsn, fieldNumber: 9)
+      }
     }
-    if self.byIds != false {
-      try visitor.visitSingularBoolField(value: self.byIds, fieldNumber: 3)
-    }
-    try { if let v = self._where {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._whereDocument {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    if self.offset != 0 {
-      try visitor.visitSingularUInt32Field(value: self.offset, fieldNumber: 6)
-    }
-    try { if let v = self._limit {
-      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 7)
-    } }()
-    try { if let v = self._include {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sextant_V1_GetRequest, rhs: Sextant_V1_GetRequest) -> Bool {
-    if lhs._collection != rhs._collection {return false}
-    if lhs.ids != rhs.ids {return false}
-    if lhs.byIds != rhs.byIds {return false}
-    if lhs._where != rhs._where {return false}
-    if lhs._whereDocument != rhs._whereDocument {return false}
-    if lhs.offset != rhs.offset {return false}
-    if lhs._limit != rhs._limit {return false}
-    if lhs._include != rhs._include {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._collection != rhs_storage._collection {return false}
+        if _storage._ids != rhs_storage._ids {return false}
+        if _storage._byIds != rhs_storage._byIds {return false}
+        if _storage._where != rhs_storage._where {return false}
+        if _storage._whereDocument != rhs_storage._whereDocument {return false}
+        if _storage._offset != rhs_storage._offset {return false}
+        if _storage._limit != rhs_storage._limit {return false}
+        if _storage._include != rhs_storage._include {return false}
+        if _storage._minLsn != rhs_storage._minLsn {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3755,7 +3833,7 @@ nonisolated extension Sextant_V1_Fusion: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QueryRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}queries\0\u{1}k\0\u{1}where\0\u{3}where_document\0\u{1}include\0\u{1}ef\0\u{1}mode\0\u{1}texts\0\u{1}fusion\0\u{3}sparse_key\0\u{3}sparse_queries\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}queries\0\u{1}k\0\u{1}where\0\u{3}where_document\0\u{1}include\0\u{1}ef\0\u{1}mode\0\u{1}texts\0\u{1}fusion\0\u{3}sparse_key\0\u{3}sparse_queries\0\u{3}min_lsn\0")
 
   fileprivate class _StorageClass {
     var _collection: Sextant_V1_CollectionRef? = nil
@@ -3770,6 +3848,7 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
     var _fusion: Sextant_V1_Fusion? = nil
     var _sparseKey: String = String()
     var _sparseQueries: [Sextant_V1_SparseVector] = []
+    var _minLsn: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3792,6 +3871,7 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
       _fusion = source._fusion
       _sparseKey = source._sparseKey
       _sparseQueries = source._sparseQueries
+      _minLsn = source._minLsn
     }
   }
 
@@ -3822,6 +3902,7 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._fusion) }()
         case 11: try { try decoder.decodeSingularStringField(value: &_storage._sparseKey) }()
         case 12: try { try decoder.decodeRepeatedMessageField(value: &_storage._sparseQueries) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._minLsn) }()
         default: break
         }
       }
@@ -3870,6 +3951,9 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
       if !_storage._sparseQueries.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._sparseQueries, fieldNumber: 12)
       }
+      if _storage._minLsn != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._minLsn, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3891,6 +3975,7 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
         if _storage._fusion != rhs_storage._fusion {return false}
         if _storage._sparseKey != rhs_storage._sparseKey {return false}
         if _storage._sparseQueries != rhs_storage._sparseQueries {return false}
+        if _storage._minLsn != rhs_storage._minLsn {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3902,7 +3987,7 @@ nonisolated extension Sextant_V1_QueryRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Sextant_V1_FacetsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FacetsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}field\0\u{1}where\0\u{3}where_document\0\u{1}limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}field\0\u{1}where\0\u{3}where_document\0\u{1}limit\0\u{3}min_lsn\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3915,6 +4000,7 @@ nonisolated extension Sextant_V1_FacetsRequest: SwiftProtobuf.Message, SwiftProt
       case 3: try { try decoder.decodeSingularMessageField(value: &self._where) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._whereDocument) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.minLsn) }()
       default: break
       }
     }
@@ -3940,6 +4026,9 @@ nonisolated extension Sextant_V1_FacetsRequest: SwiftProtobuf.Message, SwiftProt
     if self.limit != 0 {
       try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 5)
     }
+    if self.minLsn != 0 {
+      try visitor.visitSingularUInt64Field(value: self.minLsn, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3949,6 +4038,7 @@ nonisolated extension Sextant_V1_FacetsRequest: SwiftProtobuf.Message, SwiftProt
     if lhs._where != rhs._where {return false}
     if lhs._whereDocument != rhs._whereDocument {return false}
     if lhs.limit != rhs.limit {return false}
+    if lhs.minLsn != rhs.minLsn {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
