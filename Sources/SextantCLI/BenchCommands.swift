@@ -357,10 +357,19 @@ struct BenchReplica: AsyncParsableCommand {
     @Option(help: "Vector dimensions.") var dimensions = 384
     @Option(name: .customLong("pause-ms"), help: "Pause after each write reached the replica.") var pauseMilliseconds = 50
     @Option(name: .customLong("ship-interval-ms"), help: "The engines' --ship-interval-ms.") var shipIntervalMilliseconds = 1_000
+    @Option(help: "Records written and snapshotted before the replica starts (its start is timed).") var preload = 0
+    @Flag(name: .customLong("ack-after-ship"), help: "Run the primary with --ack-after-ship.") var ackAfterShip = false
+    @Option(help: "Writers upserting 1,000-record batches at full speed while the lag is measured.") var flood = 0
+    @Option(name: .customLong("query-seconds"), help: "Then closed-loop queries on the primary and on the replica, alternating, this long each (0: none).")
+    var querySeconds = 0.0
     @Flag(help: "Print only the JSON line.") var json = false
 
     func run() async throws {
         var configuration = ReplicaLag.Configuration(executable: ownExecutable(), workDirectory: work)
+        configuration.preloadRecords = preload
+        configuration.acknowledgeAfterShipping = ackAfterShip
+        configuration.floodWriters = flood
+        configuration.querySeconds = querySeconds
         configuration.location = location
         configuration.writes = writes
         configuration.recordsPerWrite = recordsPerWrite

@@ -126,6 +126,9 @@ struct EngineCommand: AsyncParsableCommand {
     @Option(name: .customLong("lease-seconds"),
             help: "With --ship-to: the term of the primary's lease on the location, renewed every third of it; a second primary waits out a lapsed one and refuses a live one.")
     var leaseSeconds = 15.0
+    @Flag(name: .customLong("ack-after-ship"),
+          help: "With --ship-to: acknowledge a write only once its log entry is in object storage (survives a lost volume; each write then waits for an upload).")
+    var ackAfterShip = false
 
     func run() async throws {
         let logger = Logs.make("sextant.engine")
@@ -187,6 +190,7 @@ struct EngineCommand: AsyncParsableCommand {
         }
         guard (50...600_000).contains(shipIntervalMilliseconds) else { throw ValidationError("--ship-interval-ms must be in 50...600000") }
         guard (1...3_600).contains(leaseSeconds) else { throw ValidationError("--lease-seconds must be in 1...3600") }
+        guard !ackAfterShip || shipTo != nil else { throw ValidationError("--ack-after-ship needs --ship-to") }
         let s3 = try backup.s3.settings()
         // One primary per location: the lease comes before anything is restored from it or shipped to it.
         let lease: PrimaryLease?
@@ -196,7 +200,8 @@ struct EngineCommand: AsyncParsableCommand {
         // With --backup-to (or --ship-to), an empty data root (a fresh container) first gets the newest backup back.
         let backups = try await backup.start(dataRoot: data.data, logger: logger, location: shipTo)
         let replication = try await Replication.prepare(shipTo: shipTo, follow: follow, dataRoot: data.data,
-                                                        s3: s3, backups: backups, lease: lease, logger: logger)
+                                                        s3: s3, backups: backups, lease: lease, acknowledgeAfterShipping: ackAfterShip,
+                                                        logger: logger)
         replication?.configure(&configuration)
         let server: EngineServer
         do { server = try await EngineServer.start(configuration, logger: logger) } catch let error as EngineStartError {
@@ -210,12 +215,13 @@ struct EngineCommand: AsyncParsableCommand {
         let signal = await Signals.wait()
         logger.notice("received signal \(signal)")
         periodic?.cancel()
-        replicating?.cancel()
-        await replicating?.value
         // Stop accepting and checkpoint first, then back up the closed files: the
         // backup holds every acknowledged write, and it is incremental, so it fits
-        // the platform's shutdown grace period.
+        // the platform's shutdown grace period. Shipping (and the lease) run on
+        // while writes drain: with --ack-after-ship they wait for it.
         try await server.shutdown()
+        replicating?.cancel()
+        await replicating?.value
         await replication?.finish(storage: server.storage)
         if let backups { await backups.shutdownBackup(engine: nil, token: nil) }
         await replication?.release()

@@ -14,6 +14,8 @@ struct Replication: Sendable {
     let backups: BackupLifecycle?
     /// A primary's lease on its location, taken before anything is restored or shipped.
     let lease: PrimaryLease?
+    /// `--ack-after-ship`: writes waiting for their entry to be in object storage.
+    let positions: ShippedPositions?
     let logger: Logger
 
     /// `--ship-to`: the lease, taken now (waiting out one left by a dead primary).
@@ -28,10 +30,11 @@ struct Replication: Sendable {
     /// A replica with an empty data folder first restores the newest snapshot
     /// (as a primary with `--ship-to` already did through its backup lifecycle).
     static func prepare(shipTo: String?, follow: String?, dataRoot: String, s3: S3Settings, backups: BackupLifecycle?,
-                        lease: PrimaryLease?, logger: Logger) async throws -> Replication? {
+                        lease: PrimaryLease?, acknowledgeAfterShipping: Bool = false, logger: Logger) async throws -> Replication? {
         if let shipTo {
-            return Replication(role: .primary, store: try ObjectStoreLocation.open(shipTo, settings: s3), backups: backups, lease: lease,
-                               logger: logger)
+            let store = try ObjectStoreLocation.open(shipTo, settings: s3)
+            return Replication(role: .primary, store: store, backups: backups, lease: lease,
+                               positions: acknowledgeAfterShipping ? ShippedPositions(location: store.displayName) : nil, logger: logger)
         }
         guard let follow else { return nil }
         let store = try ObjectStoreLocation.open(follow, settings: s3)
@@ -44,7 +47,7 @@ struct Replication: Sendable {
                 logger.notice("restored snapshot \(report.id) (\(report.records) records) from \(store.displayName)")
             }
         }
-        return Replication(role: .replica, store: store, backups: nil, lease: nil, logger: logger)
+        return Replication(role: .replica, store: store, backups: nil, lease: nil, positions: nil, logger: logger)
     }
 
     /// Before the engine listens, it applies what was shipped after its
@@ -53,6 +56,9 @@ struct Replication: Sendable {
     func configure(_ configuration: inout EngineConfiguration) {
         let (store, logger) = (store, logger)
         if role == .replica { configuration.readReplicaOf = store.displayName }
+        if let positions {
+            configuration.acknowledgementGate = { collection, lsn in try await positions.waitShipped(collection, lsn) }
+        }
         if let lease {
             configuration.writeGate = {
                 lease.isValid ? nil : "this primary does not hold its lease on \(store.displayName) (another primary may): it acknowledges no writes"
@@ -73,7 +79,7 @@ struct Replication: Sendable {
             logger.notice("shipping the log to \(store.displayName) every \(intervalMilliseconds) ms")
             return Task {
                 await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await shipper.run(intervalMilliseconds: intervalMilliseconds) }
+                    group.addTask { [positions] in await shipper.run(intervalMilliseconds: intervalMilliseconds, positions: positions) }
                     if let lease { group.addTask { await lease.run() } }
                 }
             }
