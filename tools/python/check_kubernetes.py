@@ -19,7 +19,8 @@ root, sextant = sys.argv[1], sys.argv[2]
 version = sys.argv[3] if len(sys.argv) > 3 else "1.30.0"
 expected = {
     "tenders": {"StatefulSet/sextant-engine", "Deployment/sextant-api", "CronJob/sextant-ingest", "Service/sextant-engine",
-                "Service/sextant-api", "ConfigMap", "Namespace/sextant-tenders"},
+                "Service/sextant-api", "ConfigMap", "Namespace/sextant-tenders", "Deployment/sextant-engine-replica",
+                "Service/sextant-engine-replicas", "HorizontalPodAutoscaler/sextant-engine-replica"},
     "knowledge-base": {"StatefulSet/sextant-engine", "Deployment/sextant-api", "Deployment/sextant-scraper",
                        "Deployment/sextant-bots", "Service/sextant-bots", "ConfigMap", "Namespace/sextant-kb"},
 }
@@ -115,19 +116,34 @@ for overlay, wanted in expected.items():
                     problems.append(f"{overlay}: {name}: sextant {subcommand} has no {flag}")
             if args[args.index("--data") + 1] != "/data":
                 problems.append(f"{overlay}: {name}: --data is not /data")
-            if subcommand == "engine":
+            if subcommand == "engine" and "--follow" in args:
+                # A read replica: a Deployment with a cache volume, scaled by an autoscaler, following the primary's location.
+                if obj["kind"] != "Deployment" or "emptyDir" not in volumes.get("data", {}):
+                    problems.append(f"{overlay}: {name}: a replica is a Deployment with an emptyDir cache")
+                if not any(o["kind"] == "HorizontalPodAutoscaler" and o["spec"]["scaleTargetRef"]["name"] == obj["metadata"]["name"]
+                           for o in objects):
+                    problems.append(f"{overlay}: {name}: no autoscaler scales the replicas")
+                if args[args.index("--follow") + 1] != "$(SHIP_TO)":
+                    problems.append(f"{overlay}: {name} does not follow the primary's --ship-to location")
+                for flag in ("--token-file", "--tls-cert", "--tls-key"):
+                    if flag not in args:
+                        problems.append(f"{overlay}: {name} runs without {flag}")
+            elif subcommand == "engine":
                 if obj["kind"] != "StatefulSet" or obj["spec"]["replicas"] != 1:
                     problems.append(f"{overlay}: the engine must be a single-replica StatefulSet")
-                for flag in ("--token-file", "--tls-cert", "--tls-key", "--backup-to"):
+                for flag in ("--token-file", "--tls-cert", "--tls-key", "--ship-to"):
                     if flag not in args:
                         problems.append(f"{overlay}: the engine runs without {flag}")
+            if subcommand == "engine":
                 probe = container.get("readinessProbe", {}).get("exec", {}).get("command", [])
                 if probe[1:2] != ["collections"] or any(f.startswith("--") and f not in help_of("collections") for f in probe):
-                    problems.append(f"{overlay}: the engine's readiness probe is not a real `sextant collections` call")
+                    problems.append(f"{overlay}: {name}'s readiness probe is not a real `sextant collections` call")
             else:
-                engine = args[args.index("--engine") + 1]
-                if engine != "tls://sextant-engine:7700":
-                    problems.append(f"{overlay}: {name} dials {engine}, not the engine over TLS")
+                engine = args[args.index("--engine") + 1].split(",")
+                if engine[0] != "tls://sextant-engine:7700" or any(e != "tls://sextant-engine-replicas:7700" for e in engine[1:]):
+                    problems.append(f"{overlay}: {name} dials {','.join(engine)}, not the primary (then its replicas) over TLS")
+                if len(engine) > 1 and not any(o["kind"] == "Service" and o["metadata"]["name"] == "sextant-engine-replicas" for o in objects):
+                    problems.append(f"{overlay}: {name} reads from replicas the overlay does not run")
                 if env.get("SEXTANT_ENGINE_CA_FILE", {}).get("value") != "/certs/ca.pem":
                     problems.append(f"{overlay}: {name} does not verify the engine against the CA")
             if subcommand == "api":
