@@ -226,7 +226,7 @@ let package = Package(
         .target(
             name: "SextantReplication",
             dependencies: [
-                "SextantStorage", "SextantObjectStore",
+                "SextantStorage", "SextantObjectStore", "SextantConcurrency",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import SextantConcurrency
 import SextantProtocol
 import SextantSupport
 import Synchronization
@@ -233,7 +234,7 @@ public final class SextantClient: Sendable {
             // The least busy healthy replica first, then the others; UNAVAILABLE (behind
             // min_lsn, restarting, unreachable) or NOT_FOUND (a collection it has not
             // seen yet) passes the read on, and the primary answers last.
-            let now = ReplicaEndpoint.nowMilliseconds()
+            let now = MonotonicClock.milliseconds()
             let order = replicaEndpoints.sorted { a, b in
                 let (aHealthy, bHealthy) = (a.isHealthy(at: now), b.isHealthy(at: now))
                 if aHealthy != bHealthy { return aHealthy }
@@ -432,9 +433,7 @@ final class ReplicaEndpoint: Sendable {
 
     init(client: SextantClient) { self.client = client }
 
-    static func nowMilliseconds() -> UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
-
     func isHealthy(at now: UInt64) -> Bool { now >= unhealthyUntilMilliseconds.load(ordering: .relaxed) }
 
-    func markUnhealthy() { unhealthyUntilMilliseconds.store(Self.nowMilliseconds() + Self.pauseMilliseconds, ordering: .relaxed) }
+    func markUnhealthy() { unhealthyUntilMilliseconds.store(MonotonicClock.milliseconds() + Self.pauseMilliseconds, ordering: .relaxed) }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SextantConcurrency
 import SextantObjectStore
 import Synchronization
 
@@ -103,7 +104,7 @@ public actor PrimaryLease {
     }
 
     private func write(condition: WriteCondition) async throws {
-        let started = LeaseClock.nowMilliseconds()
+        let started = MonotonicClock.milliseconds()
         let now = Date().timeIntervalSince1970
         let record = LeaseRecord(holder: holder, expiresAtSeconds: now + termSeconds, renewedAtSeconds: now)
         let encoder = JSONEncoder()
@@ -158,13 +159,7 @@ final class LeaseClock: Sendable {
     private let untilMilliseconds = Atomic<UInt64>(0)
     private let revoked = Atomic<Bool>(false)
 
-    static func nowMilliseconds() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000 + UInt64(spec.tv_nsec) / 1_000_000
-    }
-
-    var isValid: Bool { !revoked.load(ordering: .acquiring) && Self.nowMilliseconds() < untilMilliseconds.load(ordering: .acquiring) }
+    var isValid: Bool { !revoked.load(ordering: .acquiring) && MonotonicClock.milliseconds() < untilMilliseconds.load(ordering: .acquiring) }
 
     func extend(to milliseconds: UInt64) {
         guard !revoked.load(ordering: .acquiring) else { return }

@@ -1,4 +1,5 @@
 import Foundation
+import SextantConcurrency
 import SextantStorage
 import Synchronization
 
@@ -25,14 +26,12 @@ public final class ShippedPositions: Sendable {
         self.timeoutMilliseconds = timeoutMilliseconds
     }
 
-    static func nowMilliseconds() -> UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
-
     /// Returns once `lsn` of `collection` is in object storage.
     public func waitShipped(_ collection: Collection, _ lsn: LSN) async throws {
         if collection.firstUnshippedLSN.load(ordering: .acquiring) > lsn { return }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             waiters.withLock {
-                $0.append(Waiter(collectionID: collection.id, lsn: lsn, sinceMilliseconds: Self.nowMilliseconds(), continuation: continuation))
+                $0.append(Waiter(collectionID: collection.id, lsn: lsn, sinceMilliseconds: MonotonicClock.milliseconds(), continuation: continuation))
             }
             wanted.store(true, ordering: .releasing)
         }
@@ -45,7 +44,7 @@ public final class ShippedPositions: Sendable {
     func settle(_ storage: StorageEngine) {
         let shipped = Dictionary(storage.list().map { ($0.id, $0.firstUnshippedLSN.load(ordering: .acquiring)) },
                                  uniquingKeysWith: { a, _ in a })
-        let now = Self.nowMilliseconds()
+        let now = MonotonicClock.milliseconds()
         var released: [CheckedContinuation<Void, any Error>] = []
         var expired: [CheckedContinuation<Void, any Error>] = []
         waiters.withLock { list in

@@ -107,16 +107,3 @@ enum Blocking {
         }
     }
 }
-
-/// The coarse monotonic clock the reader-activity window reads: it costs a few
-/// nanoseconds (no hardware counter read) and ticks with the scheduler (4 ms at
-/// 250 Hz), enough for a 250 ms window on every query.
-enum MonotonicClock {
-    static func coarseMilliseconds() -> UInt64 { milliseconds(CLOCK_MONOTONIC_COARSE) }
-
-    private static func milliseconds(_ clock: clockid_t) -> UInt64 {
-        var spec = timespec()
-        clock_gettime(clock, &spec)
-        return UInt64(spec.tv_sec) &* 1_000 &+ UInt64(spec.tv_nsec / 1_000_000)
-    }
-}

@@ -1,4 +1,5 @@
 import CSextantKernels
+import SextantConcurrency
 import SextantKernels
 import Synchronization
 
