@@ -54,8 +54,8 @@ struct Replication: Sendable {
     /// snapshot: a primary so that new writes follow the shipped ones, a
     /// replica so that it starts current.
     func configure(_ configuration: inout EngineConfiguration) {
-        let (store, logger) = (store, logger)
-        if role == .replica { configuration.readReplicaOf = store.displayName }
+        let (store, logger, isReplica) = (store, logger, role == .replica)
+        if isReplica { configuration.readReplicaOf = store.displayName }
         if let positions {
             configuration.acknowledgementGate = { collection, lsn in try await positions.waitShipped(collection, lsn) }
         }
@@ -65,7 +65,7 @@ struct Replication: Sendable {
             }
         }
         configuration.beforeListening = { storage in
-            let applied = try await LogFollower(storage: storage, store: store, logger: logger).followOnce()
+            let applied = try await LogFollower(storage: storage, store: store, logger: logger, replica: isReplica).followOnce()
             if applied > 0 { logger.notice("applied \(applied) log entries shipped to \(store.displayName)") }
         }
     }

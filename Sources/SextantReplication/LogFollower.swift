@@ -19,12 +19,16 @@ public actor LogFollower {
     let storage: StorageEngine
     let logger: Logger
     private var descriptions: [String: CollectionConfiguration] = [:]
+    /// A read replica (`--follow`): its collections change only by the shipped
+    /// log. False for a primary applying its own shipped log once at start.
+    let replica: Bool
     private var rounds = 0
     private var reportedGaps: Set<String> = []
     /// Rounds between listings of the primary's collections (new or deleted ones).
     public var discoverEveryRounds = 5
 
-    public init(storage: StorageEngine, store: any ObjectStore, logger: Logger) {
+    public init(storage: StorageEngine, store: any ObjectStore, logger: Logger, replica: Bool = true) {
+        self.replica = replica
         self.storage = storage
         self.store = store
         self.logger = logger
@@ -72,6 +76,7 @@ public actor LogFollower {
 
     /// Applies the shipped log after `collection`'s last LSN; returns the entries applied.
     public func catchUp(_ collection: Collection) async throws -> Int {
+        if replica { collection.followShippedLog() }
         guard let head = try await store.readJSON(ShippedHead.self, ShippedLog.headKey(collection.id)) else {
             collection.noteReplicaCaughtUp()  // nothing shipped yet
             return 0

@@ -9,6 +9,7 @@ extension Collection {
     /// collection as it was, and replay rebuilds the index at the same point.
     public func setPayloadIndexes(_ fields: [String]) async throws {
         try CollectionConfiguration.validatePayloadIndexes(fields)
+        try refuseIfFollowing()
         guard !closed.load(ordering: .acquiring) else { throw StorageError.unavailable("collection is closed") }
         guard fields != configuration.payloadIndexes else { return }
         let lsn = try await writerLock.withLock { () async throws -> LSN in
@@ -35,7 +36,7 @@ extension Collection {
     /// built in the background (one build at a time per collection).
     func noteUnindexedFilter(_ filter: WhereFilter) {
         let threshold = automaticIndexRecords.load(ordering: .relaxed)
-        guard threshold > 0 else { return }
+        guard threshold > 0, !followsShippedLog.load(ordering: .relaxed) else { return }
         var due: [String] = []
         unindexedFilterUses.withLock { uses in
             for key in filter.keys where !key.hasPrefix("#") {

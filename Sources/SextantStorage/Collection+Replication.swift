@@ -26,6 +26,9 @@ extension Collection {
         firstUnshippedLSN.store(lsn, ordering: .releasing)
     }
 
+    /// Marks a read replica's collection: from now on only `applyShipped` changes it.
+    public func followShippedLog() { followsShippedLog.store(true, ordering: .relaxed) }
+
     /// A follower found nothing newer in the shipped log just now.
     public func noteReplicaCaughtUp() {
         replicaCaughtUpMilliseconds.store(MonotonicClock.coarseMilliseconds(), ordering: .relaxed)

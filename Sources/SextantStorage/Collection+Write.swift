@@ -11,6 +11,7 @@ extension Collection {
     /// Applies a write durably. `pacer` carries the caller's pauses on (the engine
     /// paces its decoding with it too); by default one is made for this write.
     public func write(_ request: WriteRequest, pacer given: ReaderPacer? = nil) async throws -> WriteOutcome {
+        try refuseIfFollowing()
         guard !closed.load(ordering: .acquiring) else { throw StorageError.unavailable("collection is closed") }
         if isDimensionPending { try await decideDimension(request) }
         // The bulk of a write's CPU, outside every lock, paced like the indexer
@@ -70,6 +71,7 @@ extension Collection {
     /// answers with the old index (or FAILED_PRECONDITION) until then.
     public func setTextIndex(_ settings: TextIndexSettings?) async throws {
         try settings?.validate()
+        try refuseIfFollowing()
         guard !closed.load(ordering: .acquiring) else { throw StorageError.unavailable("collection is closed") }
         guard settings != configuration.textIndex else { return }
         var built: BM25Index?
@@ -113,6 +115,7 @@ extension Collection {
 
     /// Renames the collection or replaces its metadata, durably (through the WAL).
     public func modify(name: String?, metadata: Metadata?) async throws {
+        try refuseIfFollowing()
         if let name { try CollectionConfiguration.validateName(name) }
         if let metadata { try MetadataCodec.validate(metadata) }
         guard (metadata ?? [:]).values.allSatisfy(\.isScalar) else {

@@ -113,6 +113,17 @@ public final class Collection: @unchecked Sendable {
     /// The newest batch whose records readers can see (set after its apply,
     /// unlike the WAL's last LSN, which moves before it): what `min_lsn` waits for.
     let appliedLSNValue = Atomic<UInt64>(0)
+    /// A read replica's collection: only its primary's shipped log changes it.
+    /// Its own writes, and the automatic payload indexes its queries would
+    /// ask for, would take LSNs that belong to the primary's next entries.
+    let followsShippedLog = Atomic<Bool>(false)
+
+    /// Refuses a change made here to a collection that follows a shipped log.
+    func refuseIfFollowing() throws {
+        if followsShippedLog.load(ordering: .relaxed) {
+            throw StorageError.failedPrecondition("collection '\(name)' follows its primary's shipped log: change it on the primary")
+        }
+    }
     public var appliedLSN: LSN { appliedLSNValue.load(ordering: .acquiring) }
     /// Awaited after a write is durable and before it is acknowledged
     /// (`sextant engine --ack-after-ship`: until it is in object storage).

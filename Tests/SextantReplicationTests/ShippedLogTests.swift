@@ -99,6 +99,36 @@ private let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         try await follower.close()
     }
 
+    /// A replica's queries would have it index a field by itself, taking an LSN
+    /// that belongs to its primary's next entry: it must not, nor take writes.
+    @Test func aFollowerBuildsNoIndexOfItsOwnAndTakesNoWrite() async throws {
+        let directory = TemporaryDirectory("sextant-replication")
+        defer { directory.remove() }
+        let store = try FolderStore(root: directory.file("bucket"))
+        let primary = try StorageEngine(directory: directory.file("primary"))
+        defer { primary.indexer.stop() }
+        let shipper = LogShipper(storage: primary, store: store, logger: quiet)
+        let (collection, _) = try await primary.create(CollectionConfiguration(name: "feed", dimension: 8))
+        try await collection.write(.upsert(records(0..<200)))
+        try await shipper.shipOnce()
+        let follower = try StorageEngine(directory: directory.file("follower"), automaticIndexRecords: 1)
+        defer { follower.indexer.stop() }
+        let following = LogFollower(storage: follower, store: store, logger: quiet)
+        try await following.followOnce()
+        let copy = try #require(follower.collection(id: collection.id))
+        let filter = WhereFilter.compare(key: "index", op: .gt, value: .int(10))
+        for _ in 0..<(2 * StorageLimits.automaticPayloadIndexFilterUses) { _ = try copy.get(filter: filter) }
+        try await Task.sleep(for: .milliseconds(500))  // an automatic build runs in the background
+        #expect(copy.configuration.payloadIndexes.isEmpty)
+        await #expect(throws: StorageError.self) { try await copy.write(.upsert(records(0..<1))) }
+        await #expect(throws: StorageError.self) { try await copy.setPayloadIndexes(["index"]) }
+        try await collection.write(.upsert(records(200..<300)))
+        try await shipper.shipOnce()
+        #expect(try await following.followOnce() == 1)
+        #expect(copy.lastLSN == collection.lastLSN)
+        #expect(try contents(copy) == contents(collection))
+    }
+
     @Test func aTornPieceIsRefusedAndNothingOfItIsApplied() async throws {
         let directory = TemporaryDirectory("sextant-replication")
         defer { directory.remove() }
