@@ -218,7 +218,12 @@ struct EngineCommand: AsyncParsableCommand {
         // Stop accepting and checkpoint first, then back up the closed files: the
         // backup holds every acknowledged write, and it is incremental, so it fits
         // the platform's shutdown grace period. Shipping (and the lease) run on
-        // while writes drain: with --ack-after-ship they wait for it.
+        // while writes drain: with --ack-after-ship they wait for it. A replica
+        // stops following first, so that nothing applies to a closing collection.
+        if replication?.role == .replica {
+            replicating?.cancel()
+            await replicating?.value
+        }
         try await server.shutdown()
         replicating?.cancel()
         await replicating?.value
