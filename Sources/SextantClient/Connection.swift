@@ -115,6 +115,7 @@ final class ResponseHandler: ChannelDuplexHandler {
         }
         if let closedError {
             request.promise.fail(closedError)
+            promise?.fail(closedError)
             return
         }
         let id = nextID
@@ -239,8 +240,16 @@ final class Connection: Sendable {
         let frame = Frame(header: FrameHeader(kind: .request, method: method, requestID: 0, deadlineMilliseconds: deadline),
                           body: body)
         let request = ResponseHandler.Outgoing.request(.init(frame: frame, promise: promise, timeout: timeout))
+        // A channel that closed before the write reached the response handler
+        // (a TLS handshake the client itself refused) has no handler left to
+        // fail the request or time it out: the failed write does it (a promise
+        // completed twice keeps its first result).
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(SextantError(.unavailable, "connection to the engine closed: \(error)"))
+        }
         if let flushQueued, channel.eventLoop.inEventLoop {
-            channel.write(request, promise: nil)
+            channel.write(request, promise: written)
             if !flushQueued.value {
                 flushQueued.value = true
                 channel.eventLoop.execute {
@@ -249,7 +258,7 @@ final class Connection: Sendable {
                 }
             }
         } else {
-            channel.writeAndFlush(request, promise: nil)
+            channel.writeAndFlush(request, promise: written)
         }
         let response = try await promise.futureResult.get()
         guard response.header.status == .ok else {
