@@ -117,11 +117,9 @@ import Testing
     @Test func s3BackupDuringWritesRestoresAnAcknowledgedPrefix() async throws {
         let directory = TemporaryDirectory("sextant-backup")
         defer { directory.remove() }
-        let moto = try BackgroundServer(python: ["-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"],
-                                        logPath: directory.file("moto.log"))
+        let moto = try MotoServer(logPath: directory.file("moto.log"))
         defer { moto.stop() }
-        let environment = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1",
-                           "AWS_ENDPOINT_URL": moto.url]
+        let environment = moto.environment
         try await S3Store(bucket: "backups", prefix: "", settings: S3Settings(environment: environment)).createBucket()
         let root = directory.file("root")
         let engine = try EngineProcess(dataRoot: root)

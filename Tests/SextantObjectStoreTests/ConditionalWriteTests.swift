@@ -36,11 +36,9 @@ import Testing
     @Test func s3WritesOnlyWhenTheConditionHolds() async throws {
         let directory = TemporaryDirectory("sextant-conditional")
         defer { directory.remove() }
-        let moto = try BackgroundServer(python: ["-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"],
-                                        logPath: directory.file("moto.log"))
+        let moto = try MotoServer(logPath: directory.file("moto.log"))
         defer { moto.stop() }
-        let environment = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1",
-                           "AWS_ENDPOINT_URL": moto.url]
+        let environment = moto.environment
         let store = try S3Store(bucket: "leases", prefix: "site/", settings: S3Settings(environment: environment))
         try await store.createBucket()
         try await Self.exercise(store)

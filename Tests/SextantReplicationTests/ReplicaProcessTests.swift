@@ -33,11 +33,9 @@ private func waitForCount(_ collection: CollectionHandle, _ expected: Int, timeo
     @Test func aReplicaFollowsThePrimaryAndAPrimaryComesBackFromTheBucket() async throws {
         let directory = TemporaryDirectory("sextant-replica")
         defer { directory.remove() }
-        let moto = try BackgroundServer(python: ["-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"],
-                                        logPath: directory.file("moto.log"))
+        let moto = try MotoServer(logPath: directory.file("moto.log"))
         defer { moto.stop() }
-        let environment = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1",
-                           "AWS_ENDPOINT_URL": moto.url]
+        let environment = moto.environment
         try await S3Store(bucket: "site", prefix: "", settings: S3Settings(environment: environment)).createBucket()
         let location = "s3://site/tenders"
         let ship = ["--ship-to", location, "--ship-interval-ms", "100", "--lease-seconds", "2"]

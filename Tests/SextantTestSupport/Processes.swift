@@ -185,3 +185,20 @@ public final class BackgroundServer: @unchecked Sendable {
     public func stop() { if process.isRunning { process.killHard() } }
     deinit { stop() }
 }
+
+/// A real S3-compatible server (moto, from the test virtualenv) on a free
+/// loopback port, and the AWS environment that points `sextant` processes and
+/// `S3Settings(environment:)` at it.
+public final class MotoServer: @unchecked Sendable {
+    public let server: BackgroundServer
+    public var url: String { server.url }
+    public var environment: [String: String] {
+        ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": url]
+    }
+
+    public init(logPath: String) throws {
+        server = try BackgroundServer(python: ["-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"], logPath: logPath)
+    }
+
+    public func stop() { server.stop() }
+}
