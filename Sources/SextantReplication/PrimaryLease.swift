@@ -10,6 +10,12 @@ public struct LeaseRecord: Codable, Sendable, Equatable {
     /// Wall-clock seconds; another primary may take over after it.
     public var expiresAtSeconds: Double
     public var renewedAtSeconds: Double
+
+    public init(holder: String, expiresAtSeconds: Double, renewedAtSeconds: Double) {
+        self.holder = holder
+        self.expiresAtSeconds = expiresAtSeconds
+        self.renewedAtSeconds = renewedAtSeconds
+    }
 }
 
 /// One writer per location, without a consensus protocol of our own: a

@@ -151,6 +151,41 @@ private func waitForCount(_ collection: CollectionHandle, _ expected: Int, timeo
     }
 }
 
+/// A primary whose lease another took stops acknowledging writes (and says why).
+@Suite(.serialized) struct FencedPrimaryTests {
+    @Test func aPrimaryThatLostItsLeaseRefusesWrites() async throws {
+        let directory = TemporaryDirectory("sextant-fenced")
+        defer { directory.remove() }
+        let bucket = try FolderStore(root: directory.file("bucket"))
+        let primary = try EngineProcess(dataRoot: directory.file("primary"),
+                                        extraArguments: ["--ship-to", "file://" + directory.file("bucket"), "--lease-seconds", "1.5"])
+        defer { primary.stop() }
+        let client = try await SextantClient.connect(to: primary.address)
+        let tenders = try await client.createCollection(name: "tenders", dimension: 16)
+        let first = batch(0..<10)
+        try await tenders.upsert(ids: first.ids, vectors: first.vectors)
+
+        // Another primary's lease replaces this one's (as after a takeover it did not see).
+        let intruder = LeaseRecord(holder: "another", expiresAtSeconds: Date().timeIntervalSince1970 + 60,
+                                   renewedAtSeconds: Date().timeIntervalSince1970)
+        try await bucket.write(Array(try JSONEncoder().encode(intruder)), to: PrimaryLease.key)
+        var refusal: SextantError?
+        let deadline = Date().addingTimeInterval(30)
+        var round = 0
+        while refusal == nil && Date() < deadline {
+            let next = batch(100 + round * 10..<110 + round * 10)
+            do { try await tenders.upsert(ids: next.ids, vectors: next.vectors) } catch let error as SextantError { refusal = error }
+            round += 1
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(refusal?.code == .unavailable)
+        #expect(refusal?.message.contains("lease") == true, "\(String(describing: refusal))")
+        #expect(primary.log.contains("lost the lease"), "\(primary.log.suffix(2_000))")
+        #expect(try await tenders.count() >= 10, "reads go on")
+        await client.close()
+    }
+}
+
 /// The client with several endpoints: reads spread over read replicas, writes
 /// to the primary; a primary killed mid-ingest costs no read, and once it is
 /// back the replicas converge on exactly its acknowledged state.
