@@ -318,7 +318,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "SextantReplicationTests",
-            dependencies: ["SextantReplication", "SextantStorage", "SextantObjectStore", "SextantPayload", "SextantTestSupport",
+            dependencies: ["SextantReplication", "SextantStorage", "SextantObjectStore", "SextantPayload", "SextantProtocol", "SextantTestSupport",
                            "SextantClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(

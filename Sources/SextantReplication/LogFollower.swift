@@ -124,15 +124,13 @@ public actor LogFollower {
     /// logged once and retried.
     public func run(intervalMilliseconds: Int) async {
         precondition(intervalMilliseconds > 0, "validated by the command line")
-        var failing = false
+        var rounds = RoundLog("following \(store.displayName)", logger: logger)
         while !Task.isCancelled {
             do {
                 try await followOnce()
-                if failing { logger.notice("following \(store.displayName) works again") }
-                failing = false
+                rounds.succeeded()
             } catch {
-                if !failing { logger.error("following \(store.displayName) failed: \(error); retrying every round") }
-                failing = true
+                rounds.failed(error)
             }
             try? await Task.sleep(for: .milliseconds(intervalMilliseconds))
         }

@@ -135,15 +135,13 @@ public actor LogShipper {
     /// once, within 2 ms, and each round releases the writes it shipped.
     public func run(intervalMilliseconds: Int, positions: ShippedPositions? = nil) async {
         precondition(intervalMilliseconds > 0, "validated by the command line")
-        var failing = false
+        var rounds = RoundLog("log shipping to \(store.displayName)", logger: logger)
         while !Task.isCancelled {
             do {
                 try await shipOnce()
-                if failing { logger.notice("log shipping to \(store.displayName) works again") }
-                failing = false
+                rounds.succeeded()
             } catch {
-                if !failing { logger.error("log shipping to \(store.displayName) failed: \(error); retrying every round") }
-                failing = true
+                rounds.failed(error)
             }
             positions?.settle(storage)
             guard let positions else {

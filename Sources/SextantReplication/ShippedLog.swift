@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SextantObjectStore
 import SextantStorage
 
@@ -86,5 +87,28 @@ extension ObjectStore {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try await write(Array(try encoder.encode(value)), to: key)
+    }
+}
+
+/// The failures of a repeating round (shipping, following), logged once when
+/// they start and once when they end, not every round.
+struct RoundLog {
+    let activity: String
+    let logger: Logger
+    private var failing = false
+
+    init(_ activity: String, logger: Logger) {
+        self.activity = activity
+        self.logger = logger
+    }
+
+    mutating func succeeded() {
+        if failing { logger.notice("\(activity) works again") }
+        failing = false
+    }
+
+    mutating func failed(_ error: any Error) {
+        if !failing { logger.error("\(activity) failed: \(error); retrying every round") }
+        failing = true
     }
 }

@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import SextantClient
 import SextantObjectStore
+import SextantProtocol
 import SextantReplication
 import SextantTestSupport
 import Synchronization
@@ -72,6 +73,19 @@ private func waitForCount(_ collection: CollectionHandle, _ expected: Int, timeo
         } catch let error as SextantError {
             #expect(error.code == .failedPrecondition)
             #expect(error.message.contains("read replica"), "\(error.message)")
+        }
+        // A read asking for a position the replica has not reached waits its bound, then sends the client elsewhere.
+        var ahead = Sextant_V1_GetRequest()
+        ahead.collection.id = copy.id
+        ahead.ids = ["t1"]
+        ahead.byIds = true
+        ahead.minLsn = 1_000_000
+        do {
+            _ = try await replicaClient.call(.get, ahead, as: Sextant_V1_GetReply.self, idempotent: false)
+            Issue.record("a replica answered a read it was behind")
+        } catch let error as SextantError {
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("behind"), "\(error.message)")
         }
         let stats = try #require(try await replicaClient.stats().first)
         #expect(stats.isReplica)

@@ -129,6 +129,38 @@ private let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         #expect(try contents(copy) == contents(collection))
     }
 
+    /// `--ack-after-ship`: a write waits for its shipping round; one that cannot
+    /// be shipped within the bound fails UNAVAILABLE instead of waiting forever.
+    @Test func aWriteWaitsForItsShippingAndGivesUpAtTheBound() async throws {
+        let directory = TemporaryDirectory("sextant-replication")
+        defer { directory.remove() }
+        let store = try FolderStore(root: directory.file("bucket"))
+        let primary = try StorageEngine(directory: directory.file("primary"))
+        defer { primary.indexer.stop() }
+        let (collection, _) = try await primary.create(CollectionConfiguration(name: "feed", dimension: 8))
+        let lsn = try await collection.write(.upsert(records(0..<10))).lsn
+
+        // A shipper that may not ship (its lease is gone): the write is given up on.
+        let stuck = ShippedPositions(location: store.displayName, timeoutMilliseconds: 200)
+        let fenced = LogShipper(storage: primary, store: store, logger: quiet, mayShip: { false })
+        let stuckRounds = Task { await fenced.run(intervalMilliseconds: 50, positions: stuck) }
+        await #expect(throws: StorageError.self) { try await stuck.waitShipped(collection, lsn) }
+        stuckRounds.cancel()
+        await stuckRounds.value
+
+        // A working one releases the write after its round, long before the interval.
+        let positions = ShippedPositions(location: store.displayName, timeoutMilliseconds: 30_000)
+        let shipper = LogShipper(storage: primary, store: store, logger: quiet)
+        let rounds = Task { await shipper.run(intervalMilliseconds: 60_000, positions: positions) }
+        let started = ContinuousClock.now
+        try await positions.waitShipped(collection, lsn)
+        #expect(ContinuousClock.now - started < .seconds(30))
+        let head = try await store.read(ShippedLog.headKey(collection.id), maximumBytes: 4_096)
+        #expect(try JSONDecoder().decode(ShippedHead.self, from: Data(head)).lastLSN >= lsn)
+        rounds.cancel()
+        await rounds.value
+    }
+
     @Test func aTornPieceIsRefusedAndNothingOfItIsApplied() async throws {
         let directory = TemporaryDirectory("sextant-replication")
         defer { directory.remove() }
