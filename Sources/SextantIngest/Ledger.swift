@@ -42,11 +42,16 @@ public final class Ledger: Sendable {
             """)
         // Bytes of the file read through the last committed batch: what the page's
         // progress (percent, rate, time left) is computed from. Older ledgers lack it.
-        let columns = try database.query("PRAGMA table_info(files)").compactMap { $0.count > 1 ? $0[1].text : nil }
-        if !columns.contains("bytes_done") {
-            try database.execute("ALTER TABLE files ADD COLUMN bytes_done INTEGER NOT NULL DEFAULT 0")
+        // Checked and added in one write transaction: the worker and the search
+        // API open the same ledger, and two openers that both saw the column
+        // missing failed the second ALTER ("duplicate column name").
+        try database.transaction { transaction in
+            let columns = try transaction.query("PRAGMA table_info(files)").compactMap { $0.count > 1 ? $0[1].text : nil }
+            if !columns.contains("bytes_done") {
+                _ = try transaction.query("ALTER TABLE files ADD COLUMN bytes_done INTEGER NOT NULL DEFAULT 0")
+            }
+            if !columns.contains("updated_at") { _ = try transaction.query("ALTER TABLE files ADD COLUMN updated_at REAL") }
         }
-        if !columns.contains("updated_at") { try database.execute("ALTER TABLE files ADD COLUMN updated_at REAL") }
     }
 
     /// The entry for this exact file version, if one exists.
